@@ -1,0 +1,91 @@
+"""Value types shared by every floor of the package: clips in, reasoning out.
+
+Pure Python + numpy. These are the contracts between the frame buffer, the
+engines and the nodes; keep them small and stable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Clip:
+    """A short video: RGB frames with the capture time of each.
+
+    frames: (T, H, W, 3) uint8, RGB order, T >= 1
+    stamps: (T,) float64 seconds (ROS time of each frame's header), increasing
+    cameras: names of the cameras the frames came from (several when tiled)
+    """
+
+    frames: np.ndarray
+    stamps: np.ndarray
+    cameras: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.frames.ndim != 4 or self.frames.shape[-1] != 3 or self.frames.dtype != np.uint8:
+            raise ValueError(
+                f"Clip.frames must be (T, H, W, 3) uint8 RGB, got {self.frames.shape} {self.frames.dtype}"
+            )
+        if self.stamps.shape != (self.frames.shape[0],):
+            raise ValueError(
+                f"Clip.stamps must have one stamp per frame: {self.stamps.shape} vs {self.frames.shape[0]} frames"
+            )
+        if self.frames.shape[0] == 0:
+            raise ValueError("Clip must hold at least one frame")
+
+    @property
+    def start(self) -> float:
+        return float(self.stamps[0])
+
+    @property
+    def end(self) -> float:
+        return float(self.stamps[-1])
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.frames.shape[0])
+
+
+class TaskKind(str, Enum):
+    NEXT_SUBTASK = "next_subtask"
+    FAILURE = "failure"
+    QUESTION = "question"
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """What the model is asked about a clip.
+
+    `text` is the full user text that follows the video (question, lettered
+    options, reasoning add-on); `options` are the MCQ option texts in letter
+    order (A, B, ...), empty for free-form questions.
+    """
+
+    text: str
+    kind: TaskKind = TaskKind.QUESTION
+    options: tuple[str, ...] = ()
+    system: str = "You are a helpful assistant."
+
+
+@dataclass
+class Reasoning:
+    """What an engine returns for one clip + prompt: the raw generated text and
+    how sure the model was of its answer. Parsing into think/answer/choice is
+    `cosmos_ros.core.answers.parse_answer`'s job, so every backend is parsed alike.
+
+    confidence: geometric mean probability of the tokens inside <answer>…</answer>
+                (NaN when the output has no answer span)
+    """
+
+    text: str
+    confidence: float = float("nan")
+    num_prompt_tokens: int = 0
+    num_generated_tokens: int = 0
+    latency_s: float = 0.0
+    model_id: str = ""
+    finish_reason: str = "length"  # "stop" (EOS / stop string) or "length"
+    token_probs: list[float] = field(default_factory=list)
