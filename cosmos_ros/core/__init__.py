@@ -1,0 +1,64 @@
+"""The ground floor: frames, image codec, prompts, answer parsing and rewards.
+
+Pure Python + numpy (OpenCV only when an image needs converting). Imports
+neither rclpy nor torch, so every other floor and every test can use it.
+"""
+
+from cosmos_ros.core.answers import AnswerStatus, ParsedAnswer, accuracy_reward, format_reward, parse_answer
+from cosmos_ros.core.codec import (
+    DECODE_CAUSES,
+    DEFAULT_MAX_PIXELS,
+    ImageDecodeError,
+    array_to_image_fields,
+    compressed_to_rgb8,
+    encoding_info,
+    image_to_array,
+    image_to_rgb8,
+    rgb8_to_compressed_fields,
+    stamp_seconds,
+)
+from cosmos_ros.core.frames import CameraStats, EmptyClipError, FrameBuffer
+from cosmos_ros.core.prompts import (
+    FAILED_CHOICE,
+    FAILURE_OPTIONS,
+    REASONING_FREE,
+    REASONING_MCQ,
+    failure_prompt,
+    free_prompt,
+    mcq_prompt,
+    next_subtask_prompt,
+)
+from cosmos_ros.core.types import Clip, Prompt, Reasoning, TaskKind
+
+__all__ = [
+    "AnswerStatus",
+    "CameraStats",
+    "Clip",
+    "DECODE_CAUSES",
+    "DEFAULT_MAX_PIXELS",
+    "EmptyClipError",
+    "FAILED_CHOICE",
+    "FAILURE_OPTIONS",
+    "FrameBuffer",
+    "ImageDecodeError",
+    "ParsedAnswer",
+    "Prompt",
+    "REASONING_FREE",
+    "REASONING_MCQ",
+    "Reasoning",
+    "TaskKind",
+    "accuracy_reward",
+    "array_to_image_fields",
+    "compressed_to_rgb8",
+    "encoding_info",
+    "failure_prompt",
+    "format_reward",
+    "free_prompt",
+    "image_to_array",
+    "image_to_rgb8",
+    "mcq_prompt",
+    "next_subtask_prompt",
+    "parse_answer",
+    "rgb8_to_compressed_fields",
+    "stamp_seconds",
+]

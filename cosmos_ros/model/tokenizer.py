@@ -173,7 +173,9 @@ def load_tokenizer(path: str | Path) -> PreTrainedTokenizerFast:
     if not path.is_dir():
         raise FileNotFoundError(f"tokenizer directory {path} does not exist")
     if not (path / "tokenizer.json").is_file() and not (path / "tokenizer_config.json").is_file():
-        raise FileNotFoundError(f"{path} holds no tokenizer (expected tokenizer.json or tokenizer_config.json)")
+        raise FileNotFoundError(
+            f"{path} holds no tokenizer (expected tokenizer.json or tokenizer_config.json)"
+        )
     tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     if tokenizer.chat_template is None:
         tokenizer.chat_template = CHAT_TEMPLATE

@@ -1,0 +1,102 @@
+"""`cosmos-ros`: the front door.
+
+    cosmos-ros demo [--duration S]        camera -> reasoner -> planner listener, real ROS 2
+    cosmos-ros launch NAME [arg:=value]   run launch/NAME.launch.yaml without ROS 2's launch tools
+    cosmos-ros model info PRESET          architecture and parameter count of a model preset
+    cosmos-ros transport-profile          path of the Fast DDS profile for your own camera drivers
+    cosmos-ros bench NAME [args]          run bench/NAME.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import runpy
+import sys
+from pathlib import Path
+
+from cosmos_ros import launch as launcher
+
+
+def _launch(name: str, arguments: list[str], duration: float | None, show_args: bool) -> int:
+    try:
+        file = launcher.find_launch_file(name)
+        graph = launcher.load_graph(file, launcher.parse_arguments(arguments))
+    except launcher.LaunchError as exc:
+        print(f"cosmos-ros launch: {exc}", file=sys.stderr)
+        return 2
+    if show_args:
+        print(f"Arguments of {file.name}:")
+        for arg, (default, description) in graph.arguments.items():
+            print(f"  {arg}:={default!s:<24} {description}")
+        return 0
+    return launcher.run_graph(graph, duration_s=duration)
+
+
+def _model_info(preset: str) -> int:
+    from cosmos_ros.model.config import PRESETS, get_preset, model_info
+
+    try:
+        info = model_info(get_preset(preset))
+    except (KeyError, ValueError) as exc:
+        print(f"cosmos-ros model info: {exc}; presets: {', '.join(PRESETS)}", file=sys.stderr)
+        return 2
+    print(json.dumps(info, indent=2, default=str))
+    return 0
+
+
+def _bench(name: str, args: list[str]) -> int:
+    roots = [Path(__file__).resolve().parent.parent / "bench", Path.cwd() / "bench"]
+    for root in roots:
+        script = root / f"{name}.py"
+        if script.is_file():
+            sys.argv = [str(script), *args]
+            runpy.run_path(str(script), run_name="__main__")
+            return 0
+    available = sorted({p.stem for r in roots if r.is_dir() for p in r.glob("*.py")})
+    print(f"cosmos-ros bench: no benchmark {name!r}; available: {', '.join(available) or 'none'}", file=sys.stderr)
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="cosmos-ros", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="run the demo graph (synthetic camera -> reasoner -> planner)")
+    demo.add_argument("--duration", type=float, default=30.0, help="seconds to run; 0 = until Ctrl-C")
+    demo.add_argument("arguments", nargs="*", help="launch arguments name:=value (see launch demo --show-args)")
+
+    run = sub.add_parser("launch", help="run a launch file of this package (launch/NAME.launch.yaml)")
+    run.add_argument("name", help="demo, reasoner, ... or a path to a .launch.yaml")
+    run.add_argument("arguments", nargs="*", help="launch arguments name:=value")
+    run.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds; 0 = until Ctrl-C")
+    run.add_argument("--show-args", action="store_true", help="list the launch file's arguments and exit")
+
+    model = sub.add_parser("model", help="model presets")
+    model_sub = model.add_subparsers(dest="model_command", required=True)
+    info = model_sub.add_parser("info", help="architecture and parameter count (computed on the meta device)")
+    info.add_argument("preset")
+
+    sub.add_parser("transport-profile", help="print the path of the Fast DDS large-data profile")
+
+    bench = sub.add_parser("bench", help="run a benchmark from bench/")
+    bench.add_argument("name")
+    bench.add_argument("args", nargs=argparse.REMAINDER)
+
+    ns = parser.parse_args(argv)
+    if ns.command == "demo":
+        return _launch("demo", ns.arguments, ns.duration or None, False)
+    if ns.command == "launch":
+        return _launch(ns.name, ns.arguments, ns.duration or None, ns.show_args)
+    if ns.command == "model":
+        return _model_info(ns.preset)
+    if ns.command == "transport-profile":
+        from cosmos_ros.transport import PROFILE_PATH
+
+        print(PROFILE_PATH)
+        return 0
+    return _bench(ns.name, ns.args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

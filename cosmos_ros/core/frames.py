@@ -1,0 +1,348 @@
+"""Per-camera frame rings and the clips the model reasons about.
+
+Cameras publish at their own rate (often 15-60 Hz) while the model wants a few
+seconds sampled at ~4 fps. The FrameBuffer keeps the last few seconds of each
+camera, keyed by header stamp (capture time, not arrival time), and resamples
+them into a `Clip` on demand. The node adds frames from the executor thread and
+a worker thread asks for clips, so every public method takes one lock; the heavy
+work of a clip (resampling, stacking, tiling) runs on a snapshot outside it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field, replace
+from typing import Sequence
+
+import numpy as np
+
+from cosmos_ros.core.types import Clip
+
+
+class EmptyClipError(LookupError):
+    """No frame of a requested camera falls in the requested window.
+
+    Raised rather than returning None: a node that asks for a clip needs to say
+    why it has none (unknown camera, camera silent, window too early).
+    """
+
+
+@dataclass
+class CameraStats:
+    """Counters for one camera, for /diagnostics.
+
+    received = accepted + out_of_order + duplicates. Frames leave the ring either
+    because capacity was exceeded (`evicted`) or they grew older than max_age_s
+    behind the newest stamp (`expired`).
+    """
+
+    received: int = 0
+    accepted: int = 0
+    out_of_order: int = 0  # stamp older than the newest held frame (and not a duplicate)
+    duplicates: int = 0  # stamp equal to a frame already held
+    evicted: int = 0
+    expired: int = 0
+    last_stamp: float = float("nan")  # newest accepted header stamp, seconds
+    last_received_wall: float = float("nan")  # arrival time of that frame (caller's clock)
+    rate_hz: float = 0.0  # accepted frames per second over recent arrivals
+
+
+@dataclass
+class _Camera:
+    stamps: deque[float]
+    frames: deque[np.ndarray]
+    arrivals: deque[float]  # arrival times of recent accepted frames, for rate_hz
+    stats: CameraStats = field(default_factory=CameraStats)
+
+
+class FrameBuffer:
+    """Bounded per-camera rings of (stamp, RGB frame), resampled into Clips.
+
+    capacity_per_camera: frames kept per camera; the oldest is evicted past it.
+    max_age_s: frames older than this behind their camera's newest stamp are
+        dropped (None keeps up to capacity). Bounded either way.
+    rate_window: how many recent arrivals the rate estimate spans.
+    """
+
+    def __init__(self, capacity_per_camera: int = 256, max_age_s: float | None = 30.0, *, rate_window: int = 30):
+        if capacity_per_camera < 1:
+            raise ValueError(f"capacity_per_camera must be >= 1, got {capacity_per_camera}")
+        if max_age_s is not None and max_age_s <= 0:
+            raise ValueError(f"max_age_s must be > 0 or None, got {max_age_s}")
+        if rate_window < 2:
+            raise ValueError(f"rate_window must be >= 2, got {rate_window}")
+        self.capacity_per_camera = capacity_per_camera
+        self.max_age_s = max_age_s
+        self._rate_window = rate_window
+        self._cameras: dict[str, _Camera] = {}
+        self._lock = threading.Lock()
+
+    # ---- writing -------------------------------------------------------------
+
+    def add(self, camera: str, stamp: float, frame: np.ndarray, *, received: float | None = None) -> bool:
+        """Store an (H, W, 3) uint8 RGB frame captured at `stamp` seconds.
+
+        Returns False, and counts it, when the stamp is not newer than the
+        camera's newest frame: rings stay sorted by stamp. `received` is the
+        arrival time (default time.monotonic()); use the same clock for is_stale.
+        The frame is kept by reference: do not modify it afterwards.
+        """
+        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+            raise ValueError(f"frame must be (H, W, 3) uint8 RGB, got {frame.shape} {frame.dtype}")
+        stamp = float(stamp)
+        received = time.monotonic() if received is None else float(received)
+        with self._lock:
+            cam = self._cameras.get(camera)
+            if cam is None:
+                cam = _Camera(deque(), deque(), deque(maxlen=self._rate_window))
+                self._cameras[camera] = cam
+            stats = cam.stats
+            stats.received += 1
+            if cam.stamps and stamp <= cam.stamps[-1]:
+                held = np.asarray(cam.stamps)
+                if (held == stamp).any():
+                    stats.duplicates += 1
+                else:
+                    stats.out_of_order += 1
+                return False
+            cam.stamps.append(stamp)
+            cam.frames.append(frame)
+            cam.arrivals.append(received)
+            stats.accepted += 1
+            stats.last_stamp = stamp
+            stats.last_received_wall = received
+            span = cam.arrivals[-1] - cam.arrivals[0]
+            stats.rate_hz = (len(cam.arrivals) - 1) / span if span > 0 else 0.0
+            while len(cam.stamps) > self.capacity_per_camera:
+                self._pop_oldest(cam)
+                stats.evicted += 1
+            if self.max_age_s is not None:
+                while cam.stamps[0] < stamp - self.max_age_s:
+                    self._pop_oldest(cam)
+                    stats.expired += 1
+            return True
+
+    @staticmethod
+    def _pop_oldest(cam: _Camera) -> None:
+        cam.stamps.popleft()
+        cam.frames.popleft()
+
+    def clear(self, camera: str | None = None) -> None:
+        """Forget the frames and counters of one camera, or of all."""
+        with self._lock:
+            if camera is None:
+                self._cameras.clear()
+            else:
+                self._cameras.pop(camera, None)
+
+    # ---- state ---------------------------------------------------------------
+
+    @property
+    def cameras(self) -> tuple[str, ...]:
+        """Camera names in the order their first frame arrived."""
+        with self._lock:
+            return tuple(self._cameras)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return sum(len(cam.stamps) for cam in self._cameras.values())
+
+    def num_frames(self, camera: str) -> int:
+        with self._lock:
+            cam = self._cameras.get(camera)
+            return len(cam.stamps) if cam else 0
+
+    def stats(self, camera: str) -> CameraStats:
+        """A copy of one camera's counters (all zero for a camera never seen)."""
+        with self._lock:
+            cam = self._cameras.get(camera)
+            return replace(cam.stats) if cam else CameraStats()
+
+    def all_stats(self) -> dict[str, CameraStats]:
+        with self._lock:
+            return {name: replace(cam.stats) for name, cam in self._cameras.items()}
+
+    def newest_stamp(self, camera: str) -> float | None:
+        """Header stamp of the camera's newest held frame; None when it holds none."""
+        with self._lock:
+            cam = self._cameras.get(camera)
+            return cam.stamps[-1] if cam and cam.stamps else None
+
+    def is_stale(self, camera: str, now_wall: float | None = None, timeout_s: float = 1.0) -> bool:
+        """True when the camera's last accepted frame arrived more than timeout_s ago
+        (or never). Arrival time, not stamp: a camera with a wrong clock still counts
+        as alive while it delivers. now_wall defaults to time.monotonic()."""
+        now_wall = time.monotonic() if now_wall is None else now_wall
+        with self._lock:
+            cam = self._cameras.get(camera)
+            if cam is None or cam.stats.accepted == 0:
+                return True
+            return now_wall - cam.stats.last_received_wall > timeout_s
+
+    # ---- reading -------------------------------------------------------------
+
+    def _snapshot(self, camera: str) -> tuple[np.ndarray, list[np.ndarray]]:
+        """(stamps (N,) float64, frames) of one camera, copied under the lock."""
+        with self._lock:
+            cam = self._cameras.get(camera)
+            if cam is None or not cam.stamps:
+                known = ", ".join(self._cameras) or "none"
+                raise EmptyClipError(f"camera {camera!r} has no frames (cameras with frames: {known})")
+            return np.fromiter(cam.stamps, np.float64, len(cam.stamps)), list(cam.frames)
+
+    def clip(
+        self,
+        window_s: float,
+        fps: float,
+        max_frames: int,
+        *,
+        cameras: Sequence[str] | None = None,
+        end: float | None = None,
+        align_tolerance_s: float | None = None,
+    ) -> Clip:
+        """The last `window_s` seconds ending at `end`, resampled at `fps`.
+
+        Resampling: grid times end, end - 1/fps, ... back to end - window_s; each
+        takes the nearest held frame in the window, and a frame chosen twice is
+        kept once, so a camera slower than fps yields fewer frames instead of
+        repeats. Past `max_frames`, frames are subsampled evenly over the window,
+        always keeping the newest: the clip still spans the whole window and its
+        stamps carry the real timing.
+
+        Several cameras: the first is the reference and `end` defaults to its
+        newest stamp. Each other camera contributes its nearest frame within
+        `align_tolerance_s` (default half a grid step, 0.5 / fps) of each
+        reference frame; reference frames missing a partner are dropped. Frames
+        are tiled left to right in camera order, scaled to the reference height.
+        cameras=None means every camera, in order of first arrival.
+
+        Raises EmptyClipError when the window holds no (aligned) frame.
+        """
+        if window_s < 0 or fps <= 0 or max_frames < 1:
+            raise ValueError(f"need window_s >= 0, fps > 0, max_frames >= 1; got {window_s}, {fps}, {max_frames}")
+        names = tuple(cameras) if cameras is not None else self.cameras
+        if not names:
+            raise EmptyClipError("the frame buffer holds no cameras")
+        tolerance = 0.5 / fps if align_tolerance_s is None else align_tolerance_s
+        ref_stamps, ref_frames = self._snapshot(names[0])
+        end = float(ref_stamps[-1]) if end is None else float(end)
+        picks = _resample(ref_stamps, end - window_s, end, fps)  # (T,) indices into the reference
+        if picks.size == 0:
+            raise EmptyClipError(
+                f"camera {names[0]!r} has no frame in [{end - window_s:.3f}, {end:.3f}] s "
+                f"(it holds {ref_stamps[0]:.3f} .. {ref_stamps[-1]:.3f})"
+            )
+        stamps = ref_stamps[picks]  # (T,)
+        columns = [[ref_frames[i] for i in picks]]
+        if len(names) > 1:
+            keep = np.ones(stamps.shape, bool)
+            partners = []
+            for name in names[1:]:
+                other_stamps, other_frames = self._snapshot(name)
+                nearest = _nearest(other_stamps, stamps)  # (T,)
+                keep &= np.abs(other_stamps[nearest] - stamps) <= tolerance
+                partners.append((other_frames, nearest))
+            if not keep.any():
+                raise EmptyClipError(
+                    f"no frame of {', '.join(map(repr, names[1:]))} lies within {tolerance:.3f} s of "
+                    f"{names[0]!r} frames in [{end - window_s:.3f}, {end:.3f}] s"
+                )
+            stamps = stamps[keep]
+            columns = [[f for f, k in zip(columns[0], keep) if k]]
+            columns += [[frames[i] for i in nearest[keep]] for frames, nearest in partners]
+        chosen = _even_subsample(len(stamps), max_frames)  # (T',) keeps the newest
+        stamps = stamps[chosen]
+        columns = [[column[i] for i in chosen] for column in columns]
+        return Clip(frames=_tile(columns), stamps=np.ascontiguousarray(stamps), cameras=names)
+
+    def clips_per_camera(
+        self,
+        window_s: float,
+        fps: float,
+        max_frames: int,
+        *,
+        cameras: Sequence[str] | None = None,
+        end: float | None = None,
+    ) -> dict[str, Clip]:
+        """One clip per camera over the same window, for engines that take several videos.
+
+        `end` defaults to the newest stamp over all requested cameras, so every
+        clip covers the same time span. Cameras with no frame in the window are
+        left out of the dict (check is_stale for why); EmptyClipError if all are.
+        """
+        names = tuple(cameras) if cameras is not None else self.cameras
+        if end is None:
+            newest = [s for s in map(self.newest_stamp, names) if s is not None]
+            if not newest:
+                raise EmptyClipError(f"none of the cameras {names} has frames")
+            end = max(newest)
+        clips = {}
+        for name in names:
+            try:
+                clips[name] = self.clip(window_s, fps, max_frames, cameras=[name], end=end)
+            except EmptyClipError:
+                continue
+        if not clips:
+            raise EmptyClipError(f"none of the cameras {names} has a frame in [{end - window_s:.3f}, {end:.3f}] s")
+        return clips
+
+
+def _nearest(stamps: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """Index of the stamp nearest to each time; stamps (N,) sorted, times (T,) -> (T,)."""
+    if len(stamps) == 1:
+        return np.zeros(times.shape, np.intp)
+    right = np.clip(np.searchsorted(stamps, times), 1, len(stamps) - 1)
+    left = right - 1
+    return np.where(times - stamps[left] <= stamps[right] - times, left, right)
+
+
+def _resample(stamps: np.ndarray, start: float, end: float, fps: float) -> np.ndarray:
+    """Indices of the frames nearest to the grid end - k/fps within [start, end],
+    each frame at most once, in increasing stamp order."""
+    eps = 1e-9  # stamps built from sec + nanosec carry float rounding
+    lo = np.searchsorted(stamps, start - eps, side="left")
+    hi = np.searchsorted(stamps, end + eps, side="right")
+    if hi <= lo:
+        return np.empty(0, np.intp)
+    steps = int(np.floor((end - start) * fps + eps))
+    grid = end - np.arange(steps + 1) / fps  # (K,) newest first
+    return np.unique(lo + _nearest(stamps[lo:hi], grid))
+
+
+def _even_subsample(count: int, max_count: int) -> np.ndarray:
+    """Up to max_count indices spread evenly over range(count), first and last included."""
+    if count <= max_count:
+        return np.arange(count)
+    if max_count == 1:
+        return np.array([count - 1])
+    return np.round(np.linspace(0, count - 1, max_count)).astype(np.intp)
+
+
+def _tile(columns: list[list[np.ndarray]]) -> np.ndarray:
+    """Stack per-camera frame lists into (T, H, W_total, 3), cameras left to right.
+
+    Every camera is scaled to the reference camera's height; a camera whose
+    resolution changed mid-window is scaled to the size of its newest frame.
+    """
+    height = columns[0][-1].shape[0]
+    sizes = []
+    for column in columns:
+        h, w = column[-1].shape[:2]
+        sizes.append((height, max(1, round(w * height / h))))
+    total_width = sum(w for _, w in sizes)
+    out = np.empty((len(columns[0]), height, total_width, 3), np.uint8)  # (T, H, W_total, 3)
+    x = 0
+    for column, (h, w) in zip(columns, sizes):
+        for t, frame in enumerate(column):
+            out[t, :, x : x + w] = frame if frame.shape[:2] == (h, w) else _resize(frame, h, w)
+        x += w
+    return out
+
+
+def _resize(frame: np.ndarray, height: int, width: int) -> np.ndarray:
+    import cv2  # lazily: only mixed resolutions need it
+
+    shrinking = height * width < frame.shape[0] * frame.shape[1]
+    return cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)

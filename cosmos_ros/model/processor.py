@@ -1,0 +1,256 @@
+"""Clip + prompt → model inputs for Qwen2.5-VL-architecture models, without torchvision.
+
+transformers' `Qwen2VLVideoProcessor` needs torchvision, which does not import beside the CPU
+torch wheel, so the video half is ours: resize within a pixel budget, pad time, CLIP-normalize
+and patchify in exactly the row/column order transformers uses. The text half is the tokenizer's
+chat template with the video placeholder expanded to one `<|video_pad|>` per merged patch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from cosmos_ros.core.types import Clip, Prompt
+from cosmos_ros.model.config import ModelPreset
+
+OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+VIDEO_PAD = "<|video_pad|>"
+TEXT_TOKEN_TYPE, IMAGE_TOKEN_TYPE, VIDEO_TOKEN_TYPE = 0, 1, 2
+
+
+def smart_resize(
+    height: int, width: int, factor: int = 28, min_pixels: int = 56 * 56, max_pixels: int = 14 * 14 * 4 * 1280
+) -> tuple[int, int]:
+    """Qwen2-VL's resize rule: both sides multiples of `factor`, area within [min_pixels, max_pixels],
+    aspect ratio kept as closely as possible."""
+    if max(height, width) / min(height, width) > 200:
+        raise ValueError(f"aspect ratio must be below 200, got {height}x{width}")
+    h_bar = round(height / factor) * factor
+    w_bar = round(width / factor) * factor
+    if h_bar * w_bar > max_pixels:
+        beta = math.sqrt((height * width) / max_pixels)
+        h_bar = max(factor, math.floor(height / beta / factor) * factor)
+        w_bar = max(factor, math.floor(width / beta / factor) * factor)
+    elif h_bar * w_bar < min_pixels:
+        beta = math.sqrt(min_pixels / (height * width))
+        h_bar = math.ceil(height * beta / factor) * factor
+        w_bar = math.ceil(width * beta / factor) * factor
+    return h_bar, w_bar
+
+
+def patchify_video(
+    video: torch.Tensor, patch_size: int, temporal_patch_size: int, merge_size: int
+) -> torch.Tensor:
+    """(T, C, H, W) → (grid_t * grid_h * grid_w, C * temporal_patch_size * patch_size²).
+
+    T must be a multiple of temporal_patch_size and H, W multiples of patch_size * merge_size.
+    Rows run over (t, h-block, w-block, h-in-merge, w-in-merge) so each run of merge² rows is one
+    merged token; columns over (C, t-in-patch, y, x) — transformers' Qwen2VLVideoProcessor order.
+    """
+    t, c, h, w = video.shape
+    grid_t, grid_h, grid_w = t // temporal_patch_size, h // patch_size, w // patch_size
+    patches = video.reshape(
+        grid_t,
+        temporal_patch_size,
+        c,
+        grid_h // merge_size,
+        merge_size,
+        patch_size,
+        grid_w // merge_size,
+        merge_size,
+        patch_size,
+    )
+    # (grid_t, h-block, w-block, h-in-merge, w-in-merge, C, t-in-patch, y, x)
+    patches = patches.permute(0, 3, 6, 4, 7, 2, 1, 5, 8)
+    return patches.reshape(grid_t * grid_h * grid_w, c * temporal_patch_size * patch_size * patch_size)
+
+
+@dataclass(frozen=True)
+class VideoProcessor:
+    """Frames → `pixel_values_videos` + `video_grid_thw` for a Qwen2.5-VL vision tower."""
+
+    patch_size: int = 14
+    temporal_patch_size: int = 2
+    merge_size: int = 2
+    min_pixels: int = 56 * 56
+    max_pixels: int = 112 * 112
+    default_fps: float = 4.0
+    image_mean: tuple[float, float, float] = OPENAI_CLIP_MEAN
+    image_std: tuple[float, float, float] = OPENAI_CLIP_STD
+
+    @classmethod
+    def from_preset(cls, preset: ModelPreset) -> VideoProcessor:
+        v = preset.vision
+        return cls(
+            patch_size=v.patch_size,
+            temporal_patch_size=v.temporal_patch_size,
+            merge_size=v.spatial_merge_size,
+            min_pixels=preset.video.min_pixels,
+            max_pixels=preset.video.max_pixels,
+            default_fps=preset.video.fps,
+        )
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, base: VideoProcessor | None = None) -> VideoProcessor:
+        """Read `video_preprocessor_config.json` (HF keys) where a checkpoint has one, else `base`."""
+        base = base or cls()
+        config_file = Path(path) / "video_preprocessor_config.json"
+        if not config_file.is_file():
+            return base
+        cfg = json.loads(config_file.read_text())
+        size = cfg.get("size") or {}
+        fields = {
+            "patch_size": cfg.get("patch_size"),
+            "temporal_patch_size": cfg.get("temporal_patch_size"),
+            "merge_size": cfg.get("merge_size"),
+            "min_pixels": cfg.get("min_pixels", size.get("shortest_edge")),
+            "max_pixels": cfg.get("max_pixels", size.get("longest_edge")),
+            "default_fps": cfg.get("fps"),
+            "image_mean": tuple(cfg["image_mean"]) if "image_mean" in cfg else None,
+            "image_std": tuple(cfg["image_std"]) if "image_std" in cfg else None,
+        }
+        return replace(base, **{k: v for k, v in fields.items() if v is not None})
+
+    def to_hf_dict(self) -> dict:
+        """The HF `video_preprocessor_config.json` keys this processor reads back."""
+        return {
+            "video_processor_type": "Qwen2VLVideoProcessor",
+            "patch_size": self.patch_size,
+            "temporal_patch_size": self.temporal_patch_size,
+            "merge_size": self.merge_size,
+            "size": {"shortest_edge": self.min_pixels, "longest_edge": self.max_pixels},
+            "fps": self.default_fps,
+            "image_mean": list(self.image_mean),
+            "image_std": list(self.image_std),
+            "do_rescale": True,
+            "rescale_factor": 1 / 255,
+            "do_normalize": True,
+        }
+
+    @property
+    def factor(self) -> int:
+        return self.patch_size * self.merge_size
+
+    def target_size(self, height: int, width: int) -> tuple[int, int]:
+        return smart_resize(height, width, self.factor, self.min_pixels, self.max_pixels)
+
+    def __call__(self, frames: np.ndarray) -> tuple[torch.Tensor, tuple[int, int, int]]:
+        """(T, H, W, 3) uint8 RGB → (pixel_values (N, C·tp·p·p) float32, (grid_t, grid_h, grid_w))."""
+        video = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)  # (T, 3, H, W) uint8
+        if pad := -video.shape[0] % self.temporal_patch_size:
+            video = torch.cat([video, video[-1:].expand(pad, -1, -1, -1)])
+        height, width = self.target_size(video.shape[2], video.shape[3])
+        video = video.float()
+        if (height, width) != tuple(video.shape[2:]):
+            # Bicubic with antialias, rounded back to uint8 levels: what torchvision does to uint8 frames.
+            video = F.interpolate(
+                video, size=(height, width), mode="bicubic", antialias=True, align_corners=False
+            )
+            video = video.round().clamp(0, 255)
+        mean = torch.tensor(self.image_mean).view(1, 3, 1, 1)
+        std = torch.tensor(self.image_std).view(1, 3, 1, 1)
+        video = (video / 255.0 - mean) / std
+        pixel_values = patchify_video(video, self.patch_size, self.temporal_patch_size, self.merge_size)
+        grid = (
+            video.shape[0] // self.temporal_patch_size,
+            height // self.patch_size,
+            width // self.patch_size,
+        )
+        return pixel_values, grid
+
+
+@dataclass
+class VideoInputs:
+    """One clip + prompt, ready for `Qwen2_5_VLForConditionalGeneration` (batch of one)."""
+
+    input_ids: torch.Tensor  # (1, L) long
+    attention_mask: torch.Tensor  # (1, L) long
+    mm_token_type_ids: torch.Tensor  # (1, L) int: 0 text, 2 video
+    pixel_values_videos: torch.Tensor  # (grid_t·grid_h·grid_w, C·tp·p·p) float32
+    video_grid_thw: torch.Tensor  # (1, 3) long
+    second_per_grid_ts: torch.Tensor  # (1,) float: seconds spanned by one temporal patch
+    frame_stamps: np.ndarray  # (T,) float64, the clip's stamps (before time padding)
+    fps: float
+    text: str  # the rendered prompt, one placeholder per video token
+
+    @property
+    def num_prompt_tokens(self) -> int:
+        return int(self.input_ids.shape[1])
+
+    @property
+    def num_video_tokens(self) -> int:
+        return int((self.mm_token_type_ids == VIDEO_TOKEN_TYPE).sum())
+
+    def model_kwargs(self, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> dict:
+        """Keyword arguments for the HF model's forward / generate."""
+        return {
+            "input_ids": self.input_ids.to(device),
+            "attention_mask": self.attention_mask.to(device),
+            "mm_token_type_ids": self.mm_token_type_ids.to(device),
+            "pixel_values_videos": self.pixel_values_videos.to(device, dtype),
+            "video_grid_thw": self.video_grid_thw.to(device),
+            "second_per_grid_ts": self.second_per_grid_ts.to(device),
+        }
+
+
+def clip_fps(stamps: np.ndarray, default: float) -> float:
+    """Frame rate implied by a clip's stamps; `default` for a single frame or a zero-length span."""
+    span = float(stamps[-1] - stamps[0]) if len(stamps) > 1 else 0.0
+    return (len(stamps) - 1) / span if span > 0 else default
+
+
+class ReasonProcessor:
+    """Tokenizer + video processor: `(Clip, Prompt) → VideoInputs`, media before text (Cosmos convention)."""
+
+    def __init__(self, tokenizer, video_processor: VideoProcessor, video_token_id: int):
+        self.tokenizer = tokenizer
+        self.video = video_processor
+        self.video_token_id = video_token_id
+        if tokenizer.convert_tokens_to_ids(VIDEO_PAD) != video_token_id:
+            raise ValueError(
+                f"tokenizer maps {VIDEO_PAD} to {tokenizer.convert_tokens_to_ids(VIDEO_PAD)}, "
+                f"but the model expects video_token_id {video_token_id}"
+            )
+
+    def render(self, prompt: Prompt) -> str:
+        """The chat text with one video placeholder, assistant turn opened."""
+        messages = [
+            {"role": "system", "content": prompt.system},
+            {"role": "user", "content": [{"type": "video"}, {"type": "text", "text": prompt.text}]},
+        ]
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def __call__(self, clip: Clip, prompt: Prompt) -> VideoInputs:
+        pixel_values, (grid_t, grid_h, grid_w) = self.video(clip.frames)
+        num_video_tokens = grid_t * grid_h * grid_w // self.video.merge_size**2
+        text = self.render(prompt)
+        if text.count(VIDEO_PAD) != 1:
+            raise ValueError(f"prompt must render exactly one {VIDEO_PAD}; found {text.count(VIDEO_PAD)}")
+        text = text.replace(VIDEO_PAD, VIDEO_PAD * num_video_tokens)
+        input_ids = torch.tensor([self.tokenizer.encode(text, add_special_tokens=False)], dtype=torch.long)
+        is_video = input_ids == self.video_token_id
+        if int(is_video.sum()) != num_video_tokens:
+            raise ValueError(
+                f"expected {num_video_tokens} video tokens after tokenizing, got {int(is_video.sum())}"
+            )
+        fps = clip_fps(clip.stamps, self.video.default_fps)
+        return VideoInputs(
+            input_ids=input_ids,
+            attention_mask=torch.ones_like(input_ids),
+            mm_token_type_ids=is_video.int() * VIDEO_TOKEN_TYPE,
+            pixel_values_videos=pixel_values,
+            video_grid_thw=torch.tensor([[grid_t, grid_h, grid_w]], dtype=torch.long),
+            second_per_grid_ts=torch.tensor([self.video.temporal_patch_size / fps], dtype=torch.float32),
+            frame_stamps=np.asarray(clip.stamps, dtype=np.float64),
+            fps=fps,
+            text=text,
+        )

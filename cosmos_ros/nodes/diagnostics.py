@@ -1,0 +1,85 @@
+"""The reasoner's health as diagnostic_msgs/DiagnosticArray: one status per camera, one for the engine."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+
+from cosmos_ros.core.frames import CameraStats
+from cosmos_ros.nodes.worker import WorkerStats
+
+
+def _kv(key: str, value) -> KeyValue:
+    if isinstance(value, float):
+        value = "nan" if math.isnan(value) else f"{value:.4g}"
+    return KeyValue(key=key, value=str(value))
+
+
+def camera_status(
+    node_name: str,
+    camera: str,
+    stats: CameraStats | None,
+    decode_errors: dict[str, int],
+    stale: bool,
+) -> DiagnosticStatus:
+    status = DiagnosticStatus(name=f"{node_name}: camera {camera}", hardware_id=camera)
+    stats = stats or CameraStats()
+    errors = sum(decode_errors.values())
+    if stale:
+        status.level, status.message = DiagnosticStatus.WARN, "stale: no recent frames"
+    elif errors or stats.out_of_order or stats.duplicates:
+        status.level, status.message = DiagnosticStatus.WARN, "receiving, some frames rejected"
+    else:
+        status.level, status.message = DiagnosticStatus.OK, "receiving"
+    status.values = [
+        _kv("rate_hz", float(stats.rate_hz)),
+        _kv("received", stats.received + errors),
+        _kv("accepted", stats.accepted),
+        _kv("out_of_order", stats.out_of_order),
+        _kv("duplicates", stats.duplicates),
+        _kv("evicted", stats.evicted),
+        _kv("expired", stats.expired),
+        _kv("decode_errors", errors),
+        *(_kv(f"decode_errors.{cause}", n) for cause, n in sorted(decode_errors.items())),
+        _kv("last_stamp", float(stats.last_stamp)),
+        _kv("stale", stale),
+    ]
+    return status
+
+
+def engine_status(
+    node_name: str, stats: WorkerStats, queue_depth: int, model_id: str, engine_error: str
+) -> DiagnosticStatus:
+    status = DiagnosticStatus(name=f"{node_name}: engine", hardware_id=model_id or "unloaded")
+    latencies = np.array(stats.latencies, dtype=float)
+    errors = sum(stats.errors.values())
+    if engine_error:
+        status.level, status.message = DiagnosticStatus.ERROR, engine_error
+    elif errors:
+        status.level, status.message = DiagnosticStatus.WARN, f"{errors} inference errors"
+    else:
+        status.level, status.message = DiagnosticStatus.OK, "ok"
+    status.values = [
+        _kv("model_id", model_id),
+        _kv("inferences", stats.inferences),
+        _kv("periodic_runs", stats.periodic_runs),
+        _kv("requests_done", stats.requests_done),
+        _kv("queue_depth", queue_depth),
+        _kv("busy_rejections", stats.busy_rejections),
+        _kv("stale_skips", stats.stale),
+        _kv("errors", errors),
+        *(_kv(f"errors.{cause}", n) for cause, n in sorted(stats.errors.items())),
+        _kv("latency_last_s", stats.last_latency_s),
+        _kv("latency_p50_s", float(np.percentile(latencies, 50)) if latencies.size else float("nan")),
+        _kv("latency_p95_s", float(np.percentile(latencies, 95)) if latencies.size else float("nan")),
+    ]
+    return status
+
+
+def diagnostic_array(stamp, statuses: list[DiagnosticStatus]) -> DiagnosticArray:
+    array = DiagnosticArray()
+    array.header.stamp = stamp
+    array.status = statuses
+    return array

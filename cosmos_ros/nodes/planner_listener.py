@@ -1,0 +1,88 @@
+"""planner_listener: what a robot planner writes to consume the reasoner's topics.
+
+Subscribes `next_subtask` (SubtaskPrediction) and `failure` (FailureDetection) — remap them to
+the reasoner's `~/next_subtask` and `~/failure` — and acts on them the way a planner should:
+trust only STATUS_OK answers above `min_confidence`, ignore answers about clips older than
+`max_age_s`, and treat a FAILURE verdict as a request to replan. Here "acting" is a log line;
+a real planner would switch behaviours instead.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import rclpy
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.time import Time
+
+from cosmos_ros.msg import FailureDetection, SubtaskPrediction
+from cosmos_ros.transport import configure_transport
+
+STATUS_NAMES = {0: "OK", 1: "NONE", 2: "UNCERTAIN", 3: "STALE", 4: "ERROR"}
+VERDICT_NAMES = {0: "SUCCESS", 1: "FAILURE", 2: "UNCERTAIN"}
+
+
+class PlannerListener(Node):
+    def __init__(self, **kwargs):
+        super().__init__("planner_listener", **kwargs)
+        self.declare_parameter("min_confidence", 0.0, ParameterDescriptor(description="ignore answers below"))
+        self.declare_parameter("max_age_s", 10.0, ParameterDescriptor(description="ignore older clips"))
+        self.min_confidence = float(self.get_parameter("min_confidence").value)
+        self.max_age_s = float(self.get_parameter("max_age_s").value)
+        self.current_subtask = ""
+        self.create_subscription(SubtaskPrediction, "next_subtask", self._on_subtask, 10)
+        self.create_subscription(FailureDetection, "failure", self._on_failure, 10)
+
+    def _usable(self, msg) -> str:
+        """'' when the planner may act on msg, else why not."""
+        if msg.status != SubtaskPrediction.STATUS_OK:
+            return f"status {STATUS_NAMES.get(msg.status, msg.status)}: {msg.status_message}"
+        if math.isfinite(msg.confidence) and msg.confidence < self.min_confidence:
+            return f"confidence {msg.confidence:.2f} < {self.min_confidence:.2f}"
+        age = (self.get_clock().now() - Time.from_msg(msg.header.stamp)).nanoseconds * 1e-9
+        if age > self.max_age_s:
+            return f"clip is {age:.1f} s old"
+        return ""
+
+    def _on_subtask(self, msg: SubtaskPrediction) -> None:
+        why_not = self._usable(msg)
+        if why_not:
+            self.get_logger().info(f"next subtask: ignored ({why_not})")
+            return
+        self.current_subtask = msg.subtask
+        self.get_logger().info(
+            f"next subtask: '{msg.subtask}' (confidence {msg.confidence:.2f}, {msg.num_frames} frames, "
+            f"{msg.latency_s:.2f} s)"
+        )
+
+    def _on_failure(self, msg: FailureDetection) -> None:
+        why_not = self._usable(msg)
+        if why_not:
+            self.get_logger().info(f"failure check: ignored ({why_not})")
+            return
+        verdict = VERDICT_NAMES.get(msg.verdict, str(msg.verdict))
+        if msg.verdict == FailureDetection.VERDICT_FAILURE:
+            self.get_logger().warning(f"failure check: FAILURE ({msg.reason}); replanning '{msg.task}'")
+        else:
+            self.get_logger().info(f"failure check: {verdict} (confidence {msg.confidence:.2f})")
+
+
+def main(args=None) -> int:
+    configure_transport()
+    rclpy.init(args=args)
+    node = PlannerListener()
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,345 @@
+"""The reasoner's inference thread: turns the frame buffer into answers, off the executor.
+
+No rclpy here: the node hands this worker its buffer, engine factory and settings, and gets
+`Outcome`s back through callbacks. Keeping it free of ROS lets the scheduling rules (latest clip
+wins, bounded request queue, stale cameras, engine failures) be tested directly.
+
+Scheduling: a periodic tick asks for one "next subtask" and one "failure" answer on the newest
+clip. Ticks do not queue up: while the engine is busy, further ticks collapse into one, so the
+next periodic answer always sees the latest frames. Requests (service / action) wait in a
+bounded FIFO; when it is full `submit` refuses at once and the caller answers BUSY. Requests and
+ticks alternate so neither starves the other.
+"""
+
+from __future__ import annotations
+
+import collections
+import enum
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+from cosmos_ros.core import prompts
+from cosmos_ros.core.answers import AnswerStatus, ParsedAnswer, parse_answer
+from cosmos_ros.core.frames import EmptyClipError, FrameBuffer
+from cosmos_ros.core.types import Clip, Prompt, Reasoning
+
+
+class OutcomeStatus(enum.IntEnum):
+    """Values match the STATUS_* constants of the cosmos_ros messages."""
+
+    OK = 0
+    NONE = 1
+    UNCERTAIN = 2
+    STALE = 3
+    ERROR = 4
+    BUSY = 5
+    INVALID = 6
+
+
+_FROM_ANSWER = {
+    AnswerStatus.OK: OutcomeStatus.OK,
+    AnswerStatus.NONE: OutcomeStatus.NONE,
+    AnswerStatus.UNCERTAIN: OutcomeStatus.UNCERTAIN,
+}
+
+
+class Cancelled(Exception):
+    """Raised from a token callback to stop generation (action goal cancelled)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The reasoner parameters the worker needs; replaced whole when a parameter changes."""
+
+    cameras: tuple[str, ...]
+    task: str = ""
+    subtask_options: tuple[str, ...] = ()
+    failure_subtask: str = ""
+    window_s: float = 4.0
+    fps: float = 4.0
+    max_frames: int = 16
+    max_new_tokens: int = 256
+    temperature: float = 0.0
+    stale_timeout_s: float = 2.0
+    publish_subtask: bool = True
+    publish_failure: bool = True
+
+
+@dataclass
+class Outcome:
+    """The result of one question about one clip, whatever happened."""
+
+    status: OutcomeStatus
+    message: str = ""
+    prompt: Prompt | None = None
+    parsed: ParsedAnswer | None = None
+    reasoning: Reasoning | None = None
+    clip_start: float = 0.0
+    clip_end: float = 0.0
+    cameras: tuple[str, ...] = ()
+    num_frames: int = 0
+    latency_s: float = 0.0
+    model_id: str = ""
+
+
+@dataclass
+class Request:
+    """An explicit question (Reason service or action)."""
+
+    question: str
+    options: tuple[str, ...] = ()
+    cameras: tuple[str, ...] = ()
+    window_s: float = 0.0  # 0 = settings.window_s
+    max_new_tokens: int = 0  # 0 = settings.max_new_tokens
+    on_token: Callable[[str], None] | None = None
+    done: Callable[[Outcome], None] = lambda outcome: None
+    submitted: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class WorkerStats:
+    inferences: int = 0
+    periodic_runs: int = 0
+    requests_done: int = 0
+    busy_rejections: int = 0
+    stale: int = 0
+    errors: dict[str, int] = field(default_factory=dict)  # exception type name -> count
+    last_latency_s: float = float("nan")
+    latencies: collections.deque = field(default_factory=lambda: collections.deque(maxlen=100))
+
+
+class ReasoningWorker:
+    """One thread that owns the engine.
+
+    engine_factory: called once on the worker thread (model loading can take a while);
+        if it raises, every answer is an ERROR that names the failure and the node lives on.
+    on_periodic: receives (kind, Outcome) with kind "next_subtask" or "failure".
+    on_error: receives (cause, message) the first time each cause of error appears.
+    """
+
+    def __init__(
+        self,
+        buffer: FrameBuffer,
+        engine_factory: Callable[[], object],
+        settings: Settings,
+        *,
+        on_periodic: Callable[[str, Outcome], None],
+        on_error: Callable[[str, str], None] = lambda cause, message: None,
+        max_pending: int = 8,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.buffer = buffer
+        self.settings = settings
+        self.stats = WorkerStats()
+        self._engine_factory = engine_factory
+        self._engine = None
+        self._engine_error = ""
+        self._on_periodic = on_periodic
+        self._on_error = on_error
+        self._reported_causes: set[str] = set()
+        self._max_pending = max_pending
+        self._clock = clock
+        self._requests: collections.deque[Request] = collections.deque()
+        self._tick = False
+        self._cv = threading.Condition()
+        self._stop = False
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="cosmos_ros-reasoner", daemon=True)
+
+    # ---- control, from any thread --------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        with self._cv:
+            self._stop = True
+            pending, self._requests = list(self._requests), collections.deque()
+            self._cv.notify_all()
+        for request in pending:
+            request.done(Outcome(OutcomeStatus.ERROR, "the reasoner is shutting down"))
+        self._thread.join(timeout)
+        close = getattr(self._engine, "close", None)
+        if close is not None:
+            close()
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """True once the engine has loaded (or failed to load)."""
+        return self._ready.wait(timeout)
+
+    @property
+    def model_id(self) -> str:
+        return getattr(self._engine, "model_id", "") if self._engine is not None else ""
+
+    @property
+    def engine_error(self) -> str:
+        return self._engine_error
+
+    @property
+    def queue_depth(self) -> int:
+        with self._cv:
+            return len(self._requests)
+
+    def tick(self) -> None:
+        """Ask for a periodic answer on the newest clip (collapses with a pending tick)."""
+        with self._cv:
+            self._tick = True
+            self._cv.notify()
+
+    def submit(self, request: Request) -> bool:
+        """Queue a request; False (and counted) when the queue is full."""
+        with self._cv:
+            if self._stop or len(self._requests) >= self._max_pending:
+                self.stats.busy_rejections += 1
+                return False
+            self._requests.append(request)
+            self._cv.notify()
+            return True
+
+    # ---- the thread ----------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            self._engine = self._engine_factory()
+        except Exception as exc:  # the node must outlive a broken model
+            self._engine_error = f"loading the engine failed: {type(exc).__name__}: {exc}"
+            self._report("engine_load", self._engine_error)
+        self._ready.set()
+        prefer_request = True
+        while True:
+            with self._cv:
+                while not self._stop and not self._tick and not self._requests:
+                    self._cv.wait()
+                if self._stop:
+                    return
+                run_request = bool(self._requests) and (prefer_request or not self._tick)
+                request = self._requests.popleft() if run_request else None
+                if request is None:
+                    self._tick = False
+            prefer_request = not run_request
+            if request is not None:
+                self._serve(request)
+            else:
+                self._periodic()
+
+    def _serve(self, request: Request) -> None:
+        settings = self.settings
+        try:
+            prompt = (
+                prompts.mcq_prompt(request.question, request.options)
+                if request.options
+                else prompts.free_prompt(request.question)
+            )
+        except ValueError as exc:
+            request.done(Outcome(OutcomeStatus.INVALID, str(exc)))
+            return
+        if request.cameras:
+            unknown = [c for c in request.cameras if c not in settings.cameras]
+            if unknown:
+                request.done(
+                    Outcome(
+                        OutcomeStatus.INVALID,
+                        f"unknown cameras {unknown}; this reasoner watches {list(settings.cameras)}",
+                    )
+                )
+                return
+        if request.window_s < 0:
+            request.done(Outcome(OutcomeStatus.INVALID, f"window_s must be >= 0, got {request.window_s}"))
+            return
+        if request.window_s > 0:
+            settings = replace(settings, window_s=request.window_s)
+        if request.max_new_tokens > 0:
+            settings = replace(settings, max_new_tokens=request.max_new_tokens)
+        cameras = request.cameras or settings.cameras
+        outcome = self._answer(prompt, cameras, settings, on_token=request.on_token)
+        self.stats.requests_done += 1
+        request.done(outcome)
+
+    def _periodic(self) -> None:
+        settings = self.settings
+        if not settings.task:
+            return
+        self.stats.periodic_runs += 1
+        if settings.publish_subtask:
+            prompt = prompts.next_subtask_prompt(settings.task, settings.subtask_options)
+            self._on_periodic("next_subtask", self._answer(prompt, settings.cameras, settings))
+        if settings.publish_failure:
+            prompt = prompts.failure_prompt(settings.task, settings.failure_subtask or None)
+            self._on_periodic("failure", self._answer(prompt, settings.cameras, settings))
+
+    def _answer(
+        self,
+        prompt: Prompt,
+        cameras: Sequence[str],
+        settings: Settings,
+        on_token: Callable[[str], None] | None = None,
+    ) -> Outcome:
+        started = self._clock()
+        stale = [c for c in cameras if self.buffer.is_stale(c, started, settings.stale_timeout_s)]
+        if stale:
+            self.stats.stale += 1
+            return Outcome(
+                OutcomeStatus.STALE,
+                f"no frame from {', '.join(stale)} in the last {settings.stale_timeout_s:g} s",
+                prompt=prompt,
+                cameras=tuple(cameras),
+            )
+        try:
+            clip = self.buffer.clip(settings.window_s, settings.fps, settings.max_frames, cameras=cameras)
+        except EmptyClipError as exc:
+            self.stats.stale += 1
+            return Outcome(OutcomeStatus.STALE, str(exc), prompt=prompt, cameras=tuple(cameras))
+        outcome = self._infer(clip, prompt, settings, on_token)
+        outcome.latency_s = self._clock() - started
+        if outcome.status is not OutcomeStatus.ERROR:
+            self.stats.last_latency_s = outcome.latency_s
+            self.stats.latencies.append(outcome.latency_s)
+        return outcome
+
+    def _infer(
+        self, clip: Clip, prompt: Prompt, settings: Settings, on_token: Callable[[str], None] | None
+    ) -> Outcome:
+        base = Outcome(
+            OutcomeStatus.ERROR,
+            prompt=prompt,
+            clip_start=clip.start,
+            clip_end=clip.end,
+            cameras=clip.cameras,
+            num_frames=clip.num_frames,
+        )
+        if self._engine is None:
+            base.message = self._engine_error or "the engine is not loaded"
+            return base
+        base.model_id = self.model_id
+        try:
+            reasoning = self._engine.reason(
+                clip,
+                prompt,
+                max_new_tokens=settings.max_new_tokens,
+                temperature=settings.temperature,
+                on_token=on_token,
+            )
+        except Cancelled:
+            base.message = "cancelled"
+            return base
+        except Exception as exc:  # any engine failure becomes an ERROR answer, never a dead node
+            cause = type(exc).__name__
+            self.stats.errors[cause] = self.stats.errors.get(cause, 0) + 1
+            base.message = f"engine failed: {cause}: {exc}"
+            self._report(f"engine:{cause}", base.message)
+            return base
+        self.stats.inferences += 1
+        parsed = parse_answer(reasoning.text, prompt.options)
+        base.status = _FROM_ANSWER[parsed.status]
+        base.message = parsed.reason
+        base.parsed = parsed
+        base.reasoning = reasoning
+        base.model_id = reasoning.model_id or base.model_id
+        return base
+
+    def _report(self, cause: str, message: str) -> None:
+        if cause not in self._reported_causes:
+            self._reported_causes.add(cause)
+            self._on_error(cause, message)

@@ -1,0 +1,295 @@
+"""Specification of FrameBuffer: bounded per-camera rings resampled into clips."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from cosmos_ros.core.frames import CameraStats, EmptyClipError, FrameBuffer
+
+
+def frame(value: int = 0, height: int = 4, width: int = 6) -> np.ndarray:
+    return np.full((height, width, 3), value % 256, np.uint8)
+
+
+def fill(buffer: FrameBuffer, camera: str, stamps, *, height: int = 4, width: int = 6) -> None:
+    """Add one frame per stamp; each frame's pixels hold its index, to identify it in clips."""
+    for i, stamp in enumerate(stamps):
+        assert buffer.add(camera, stamp, frame(i, height, width), received=stamp)
+
+
+def camera_stamps(fps: float, seconds: float, start: float = 100.0) -> np.ndarray:
+    return start + np.arange(int(round(seconds * fps))) / fps
+
+
+# ---- adding ------------------------------------------------------------------
+
+
+def test_each_camera_keeps_at_most_its_capacity_evicting_the_oldest():
+    buffer = FrameBuffer(capacity_per_camera=3, max_age_s=None)
+    fill(buffer, "cam", [1.0, 2.0, 3.0, 4.0, 5.0])
+    fill(buffer, "other", [1.0])
+    assert buffer.num_frames("cam") == 3 and buffer.num_frames("other") == 1
+    assert buffer.stats("cam").evicted == 2
+    clip = buffer.clip(10.0, 100.0, 10, cameras=["cam"])
+    np.testing.assert_array_equal(clip.stamps, [3.0, 4.0, 5.0])
+
+
+def test_frames_older_than_max_age_behind_the_newest_expire():
+    buffer = FrameBuffer(capacity_per_camera=100, max_age_s=2.0)
+    fill(buffer, "cam", [0.0, 1.0, 2.0, 3.0, 4.0])
+    assert buffer.num_frames("cam") == 3
+    assert buffer.stats("cam").expired == 2
+
+
+def test_an_older_stamp_is_rejected_and_counted_as_out_of_order():
+    buffer = FrameBuffer()
+    fill(buffer, "cam", [1.0, 2.0])
+    assert buffer.add("cam", 1.5, frame()) is False
+    stats = buffer.stats("cam")
+    assert (stats.out_of_order, stats.duplicates, stats.accepted, stats.received) == (1, 0, 2, 3)
+    assert buffer.newest_stamp("cam") == 2.0
+
+
+def test_a_repeated_stamp_is_rejected_and_counted_as_a_duplicate():
+    buffer = FrameBuffer()
+    fill(buffer, "cam", [1.0, 2.0])
+    assert buffer.add("cam", 2.0, frame()) is False
+    assert buffer.add("cam", 1.0, frame()) is False
+    stats = buffer.stats("cam")
+    assert (stats.duplicates, stats.out_of_order) == (2, 0)
+
+
+def test_stats_track_last_stamp_arrival_and_rate():
+    buffer = FrameBuffer()
+    for i in range(11):
+        buffer.add("cam", 50.0 + i / 10, frame(), received=1000.0 + i / 10)
+    stats = buffer.stats("cam")
+    assert stats.last_stamp == pytest.approx(51.0)
+    assert stats.last_received_wall == pytest.approx(1001.0)
+    assert stats.rate_hz == pytest.approx(10.0)
+
+
+def test_stats_of_an_unknown_camera_are_zero():
+    assert FrameBuffer().stats("nobody") == CameraStats()
+
+
+def test_add_rejects_frames_that_are_not_rgb8():
+    with pytest.raises(ValueError, match=r"\(H, W, 3\) uint8"):
+        FrameBuffer().add("cam", 1.0, np.zeros((4, 6), np.uint8))
+
+
+def test_cameras_are_listed_in_order_of_first_frame():
+    buffer = FrameBuffer()
+    fill(buffer, "wrist", [1.0])
+    fill(buffer, "head", [1.0])
+    assert buffer.cameras == ("wrist", "head")
+
+
+# ---- staleness ---------------------------------------------------------------
+
+
+def test_a_camera_is_stale_when_its_last_frame_arrived_longer_ago_than_the_timeout():
+    buffer = FrameBuffer()
+    buffer.add("cam", 5.0, frame(), received=100.0)
+    assert not buffer.is_stale("cam", now_wall=100.9, timeout_s=1.0)
+    assert buffer.is_stale("cam", now_wall=101.1, timeout_s=1.0)
+
+
+def test_a_camera_never_seen_is_stale_and_has_no_newest_stamp():
+    buffer = FrameBuffer()
+    assert buffer.is_stale("cam", now_wall=0.0, timeout_s=1.0)
+    assert buffer.newest_stamp("cam") is None
+
+
+# ---- single-camera clips -------------------------------------------------------
+
+
+def test_clip_resamples_a_fast_camera_to_the_nearest_frame_of_each_grid_time():
+    buffer = FrameBuffer()
+    stamps = camera_stamps(30.0, 3.0)  # 100.000 .. 102.967
+    fill(buffer, "cam", stamps)
+    clip = buffer.clip(2.0, 4.0, 32, cameras=["cam"])
+    grid = stamps[-1] - np.arange(9)[::-1] / 4.0
+    assert clip.num_frames == 9
+    assert np.abs(clip.stamps - grid).max() <= 1 / 60 + 1e-9
+    assert clip.end == stamps[-1]
+    assert clip.cameras == ("cam",)
+
+
+def test_clip_frames_are_the_frames_of_the_chosen_stamps():
+    buffer = FrameBuffer()
+    fill(buffer, "cam", camera_stamps(10.0, 2.0))
+    clip = buffer.clip(1.0, 2.0, 8, cameras=["cam"])
+    np.testing.assert_array_equal(clip.stamps, [100.9, 101.4, 101.9])
+    assert [int(f[0, 0, 0]) for f in clip.frames] == [9, 14, 19]
+    assert clip.frames.shape == (3, 4, 6, 3)
+
+
+def test_a_camera_slower_than_fps_gives_each_frame_once():
+    buffer = FrameBuffer()
+    fill(buffer, "cam", [100.0, 101.0, 102.0])
+    clip = buffer.clip(2.0, 4.0, 32, cameras=["cam"])
+    np.testing.assert_array_equal(clip.stamps, [100.0, 101.0, 102.0])
+
+
+def test_clip_never_contains_frames_outside_its_window():
+    buffer = FrameBuffer()
+    fill(buffer, "cam", camera_stamps(10.0, 5.0))
+    clip = buffer.clip(1.0, 4.0, 32, cameras=["cam"], end=102.0)
+    assert clip.start >= 101.0 and clip.end == pytest.approx(102.0)
+
+
+def test_max_frames_subsamples_evenly_over_the_window_keeping_the_newest():
+    buffer = FrameBuffer()
+    stamps = camera_stamps(10.0, 4.0)
+    fill(buffer, "cam", stamps)
+    clip = buffer.clip(3.0, 10.0, 4, cameras=["cam"])
+    assert clip.num_frames == 4
+    assert clip.end == stamps[-1]
+    np.testing.assert_allclose(clip.stamps, stamps[-1] - np.array([3.0, 2.0, 1.0, 0.0]))
+
+
+def test_max_frames_of_one_gives_the_newest_frame():
+    buffer = FrameBuffer()
+    fill(buffer, "cam", [1.0, 2.0, 3.0])
+    assert buffer.clip(5.0, 4.0, 1, cameras=["cam"]).stamps.tolist() == [3.0]
+
+
+def test_an_empty_window_raises_empty_clip_error():
+    buffer = FrameBuffer()
+    fill(buffer, "cam", [10.0, 11.0])
+    with pytest.raises(EmptyClipError, match="no frame in"):
+        buffer.clip(1.0, 4.0, 8, cameras=["cam"], end=5.0)
+
+
+def test_an_unknown_camera_raises_empty_clip_error_naming_the_known_ones():
+    buffer = FrameBuffer()
+    fill(buffer, "head", [1.0])
+    with pytest.raises(EmptyClipError, match="'wrist'.*head"):
+        buffer.clip(1.0, 4.0, 8, cameras=["wrist"])
+
+
+def test_empty_clip_error_is_a_lookup_error():
+    with pytest.raises(LookupError):
+        FrameBuffer().clip(1.0, 4.0, 8)
+
+
+@pytest.mark.parametrize("window_s, fps, max_frames", [(-1.0, 4.0, 8), (1.0, 0.0, 8), (1.0, 4.0, 0)])
+def test_clip_rejects_nonsense_arguments(window_s, fps, max_frames):
+    with pytest.raises(ValueError):
+        FrameBuffer().clip(window_s, fps, max_frames)
+
+
+def test_a_resolution_change_within_the_window_is_scaled_to_the_newest_size():
+    buffer = FrameBuffer()
+    buffer.add("cam", 1.0, frame(10, 8, 12))
+    buffer.add("cam", 2.0, frame(20, 4, 6))
+    clip = buffer.clip(2.0, 1.0, 8, cameras=["cam"])
+    assert clip.frames.shape == (2, 4, 6, 3)
+    assert (clip.frames[0] == 10).all()
+
+
+# ---- several cameras -----------------------------------------------------------
+
+
+def test_two_cameras_are_aligned_on_the_reference_and_tiled_side_by_side():
+    buffer = FrameBuffer()
+    fill(buffer, "head", camera_stamps(10.0, 2.0), height=4, width=6)
+    fill(buffer, "wrist", camera_stamps(10.0, 2.0, start=100.03), height=4, width=5)
+    clip = buffer.clip(1.0, 2.0, 8, cameras=["head", "wrist"])
+    assert clip.cameras == ("head", "wrist")
+    assert clip.frames.shape == (3, 4, 11, 3)
+    np.testing.assert_array_equal(clip.stamps, [100.9, 101.4, 101.9])
+    # head frame i sits next to wrist frame i (stamp + 0.03 s is the nearest)
+    np.testing.assert_array_equal(clip.frames[:, 0, 0, 0], clip.frames[:, 0, 6, 0])
+
+
+def test_other_cameras_are_scaled_to_the_reference_height():
+    buffer = FrameBuffer()
+    fill(buffer, "head", [1.0], height=4, width=6)
+    fill(buffer, "wrist", [1.0], height=8, width=8)
+    clip = buffer.clip(1.0, 4.0, 8, cameras=["head", "wrist"])
+    assert clip.frames.shape == (1, 4, 6 + 4, 3)
+
+
+def test_reference_frames_without_a_partner_within_tolerance_are_dropped():
+    buffer = FrameBuffer()
+    fill(buffer, "head", [1.0, 2.0, 3.0])
+    fill(buffer, "wrist", [1.05, 2.5, 3.01])
+    clip = buffer.clip(2.0, 1.0, 8, cameras=["head", "wrist"], align_tolerance_s=0.1)
+    np.testing.assert_array_equal(clip.stamps, [1.0, 3.0])
+
+
+def test_default_alignment_tolerance_is_half_a_grid_step():
+    buffer = FrameBuffer()
+    fill(buffer, "head", [1.0, 2.0])
+    fill(buffer, "wrist", [1.2, 2.4])
+    clip = buffer.clip(1.0, 2.0, 8, cameras=["head", "wrist"])  # tolerance 0.25 s
+    np.testing.assert_array_equal(clip.stamps, [1.0])
+
+
+def test_alignment_with_no_partner_at_all_raises_empty_clip_error():
+    buffer = FrameBuffer()
+    fill(buffer, "head", [1.0, 2.0])
+    fill(buffer, "wrist", [10.0])
+    with pytest.raises(EmptyClipError, match="'wrist'"):
+        buffer.clip(1.0, 4.0, 8, cameras=["head", "wrist"])
+
+
+def test_clip_without_cameras_tiles_every_camera_in_arrival_order():
+    buffer = FrameBuffer()
+    fill(buffer, "head", [1.0])
+    fill(buffer, "wrist", [1.0])
+    assert buffer.clip(1.0, 4.0, 8).cameras == ("head", "wrist")
+
+
+def test_clips_per_camera_share_one_window_and_skip_silent_cameras():
+    buffer = FrameBuffer()
+    fill(buffer, "head", camera_stamps(10.0, 2.0))
+    fill(buffer, "wrist", camera_stamps(10.0, 1.0, start=101.0))
+    fill(buffer, "old", [50.0])
+    clips = buffer.clips_per_camera(0.5, 4.0, 8)
+    assert set(clips) == {"head", "wrist"}
+    assert clips["head"].end == clips["wrist"].end == pytest.approx(101.9)
+    assert clips["head"].cameras == ("head",)
+
+
+# ---- threads -----------------------------------------------------------------
+
+
+def test_adding_and_clipping_from_two_threads_is_safe():
+    buffer = FrameBuffer(capacity_per_camera=32)
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def producer():
+        try:
+            for i in range(2000):
+                buffer.add("cam", i / 100, frame(i))
+        except BaseException as exc:  # surfaced by the main thread
+            errors.append(exc)
+        finally:
+            done.set()
+
+    def consumer():
+        try:
+            while not done.is_set():
+                try:
+                    clip = buffer.clip(0.2, 20.0, 4, cameras=["cam"])
+                except EmptyClipError:
+                    continue
+                assert np.all(np.diff(clip.stamps) > 0)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=producer), threading.Thread(target=consumer)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert not errors
+    stats = buffer.stats("cam")
+    assert stats.accepted == 2000 and buffer.num_frames("cam") == 32

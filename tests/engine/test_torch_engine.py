@@ -1,0 +1,149 @@
+"""The torch engine on the tiny random-init preset: the same contract every backend keeps."""
+
+import math
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from cosmos_ros.core.types import Clip, Prompt, Reasoning
+from cosmos_ros.engine.base import create_engine
+from cosmos_ros.engine.torch_engine import TorchEngine
+from cosmos_ros.model.checkpoint import create_tiny_checkpoint
+
+PROMPT = Prompt("What should the robot do next? Answer in <think></think><answer></answer>.")
+
+
+def make_clip(t=8, size=64, seed=0):
+    frames = np.random.default_rng(seed).integers(0, 256, (t, size, size, 3), dtype=np.uint8)
+    return Clip(frames=frames, stamps=np.arange(t) / 4.0, cameras=("front",))
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return create_engine("torch", "tiny-dense", seed=0)
+
+
+def test_reason_returns_filled_reasoning(engine):
+    r = engine.reason(make_clip(), PROMPT, max_new_tokens=8)
+    assert isinstance(r, Reasoning)
+    assert r.num_prompt_tokens > 16 and r.num_generated_tokens == 8
+    assert r.model_id == engine.model_id and r.model_id.startswith("tiny-dense@")
+    assert r.latency_s > 0
+    assert len(r.token_probs) == 8 and all(0 < p <= 1 for p in r.token_probs)
+
+
+def test_random_model_output_has_no_answer_so_confidence_is_nan(engine):
+    r = engine.reason(make_clip(), PROMPT, max_new_tokens=8)
+    assert "<answer>" not in r.text and math.isnan(r.confidence)
+
+
+def test_greedy_reasoning_is_deterministic(engine):
+    a = engine.reason(make_clip(), PROMPT, max_new_tokens=16)
+    b = engine.reason(make_clip(), PROMPT, max_new_tokens=16)
+    assert (a.text, a.token_probs) == (b.text, b.token_probs)
+
+
+def test_streamed_deltas_concatenate_to_the_text(engine):
+    deltas = []
+    r = engine.reason(make_clip(), PROMPT, max_new_tokens=24, on_token=deltas.append)
+    assert deltas and all(deltas)
+    assert "".join(deltas) == r.text
+
+
+def test_text_is_the_tokenizer_decode_of_the_generated_tokens(engine):
+    inputs = engine.prepare(make_clip(), PROMPT)
+    gen = engine.generate(inputs, max_new_tokens=24)
+    r = engine.reason(make_clip(), PROMPT, max_new_tokens=24)
+    assert r.text == engine.tokenizer.decode(gen.token_ids, skip_special_tokens=True)
+
+
+@pytest.mark.parametrize("max_new_tokens", [0, 1, 5])
+def test_max_new_tokens_is_respected(engine, max_new_tokens):
+    r = engine.reason(make_clip(), PROMPT, max_new_tokens=max_new_tokens)
+    assert r.num_generated_tokens == max_new_tokens
+    assert r.finish_reason == "length"
+
+
+def test_stop_token_ends_generation_with_stop_reason(engine, monkeypatch):
+    first = engine.generate(engine.prepare(make_clip(), PROMPT), max_new_tokens=3).token_ids
+    monkeypatch.setattr(engine, "stop_token_ids", frozenset({first[1]}))
+    r = engine.reason(make_clip(), PROMPT, max_new_tokens=16)
+    assert r.finish_reason == "stop"
+    assert r.num_generated_tokens == 2 and len(r.token_probs) == 1
+
+
+def test_prompt_logits_match_running_the_transformers_model_directly(engine):
+    clip = make_clip()
+    inputs = engine.prepare(clip, PROMPT)
+    with torch.inference_mode():
+        direct = engine.model(**inputs.model_kwargs()).logits[0]
+    assert torch.allclose(engine.prompt_logits(clip, PROMPT), direct, atol=1e-5)
+
+
+def test_greedy_tokens_match_transformers_generate(engine):
+    inputs = engine.prepare(make_clip(), PROMPT)
+    with torch.inference_mode():
+        reference = engine.model.generate(**inputs.model_kwargs(), max_new_tokens=20, do_sample=False)
+    ours = engine.generate(inputs, max_new_tokens=20).token_ids
+    assert ours == reference[0, inputs.num_prompt_tokens :].tolist()[: len(ours)]
+
+
+def test_the_video_changes_the_answer_distribution(engine):
+    a = engine.prompt_logits(make_clip(seed=0), PROMPT)[-1]
+    b = engine.prompt_logits(make_clip(seed=1), PROMPT)[-1]
+    assert not torch.allclose(a, b)
+
+
+def test_sampling_is_reproducible_for_the_same_seed():
+    a = TorchEngine("tiny-dense", seed=5).reason(make_clip(), PROMPT, max_new_tokens=16, temperature=1.0)
+    b = TorchEngine("tiny-dense", seed=5).reason(make_clip(), PROMPT, max_new_tokens=16, temperature=1.0)
+    assert a.text == b.text
+
+
+def test_negative_arguments_are_refused(engine):
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        engine.reason(make_clip(), PROMPT, max_new_tokens=-1)
+    with pytest.raises(ValueError, match="temperature"):
+        engine.reason(make_clip(), PROMPT, temperature=-0.5)
+
+
+def test_reason_on_the_demo_clip_takes_well_under_a_second(engine):
+    engine.reason(make_clip(), PROMPT, max_new_tokens=32)  # warm up
+    start = time.perf_counter()
+    engine.reason(make_clip(), PROMPT, max_new_tokens=32)
+    assert time.perf_counter() - start < 1.0
+
+
+def test_concurrent_calls_give_the_serial_results(engine):
+    clips = [make_clip(seed=s) for s in range(3)]
+    serial = [engine.reason(c, PROMPT, max_new_tokens=8).text for c in clips]
+    results = [None] * 3
+
+    def work(i):
+        results[i] = engine.reason(clips[i], PROMPT, max_new_tokens=8).text
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == serial
+
+
+def test_checkpoint_directory_engine_matches_the_preset_engine(engine, tmp_path):
+    path = create_tiny_checkpoint(tmp_path / "tiny-dense", seed=0)
+    from_dir = create_engine("torch", str(path))
+    assert from_dir.model_id.startswith("tiny-dense@")
+    a = from_dir.reason(make_clip(), PROMPT, max_new_tokens=16)
+    b = engine.reason(make_clip(), PROMPT, max_new_tokens=16)
+    assert a.text == b.text
+
+
+def test_closed_engine_refuses_work():
+    engine = TorchEngine("tiny-dense")
+    engine.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        engine.reason(make_clip(), PROMPT, max_new_tokens=1)
