@@ -17,12 +17,17 @@ def _kv(key: str, value) -> KeyValue:
     return KeyValue(key=key, value=str(value))
 
 
+def _percentile(values, q: float) -> float:
+    return float(np.percentile(np.asarray(values, dtype=float), q)) if len(values) else float("nan")
+
+
 def camera_status(
     node_name: str,
     camera: str,
     stats: CameraStats | None,
     decode_errors: dict[str, int],
     stale: bool,
+    latencies_s: list[float] = (),
 ) -> DiagnosticStatus:
     status = DiagnosticStatus(name=f"{node_name}: camera {camera}", hardware_id=camera)
     stats = stats or CameraStats()
@@ -43,6 +48,8 @@ def camera_status(
         _kv("expired", stats.expired),
         _kv("decode_errors", errors),
         *(_kv(f"decode_errors.{cause}", n) for cause, n in sorted(decode_errors.items())),
+        _kv("latency_p50_s", _percentile(latencies_s, 50)),
+        _kv("latency_p95_s", _percentile(latencies_s, 95)),
         _kv("last_stamp", float(stats.last_stamp)),
         _kv("stale", stale),
     ]
@@ -53,7 +60,6 @@ def engine_status(
     node_name: str, stats: WorkerStats, queue_depth: int, model_id: str, engine_error: str
 ) -> DiagnosticStatus:
     status = DiagnosticStatus(name=f"{node_name}: engine", hardware_id=model_id or "unloaded")
-    latencies = np.array(stats.latencies, dtype=float)
     errors = sum(stats.errors.values())
     if engine_error:
         status.level, status.message = DiagnosticStatus.ERROR, engine_error
@@ -72,8 +78,8 @@ def engine_status(
         _kv("errors", errors),
         *(_kv(f"errors.{cause}", n) for cause, n in sorted(stats.errors.items())),
         _kv("latency_last_s", stats.last_latency_s),
-        _kv("latency_p50_s", float(np.percentile(latencies, 50)) if latencies.size else float("nan")),
-        _kv("latency_p95_s", float(np.percentile(latencies, 95)) if latencies.size else float("nan")),
+        _kv("latency_p50_s", _percentile(stats.latencies, 50)),
+        _kv("latency_p95_s", _percentile(stats.latencies, 95)),
     ]
     return status
 

@@ -11,6 +11,7 @@ Executor callbacks only convert and hand off; the model runs on the worker threa
 
 from __future__ import annotations
 
+import collections
 import sys
 import threading
 import time
@@ -121,6 +122,8 @@ class Reasoner(Node):
         settings = settings_from(self._values)
 
         self._decode_errors: dict[str, dict[str, int]] = {c: {} for c in settings.cameras}
+        # header stamp -> frame in the buffer, seconds, for /diagnostics
+        self._latency = {c: collections.deque(maxlen=200) for c in settings.cameras}
         self._logged_causes: set[str] = set()
         self.buffer = FrameBuffer(self._values["buffer_capacity"], max_age_s=max(30.0, 2 * settings.window_s))
         self.worker = ReasoningWorker(
@@ -195,7 +198,11 @@ class Reasoner(Node):
             scale = max_side / max(height, width)
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
             rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-        if not self.buffer.add(camera, stamp_seconds(msg), rgb):
+        stamp = stamp_seconds(msg)
+        accepted = self.buffer.add(camera, stamp, rgb)
+        # capture -> in the buffer, decode and resize included
+        self._latency[camera].append(self.get_clock().now().nanoseconds * 1e-9 - stamp)
+        if not accepted:
             self._log_once(f"{camera}:order", f"camera {camera}: frames with non-increasing stamps are dropped")
 
     def _count_decode_error(self, camera: str, cause: str, message: str) -> None:
@@ -230,6 +237,7 @@ class Reasoner(Node):
                 stats.get(camera),
                 dict(self._decode_errors.get(camera, {})),
                 self.buffer.is_stale(camera, now, settings.stale_timeout_s),
+                list(self._latency[camera]),
             )
             for camera in settings.cameras
         ]
