@@ -51,12 +51,16 @@ class LaunchError(ValueError):
 
 
 def share_directories(package: str) -> list[Path]:
-    """Where `package`'s share/ may be: AMENT_PREFIX_PATH, this environment, the source tree."""
-    candidates = [Path(p) / "share" / package for p in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p]
-    candidates.append(Path(sys.prefix) / "share" / package)
+    """Where `package`'s share/ may be, the copy that belongs to this code first: the source
+    tree (editable install), this environment's share/, then AMENT_PREFIX_PATH."""
+    candidates = []
     if package == PACKAGE:
-        candidates.append(Path(__file__).resolve().parent.parent)  # a source checkout / editable install
-    return [c for c in candidates if (c / "package.xml").is_file()]
+        candidates.append(Path(__file__).resolve().parent.parent)
+    candidates.append(Path(sys.prefix) / "share" / package)
+    candidates += [Path(p) / "share" / package for p in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p]
+    return [
+        c for c in candidates if (c / "package.xml").is_file() and (package != PACKAGE or (c / "launch").is_dir())
+    ]
 
 
 def find_launch_file(name: str) -> Path:

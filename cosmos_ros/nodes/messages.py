@@ -11,16 +11,31 @@ from cosmos_ros.msg import FailureDetection, SubtaskPrediction
 from cosmos_ros.nodes.worker import Outcome, OutcomeStatus
 
 
-def to_time(seconds: float) -> Time:
-    if not math.isfinite(seconds) or seconds < 0:
-        return Time()
-    sec = int(math.floor(seconds))
-    nanosec = min(int(round((seconds - sec) * 1e9)), 999_999_999)
-    return Time(sec=sec, nanosec=nanosec)
+class StampBase:
+    """Header stamps as float seconds counted from the first stamp's whole second.
 
+    The frame buffer and clips work in float seconds. Seconds since 1970 in a float64 keep only
+    ~240 ns, so a published clip_end would not equal the frame's own stamp; counted from a
+    nearby base second they stay exact to the nanosecond for about 100 days.
+    """
 
-def from_time(stamp) -> float:
-    return stamp.sec + stamp.nanosec * 1e-9
+    def __init__(self) -> None:
+        self.base_sec: int | None = None
+
+    def to_seconds(self, stamp) -> float:
+        if self.base_sec is None:
+            self.base_sec = int(stamp.sec)
+        return (stamp.sec - self.base_sec) + stamp.nanosec * 1e-9
+
+    def to_time(self, seconds: float) -> Time:
+        if self.base_sec is None or not math.isfinite(seconds):
+            return Time()
+        whole = math.floor(seconds)
+        nanosec = int(round((seconds - whole) * 1e9))
+        if nanosec >= 1_000_000_000:
+            whole, nanosec = whole + 1, nanosec - 1_000_000_000
+        sec = self.base_sec + int(whole)
+        return Time(sec=sec, nanosec=nanosec) if sec >= 0 else Time()
 
 
 def _confidence(outcome: Outcome) -> float:
@@ -29,10 +44,10 @@ def _confidence(outcome: Outcome) -> float:
     return float(outcome.reasoning.confidence)
 
 
-def _fill_common(msg, outcome: Outcome, frame_id: str) -> None:
+def _fill_common(msg, outcome: Outcome, stamps: StampBase, frame_id: str) -> None:
     """Fields SubtaskPrediction, FailureDetection and the Reason results share."""
-    msg.clip_start = to_time(outcome.clip_start)
-    msg.clip_end = to_time(outcome.clip_end)
+    msg.clip_start = stamps.to_time(outcome.clip_start)
+    msg.clip_end = stamps.to_time(outcome.clip_end)
     msg.num_frames = outcome.num_frames
     msg.reasoning = outcome.parsed.think if outcome.parsed else ""
     msg.answer = outcome.parsed.answer if outcome.parsed else ""
@@ -42,14 +57,14 @@ def _fill_common(msg, outcome: Outcome, frame_id: str) -> None:
     msg.model_id = outcome.model_id
     msg.latency_s = float(outcome.latency_s)
     if hasattr(msg, "header"):
-        msg.header.stamp = to_time(outcome.clip_end)
+        msg.header.stamp = msg.clip_end
         msg.header.frame_id = frame_id
         msg.cameras = list(outcome.cameras)
 
 
-def subtask_prediction(outcome: Outcome, task: str, frame_id: str = "") -> SubtaskPrediction:
+def subtask_prediction(outcome: Outcome, stamps: StampBase, task: str, frame_id: str = "") -> SubtaskPrediction:
     msg = SubtaskPrediction()
-    _fill_common(msg, outcome, frame_id)
+    _fill_common(msg, outcome, stamps, frame_id)
     msg.task = task
     msg.options = list(outcome.prompt.options) if outcome.prompt else []
     parsed = outcome.parsed
@@ -59,9 +74,11 @@ def subtask_prediction(outcome: Outcome, task: str, frame_id: str = "") -> Subta
     return msg
 
 
-def failure_detection(outcome: Outcome, task: str, subtask: str = "", frame_id: str = "") -> FailureDetection:
+def failure_detection(
+    outcome: Outcome, stamps: StampBase, task: str, subtask: str = "", frame_id: str = ""
+) -> FailureDetection:
     msg = FailureDetection()
-    _fill_common(msg, outcome, frame_id)
+    _fill_common(msg, outcome, stamps, frame_id)
     msg.task = task
     msg.subtask = subtask
     parsed = outcome.parsed
@@ -75,9 +92,9 @@ def failure_detection(outcome: Outcome, task: str, subtask: str = "", frame_id: 
     return msg
 
 
-def fill_reason_result(result, outcome: Outcome) -> None:
+def fill_reason_result(result, outcome: Outcome, stamps: StampBase) -> None:
     """Fills a Reason.Response or Reason.Result (same fields) from an outcome."""
-    _fill_common(result, outcome, "")
+    _fill_common(result, outcome, stamps, "")
     parsed = outcome.parsed
     result.choice_index = parsed.choice_index if parsed else -1
     result.choice_text = parsed.choice_text if parsed else ""

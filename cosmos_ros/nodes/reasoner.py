@@ -30,7 +30,7 @@ from rclpy.task import Future
 from sensor_msgs.msg import CompressedImage, Image
 
 from cosmos_ros.action import Reason as ReasonAction
-from cosmos_ros.core.codec import ImageDecodeError, compressed_to_rgb8, image_to_rgb8, stamp_seconds
+from cosmos_ros.core.codec import ImageDecodeError, compressed_to_rgb8, image_to_rgb8
 from cosmos_ros.core.frames import FrameBuffer
 from cosmos_ros.engine import create_engine
 from cosmos_ros.msg import FailureDetection, SubtaskPrediction
@@ -125,6 +125,8 @@ class Reasoner(Node):
         # header stamp -> frame in the buffer, seconds, for /diagnostics
         self._latency = {c: collections.deque(maxlen=200) for c in settings.cameras}
         self._logged_causes: set[str] = set()
+        self.stamps = messages.StampBase()
+        self._frame_ids: dict[str, str] = {}
         self.buffer = FrameBuffer(self._values["buffer_capacity"], max_age_s=max(30.0, 2 * settings.window_s))
         self.worker = ReasoningWorker(
             self.buffer,
@@ -198,17 +200,18 @@ class Reasoner(Node):
             scale = max_side / max(height, width)
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
             rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-        stamp = stamp_seconds(msg)
-        accepted = self.buffer.add(camera, stamp, rgb)
+        accepted = self.buffer.add(camera, self.stamps.to_seconds(msg.header.stamp), rgb)
+        self._frame_ids[camera] = msg.header.frame_id
         # capture -> in the buffer, decode and resize included
-        self._latency[camera].append(self.get_clock().now().nanoseconds * 1e-9 - stamp)
+        captured = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        self._latency[camera].append(self.get_clock().now().nanoseconds * 1e-9 - captured)
         if not accepted:
             self._log_once(f"{camera}:order", f"camera {camera}: frames with non-increasing stamps are dropped")
 
     def _count_decode_error(self, camera: str, cause: str, message: str) -> None:
         counts = self._decode_errors.setdefault(camera, {})
         counts[cause] = counts.get(cause, 0) + 1
-        self._log_once(f"{camera}:{cause}", f"camera {camera}: dropping frames: {message}")
+        self._log_once(f"{camera}:{cause}", f"camera {camera}: dropping frames ({cause}): {message}")
 
     def _log_once(self, key: str, message: str) -> None:
         if key not in self._logged_causes:
@@ -217,12 +220,12 @@ class Reasoner(Node):
 
     def _publish_periodic(self, kind: str, outcome: Outcome) -> None:
         settings = self.worker.settings
-        frame_id = outcome.cameras[0] if outcome.cameras else ""
+        frame_id = self._frame_ids.get(outcome.cameras[0], "") if outcome.cameras else ""
         if kind == "next_subtask":
-            self._subtask_pub.publish(messages.subtask_prediction(outcome, settings.task, frame_id))
+            self._subtask_pub.publish(messages.subtask_prediction(outcome, self.stamps, settings.task, frame_id))
         else:
             self._failure_pub.publish(
-                messages.failure_detection(outcome, settings.task, settings.failure_subtask, frame_id)
+                messages.failure_detection(outcome, self.stamps, settings.task, settings.failure_subtask, frame_id)
             )
 
     def _publish_diagnostics(self) -> None:
@@ -289,7 +292,7 @@ class Reasoner(Node):
             outcome = Outcome(OutcomeStatus.BUSY, f"{self.worker.queue_depth} requests queued; try again later")
         else:
             outcome = await future
-        messages.fill_reason_result(response, outcome)
+        messages.fill_reason_result(response, outcome, self.stamps)
         return response
 
     async def _execute_goal(self, goal_handle):
@@ -313,7 +316,7 @@ class Reasoner(Node):
         else:
             outcome = await future
         result = ReasonAction.Result()
-        messages.fill_reason_result(result, outcome)
+        messages.fill_reason_result(result, outcome, self.stamps)
         if goal_handle.is_cancel_requested:
             goal_handle.canceled()
         else:

@@ -1,0 +1,37 @@
+"""A fast, predictable Engine for node tests, loaded through the reasoner's plugin form
+`engine:=scripted_engine:create`. Its behaviour is steered by the question text:
+"explode" raises, anything else answers option A after streaming a few tokens."""
+
+from __future__ import annotations
+
+import time
+
+from cosmos_ros.core.types import Reasoning
+from cosmos_ros.engine import Engine
+
+ANSWER = "<think>\nthe ball rolls behind the box\n</think>\n\n<answer>\nA\n</answer>"
+
+
+class ScriptedEngine(Engine):
+    def __init__(self, delay_s: float = 0.02):
+        self.delay_s = delay_s
+        self.calls = 0
+
+    @property
+    def model_id(self) -> str:
+        return "scripted@0"
+
+    def reason(self, clip, prompt, *, max_new_tokens=256, temperature=0.0, on_token=None):
+        self.calls += 1
+        if "explode" in prompt.text:
+            raise RuntimeError("scripted failure")
+        time.sleep(self.delay_s)
+        pieces = [ANSWER[i : i + 8] for i in range(0, len(ANSWER), 8)]
+        for piece in pieces:
+            if on_token is not None:
+                on_token(piece)
+        return Reasoning(text=ANSWER, confidence=0.9, num_generated_tokens=len(pieces), model_id=self.model_id)
+
+
+def create(model: str, device: str = "cpu", **kw) -> Engine:
+    return ScriptedEngine()

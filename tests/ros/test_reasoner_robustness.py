@@ -1,0 +1,211 @@
+"""The reasoner under bad input, in its own process: it never dies, counts and logs each cause
+once, and keeps answering. Frames come from this test process; the engine is the scripted
+plugin in scripted_engine.py so answers are fast and predictable."""
+
+from __future__ import annotations
+
+import array
+import threading
+import time
+
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+
+from cosmos_ros.msg import SubtaskPrediction
+from cosmos_ros.srv import Reason as ReasonService
+from rosharness import Probe, child_env, diagnostic_values, start_node, unique_domain_id, wait_for, wait_future
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
+Status = ReasonService.Response
+
+
+def image(stamp, width=32, height=24, encoding="bgr8", data=None, step=None) -> Image:
+    msg = Image(height=height, width=width, encoding=encoding, step=width * 3 if step is None else step)
+    msg.header.stamp = stamp
+    buf = array.array("B")
+    buf.frombytes(np.full(msg.step * height, 90, np.uint8).tobytes() if data is None else data)
+    msg.data = buf
+    return msg
+
+
+class Camera:
+    """Publishes good frames at 20 Hz from the probe until paused."""
+
+    def __init__(self, probe: Probe):
+        self.probe = probe
+        qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        self.pub = probe.node.create_publisher(Image, "/cam/image_raw", qos)
+        self.running = threading.Event()
+        self.running.set()
+        self._stop = False
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def now(self):
+        return self.probe.node.get_clock().now().to_msg()
+
+    def _loop(self) -> None:
+        while not self._stop:
+            if self.running.is_set():
+                self.pub.publish(image(self.now()))
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        self._stop = True
+        self._thread.join(timeout=2)
+
+
+@pytest.fixture(scope="module")
+def rig():
+    domain = unique_domain_id()
+    probe = Probe(domain)
+    diagnostics = probe.collect(DiagnosticArray, "/diagnostics")
+    predictions = probe.collect(SubtaskPrediction, "/reasoner/next_subtask")
+    reasoner = start_node(
+        "cosmos_ros.nodes.reasoner",
+        child_env(domain),
+        "-p", "cameras:=[cam]",
+        "-p", "task:=stack the cubes",
+        "-p", "subtask_options:=[pick the red cube, place it on the blue cube]",
+        "-p", "engine:=scripted_engine:create",
+        "-p", "rate_hz:=4.0",
+        "-p", "stale_timeout_s:=3.0",
+        "-p", "max_pending_requests:=8",
+    )  # fmt: skip
+    camera = Camera(probe)
+    client = probe.node.create_client(ReasonService, "/reasoner/reason", qos_profile=QoSProfile(depth=256))
+    try:
+        assert client.wait_for_service(timeout_sec=20), reasoner.output
+        wait_for(lambda: any(p.status == SubtaskPrediction.STATUS_OK for p in predictions), 30, "a first answer")
+        yield probe, camera, client, reasoner, diagnostics, predictions
+    finally:
+        camera.close()
+        probe.close()
+        code = reasoner.stop()
+        assert code == 0, reasoner.output[-3000:]
+
+
+def ask(client, question: str, **fields) -> ReasonService.Response:
+    request = ReasonService.Request(question=question, **fields)
+    return wait_future(client.call_async(request), 30, f"an answer to {question!r}")
+
+
+def camera_values(diagnostics) -> dict[str, str]:
+    return diagnostic_values(diagnostics, "camera cam")
+
+
+def test_periodic_answers_carry_the_parsed_choice(rig):
+    *_, predictions = rig
+    ok = [p for p in predictions if p.status == SubtaskPrediction.STATUS_OK][-1]
+    assert ok.choice_index == 0 and ok.subtask == "pick the red cube"
+    assert ok.reasoning == "the ball rolls behind the box"
+    assert ok.confidence == pytest.approx(0.9)
+    assert ok.model_id == "scripted@0"
+
+
+BAD_FRAMES = {
+    "unknown_encoding": lambda stamp: image(stamp, encoding="bgr9"),
+    "size_mismatch": lambda stamp: image(stamp, data=b"\x00" * 100),
+    "empty": lambda stamp: image(stamp, width=0, height=0, data=b""),
+    "too_large": lambda stamp: image(stamp, width=16384, height=16384, data=b"\x00" * 64),
+    "bad_step": lambda stamp: image(stamp, step=10, data=b"\x00" * 240),
+}
+
+
+def test_malformed_frames_are_counted_per_cause_and_logged_once(rig):
+    probe, camera, client, reasoner, diagnostics, _ = rig
+    for _ in range(5):
+        for make in BAD_FRAMES.values():
+            camera.pub.publish(make(camera.now()))
+        time.sleep(0.02)
+
+    def counted() -> bool:
+        values = camera_values(diagnostics)
+        return all(values.get(f"decode_errors.{cause}") == "5" for cause in BAD_FRAMES)
+
+    wait_for(counted, 10, f"decode error counts, last: {camera_values(diagnostics)}")
+    logged = [line for line in reasoner.lines if "dropping frames" in line]
+    for cause in BAD_FRAMES:
+        assert sum(f"({cause})" in line for line in logged) == 1, f"{cause}: {logged}"
+    assert ask(client, "Is the cube on the table?", options=["yes", "no"]).status == Status.STATUS_OK
+
+
+def test_nan_depth_frames_are_accepted_without_errors(rig):
+    _, camera, client, _, diagnostics, _ = rig
+    before = int(camera_values(diagnostics).get("accepted", "0"))
+    depth = np.full((24, 32), np.nan, np.float32)
+    depth[::2] = np.inf
+    depth[1, :5] = 1.5
+    for _ in range(3):
+        camera.pub.publish(image(camera.now(), encoding="32FC1", step=32 * 4, data=depth.tobytes()))
+        time.sleep(0.05)
+    wait_for(lambda: int(camera_values(diagnostics).get("accepted", "0")) >= before + 3, 10, "accepted frames")
+    assert "decode_errors.bad_data" not in camera_values(diagnostics)
+
+
+def test_out_of_order_stamps_are_counted_not_buffered(rig):
+    _, camera, _, _, diagnostics, _ = rig
+    old = camera.now()
+    old.sec -= 5
+    for _ in range(4):
+        camera.pub.publish(image(old))
+    wait_for(lambda: int(camera_values(diagnostics).get("out_of_order", "0")) + int(
+        camera_values(diagnostics).get("duplicates", "0")) >= 4, 10, "out-of-order counts")
+
+
+def test_engine_failure_answers_error_and_the_next_request_is_served(rig):
+    _, _, client, reasoner, diagnostics, _ = rig
+    for _ in range(2):
+        failed = ask(client, "Will it explode?")
+        assert failed.status == Status.STATUS_ERROR
+        assert "RuntimeError: scripted failure" in failed.status_message
+    assert ask(client, "What is the robot holding?").status == Status.STATUS_OK
+    wait_for(lambda: diagnostic_values(diagnostics, "engine").get("errors.RuntimeError") == "2", 5, "error count")
+    assert sum("scripted failure" in line for line in reasoner.lines) == 1  # logged once per cause
+
+
+def test_a_hundred_concurrent_requests_are_all_answered(rig):
+    _, _, client, _, _, _ = rig
+    futures = [client.call_async(ReasonService.Request(question=f"question {i}?")) for i in range(100)]
+    wait_for(lambda: all(f.done() for f in futures), 60, "100 answers")
+    statuses = [f.result().status for f in futures]
+    assert set(statuses) <= {Status.STATUS_OK, Status.STATUS_BUSY}
+    assert statuses.count(Status.STATUS_OK) >= 8
+    busy = [f.result() for f in futures if f.result().status == Status.STATUS_BUSY]
+    assert all("try again" in r.status_message for r in busy)
+
+
+def test_invalid_requests_are_refused_with_a_reason(rig):
+    _, _, client, _, _, _ = rig
+    unknown = ask(client, "Where?", cameras=["wrist"])
+    assert unknown.status == Status.STATUS_INVALID and "wrist" in unknown.status_message
+    blank = ask(client, "Which?", options=["a", " "])
+    assert blank.status == Status.STATUS_INVALID
+
+
+def wait_for_fresh(diagnostics) -> None:
+    """Waits for a diagnostics message published after this call (they come at 1 Hz)."""
+    count = len(diagnostics)
+    wait_for(lambda: len(diagnostics) > count, 5, "fresh diagnostics")
+
+
+def test_a_silent_camera_makes_answers_stale_and_stops_inference(rig):
+    _, camera, client, _, diagnostics, predictions = rig
+    camera.running.clear()
+    try:
+        wait_for(lambda: predictions[-1].status == SubtaskPrediction.STATUS_STALE, 10, "a STALE prediction")
+        wait_for_fresh(diagnostics)
+        inferences = diagnostic_values(diagnostics, "engine")["inferences"]
+        time.sleep(1.5)
+        wait_for_fresh(diagnostics)
+        assert diagnostic_values(diagnostics, "engine")["inferences"] == inferences
+        assert predictions[-1].status == SubtaskPrediction.STATUS_STALE
+        assert "cam" in predictions[-1].status_message
+        assert ask(client, "Anything new?").status == Status.STATUS_STALE
+        assert camera_values(diagnostics)["stale"] == "True"
+    finally:
+        camera.running.set()
+    wait_for(lambda: predictions[-1].status == SubtaskPrediction.STATUS_OK, 10, "answers after the camera returns")
