@@ -2,7 +2,6 @@
 
 import math
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -108,13 +107,6 @@ def test_negative_arguments_are_refused(engine):
         engine.reason(make_clip(), PROMPT, max_new_tokens=-1)
     with pytest.raises(ValueError, match="temperature"):
         engine.reason(make_clip(), PROMPT, temperature=-0.5)
-
-
-def test_reason_on_the_demo_clip_takes_well_under_a_second(engine):
-    engine.reason(make_clip(), PROMPT, max_new_tokens=32)  # warm up
-    start = time.perf_counter()
-    engine.reason(make_clip(), PROMPT, max_new_tokens=32)
-    assert time.perf_counter() - start < 1.0
 
 
 def test_concurrent_calls_give_the_serial_results(engine):

@@ -97,7 +97,8 @@ def test_reasoner_launch_file_resolves_one_reasoner_at_the_root_namespace():
     args = ros_args(node.command)
     assert not any(value.startswith("__ns:=") for _, value in args)
     assert ("-p", "cameras:=[camera]") in args
-    assert Path(dict((v, f) for f, v in args if f == "--params-file").popitem()[0]).is_file()
+    (params,) = [value for flag, value in args if flag == "--params-file"]
+    assert Path(params).is_file()
 
 
 # ---- launch arguments ----------------------------------------------------------------------------
