@@ -48,6 +48,15 @@ def build_interfaces(build_dir: Path) -> Path:
     if cmake is None:
         raise RuntimeError("cmake (>= 3.16) is needed to generate the ROS 2 interfaces")
     stage = build_dir / "stage"
+    # CMake refuses exported include dirs inside the source tree, and a project-local .venv
+    # (numpy's headers) is inside this one: configure from a copy of just the interface sources.
+    source = build_dir / "src"
+    shutil.rmtree(source, ignore_errors=True)
+    source.mkdir(parents=True)
+    for name in ("CMakeLists.txt", "package.xml"):
+        shutil.copy2(HERE / name, source / name)
+    for name in INTERFACE_DIRS:
+        shutil.copytree(HERE / name, source / name)
     env = dict(os.environ)
     env["AMENT_PREFIX_PATH"] = os.pathsep.join(
         p for p in (str(prefix), env.get("AMENT_PREFIX_PATH", "")) if p
@@ -55,7 +64,7 @@ def build_interfaces(build_dir: Path) -> Path:
     # Run the generators with the environment's interpreter, which the ROS wheels bootstrap.
     python = str(prefix / "bin" / "python")
     configure = [
-        cmake, "-S", str(HERE), "-B", str(build_dir / "cmake"),
+        cmake, "-S", str(source), "-B", str(build_dir / "cmake"),
         "-DCOSMOS_ROS_PIP_BUILD=ON",
         f"-DCMAKE_PREFIX_PATH={prefix}",
         f"-DPython3_EXECUTABLE={python}",
@@ -76,7 +85,12 @@ class BuildWithInterfaces(build_py):
 
     def run(self) -> None:
         build_dir = HERE / "build" / f"interfaces-{sysconfig.get_platform()}"
-        stage = build_interfaces(build_dir)
+        try:
+            stage = build_interfaces(build_dir)
+        except (RuntimeError, subprocess.CalledProcessError) as exc:
+            # SystemExit, because setuptools' editable installs turn exceptions from build_py
+            # into a warning and would install a package without its interfaces.
+            raise SystemExit(f"cosmos_ros: generating the ROS 2 interfaces failed: {exc}") from exc
         generated = _generated_python_dir(stage)
         # Editable installs import straight from the source tree.
         target = HERE / PACKAGE if getattr(self, "editable_mode", False) else Path(self.build_lib) / PACKAGE

@@ -370,6 +370,22 @@ def test_arguments_given_on_the_command_line_reach_included_files(tmp_path, chil
     assert [n.label for n in load_graph(parent, {"robot": "r2"}, env={}).nodes] == ["/r2/reasoner"]
 
 
+def test_an_include_arg_wins_over_the_same_argument_on_the_command_line(tmp_path, child):
+    parent = write_launch(
+        tmp_path,
+        "parent.launch.yaml",
+        """
+        launch:
+        - arg: {name: who, default: "anyone"}
+        - include:
+            file: "$(dirname)/child.launch.yaml"
+            arg:
+            - {name: who, value: "fixed"}
+        """,
+    )
+    assert [n.label for n in load_graph(parent, {"who": "cli"}, env={}).nodes] == ["/solo/fixed"]
+
+
 def test_only_the_top_level_file_declares_the_graph_arguments(tmp_path, child):
     parent = write_launch(
         tmp_path,
