@@ -212,7 +212,8 @@ def _load(file: Path, arguments: dict[str, str], env: dict[str, str], graph: Gra
         elif kind == "include":
             included = Path(ctx.substitute(spec["file"]))
             args = {a["name"]: ctx.substitute(a["value"]) for a in spec.get("arg", [])}
-            _load(included, {**ctx.given, **args}, env, graph, depth + 1)
+            # As in ros2 launch, the included file sees the launch configurations set so far.
+            _load(included, {**ctx.given, **ctx.variables, **args}, env, graph, depth + 1)
         elif kind == "node":
             graph.nodes.append(_node_command(spec, ctx))
         else:

@@ -159,7 +159,10 @@ class ReasoningWorker:
             pending, self._requests = list(self._requests), collections.deque()
             self._cv.notify_all()
         for request in pending:
-            request.done(Outcome(OutcomeStatus.ERROR, "the reasoner is shutting down"))
+            try:
+                request.done(Outcome(OutcomeStatus.ERROR, "the reasoner is shutting down"))
+            except Exception as exc:
+                self._report(f"callback:{type(exc).__name__}", f"answer delivery failed: {exc}")
         self._thread.join(timeout)
         close = getattr(self._engine, "close", None)
         if close is not None:
@@ -219,10 +222,13 @@ class ReasoningWorker:
                 if request is None:
                     self._tick = False
             prefer_request = not run_request
-            if request is not None:
-                self._serve(request)
-            else:
-                self._periodic()
+            try:
+                if request is not None:
+                    self._serve(request)
+                else:
+                    self._periodic()
+            except Exception as exc:  # a failing callback must not end the thread that answers
+                self._report(f"callback:{type(exc).__name__}", f"answer delivery failed: {type(exc).__name__}: {exc}")
 
     def _serve(self, request: Request) -> None:
         settings = self.settings

@@ -403,12 +403,6 @@ def test_only_the_top_level_file_declares_the_graph_arguments(tmp_path, child):
         load_graph(parent, {"robot": "r2"}, env={})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="include passes the including file's *given* arguments, not its variables: a default "
-    "or let of the parent does not reach the child, whereas ros2 launch shares launch "
-    "configurations with included files (the same YAML gives a different graph)",
-)
 def test_an_included_file_sees_the_including_files_variables_as_ros2_launch_does(tmp_path, child):
     parent = write_launch(
         tmp_path,

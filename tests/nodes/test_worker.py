@@ -623,12 +623,6 @@ def test_after_a_request_a_pending_tick_runs_before_the_next_queued_request(make
 # ---- robustness ----------------------------------------------------------------------------------
 
 
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
-@pytest.mark.xfail(
-    strict=True,
-    reason="an exception from on_periodic (e.g. publish() during shutdown) escapes _run and ends "
-    "the worker thread: later requests are accepted by submit() but never answered",
-)
 def test_a_periodic_callback_that_raises_does_not_stop_the_worker(buffer):
     published = threading.Event()
 
