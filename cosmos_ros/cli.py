@@ -1,10 +1,10 @@
 """`cosmos-ros`: the front door.
 
-    cosmos-ros demo [--duration S]        camera -> reasoner -> planner listener, real ROS 2
-    cosmos-ros launch NAME [arg:=value]   run launch/NAME.launch.yaml without ROS 2's launch tools
-    cosmos-ros model info PRESET          architecture and parameter count of a model preset
-    cosmos-ros transport-profile          path of the Fast DDS profile for your own camera drivers
-    cosmos-ros bench NAME [args]          run bench/NAME.py
+cosmos-ros demo [--duration S]        camera -> reasoner -> planner listener, real ROS 2
+cosmos-ros launch NAME [arg:=value]   run launch/NAME.launch.yaml without ROS 2's launch tools
+cosmos-ros model info PRESET          architecture and parameter count of a model preset
+cosmos-ros transport-profile          path of the Fast DDS profile for your own camera drivers
+cosmos-ros bench NAME [args]          run bench/NAME.py
 """
 
 from __future__ import annotations
@@ -54,22 +54,31 @@ def _bench(name: str, args: list[str]) -> int:
             runpy.run_path(str(script), run_name="__main__")
             return 0
     available = sorted({p.stem for r in roots if r.is_dir() for p in r.glob("*.py")})
-    print(f"cosmos-ros bench: no benchmark {name!r}; available: {', '.join(available) or 'none'}", file=sys.stderr)
+    print(
+        f"cosmos-ros bench: no benchmark {name!r}; available: {', '.join(available) or 'none'}",
+        file=sys.stderr,
+    )
     return 2
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="cosmos-ros", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="cosmos-ros", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="run the demo graph (synthetic camera -> reasoner -> planner)")
     demo.add_argument("--duration", type=float, default=30.0, help="seconds to run; 0 = until Ctrl-C")
-    demo.add_argument("arguments", nargs="*", help="launch arguments name:=value (see launch demo --show-args)")
+    demo.add_argument(
+        "arguments", nargs="*", help="launch arguments name:=value (see launch demo --show-args)"
+    )
 
     run = sub.add_parser("launch", help="run a launch file of this package (launch/NAME.launch.yaml)")
     run.add_argument("name", help="demo, reasoner, ... or a path to a .launch.yaml")
     run.add_argument("arguments", nargs="*", help="launch arguments name:=value")
-    run.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds; 0 = until Ctrl-C")
+    run.add_argument(
+        "--duration", type=float, default=0.0, help="stop after this many seconds; 0 = until Ctrl-C"
+    )
     run.add_argument("--show-args", action="store_true", help="list the launch file's arguments and exit")
 
     model = sub.add_parser("model", help="model presets")

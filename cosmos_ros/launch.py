@@ -57,9 +57,13 @@ def share_directories(package: str) -> list[Path]:
     if package == PACKAGE:
         candidates.append(Path(__file__).resolve().parent.parent)
     candidates.append(Path(sys.prefix) / "share" / package)
-    candidates += [Path(p) / "share" / package for p in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p]
+    candidates += [
+        Path(p) / "share" / package for p in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p
+    ]
     return [
-        c for c in candidates if (c / "package.xml").is_file() and (package != PACKAGE or (c / "launch").is_dir())
+        c
+        for c in candidates
+        if (c / "package.xml").is_file() and (package != PACKAGE or (c / "launch").is_dir())
     ]
 
 
@@ -74,7 +78,11 @@ def find_launch_file(name: str) -> Path:
         if candidate.is_file():
             return candidate
     available = sorted(
-        {p.name.removesuffix(".launch.yaml") for s in share_directories(PACKAGE) for p in (s / "launch").glob("*.launch.yaml")}
+        {
+            p.name.removesuffix(".launch.yaml")
+            for s in share_directories(PACKAGE)
+            for p in (s / "launch").glob("*.launch.yaml")
+        }
     )
     raise LaunchError(f"no launch file {name!r}; available: {', '.join(available) or 'none found'}")
 
@@ -194,7 +202,7 @@ def _load(file: Path, arguments: dict[str, str], env: dict[str, str], graph: Gra
     for entry in document["launch"]:
         if not isinstance(entry, dict) or len(entry) != 1:
             raise LaunchError(f"{file.name}: each action must be a one-key mapping, got {entry!r}")
-        (kind, spec), = entry.items()
+        ((kind, spec),) = entry.items()
         if kind == "arg":
             name = spec["name"]
             if depth == 0:

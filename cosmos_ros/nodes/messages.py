@@ -62,7 +62,9 @@ def _fill_common(msg, outcome: Outcome, stamps: StampBase, frame_id: str) -> Non
         msg.cameras = list(outcome.cameras)
 
 
-def subtask_prediction(outcome: Outcome, stamps: StampBase, task: str, frame_id: str = "") -> SubtaskPrediction:
+def subtask_prediction(
+    outcome: Outcome, stamps: StampBase, task: str, frame_id: str = ""
+) -> SubtaskPrediction:
     msg = SubtaskPrediction()
     _fill_common(msg, outcome, stamps, frame_id)
     msg.task = task

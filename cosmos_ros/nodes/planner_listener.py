@@ -12,14 +12,12 @@ from __future__ import annotations
 import math
 import sys
 
-import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.time import Time
 
 from cosmos_ros.msg import FailureDetection, SubtaskPrediction
-from cosmos_ros.transport import configure_transport
+from cosmos_ros.nodes.runner import run_node
 
 STATUS_NAMES = {0: "OK", 1: "NONE", 2: "UNCERTAIN", 3: "STALE", 4: "ERROR"}
 VERDICT_NAMES = {0: "SUCCESS", 1: "FAILURE", 2: "UNCERTAIN"}
@@ -71,17 +69,7 @@ class PlannerListener(Node):
 
 
 def main(args=None) -> int:
-    configure_transport()
-    rclpy.init(args=args)
-    node = PlannerListener()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(PlannerListener, "planner_listener", args=args)
 
 
 if __name__ == "__main__":

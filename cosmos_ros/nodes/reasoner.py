@@ -18,12 +18,10 @@ import time
 from functools import partial
 
 import cv2
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import ParameterDescriptor, ParameterType, SetParametersResult
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, HistoryPolicy, qos_profile_sensor_data
 from rclpy.task import Future
@@ -37,7 +35,7 @@ from cosmos_ros.msg import FailureDetection, SubtaskPrediction
 from cosmos_ros.nodes import diagnostics, messages
 from cosmos_ros.nodes.worker import Cancelled, Outcome, OutcomeStatus, ReasoningWorker, Request, Settings
 from cosmos_ros.srv import Reason as ReasonService
-from cosmos_ros.transport import configure_transport
+from cosmos_ros.nodes.runner import run_node
 
 _STRING_ARRAY = ParameterType.PARAMETER_STRING_ARRAY
 
@@ -145,7 +143,9 @@ class Reasoner(Node):
         requests = ReentrantCallbackGroup()
         # Deep queues: a burst of concurrent calls must reach the callback to get BUSY, not vanish.
         deep = QoSProfile(depth=256, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
-        self.create_service(ReasonService, "~/reason", self._on_reason, qos_profile=deep, callback_group=requests)
+        self.create_service(
+            ReasonService, "~/reason", self._on_reason, qos_profile=deep, callback_group=requests
+        )
         self._action = ActionServer(
             self,
             ReasonAction,
@@ -206,7 +206,9 @@ class Reasoner(Node):
         captured = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
         self._latency[camera].append(self.get_clock().now().nanoseconds * 1e-9 - captured)
         if not accepted:
-            self._log_once(f"{camera}:order", f"camera {camera}: frames with non-increasing stamps are dropped")
+            self._log_once(
+                f"{camera}:order", f"camera {camera}: frames with non-increasing stamps are dropped"
+            )
 
     def _count_decode_error(self, camera: str, cause: str, message: str) -> None:
         counts = self._decode_errors.setdefault(camera, {})
@@ -222,10 +224,14 @@ class Reasoner(Node):
         settings = self.worker.settings
         frame_id = self._frame_ids.get(outcome.cameras[0], "") if outcome.cameras else ""
         if kind == "next_subtask":
-            self._subtask_pub.publish(messages.subtask_prediction(outcome, self.stamps, settings.task, frame_id))
+            self._subtask_pub.publish(
+                messages.subtask_prediction(outcome, self.stamps, settings.task, frame_id)
+            )
         else:
             self._failure_pub.publish(
-                messages.failure_detection(outcome, self.stamps, settings.task, settings.failure_subtask, frame_id)
+                messages.failure_detection(
+                    outcome, self.stamps, settings.task, settings.failure_subtask, frame_id
+                )
             )
 
     def _publish_diagnostics(self) -> None:
@@ -246,7 +252,11 @@ class Reasoner(Node):
         ]
         statuses.append(
             diagnostics.engine_status(
-                name, self.worker.stats, self.worker.queue_depth, self.worker.model_id, self.worker.engine_error
+                name,
+                self.worker.stats,
+                self.worker.queue_depth,
+                self.worker.model_id,
+                self.worker.engine_error,
             )
         )
         self._diag_pub.publish(diagnostics.diagnostic_array(self.get_clock().now().to_msg(), statuses))
@@ -255,7 +265,9 @@ class Reasoner(Node):
         values = dict(self._values)
         for param in params:
             if param.name in PARAMETERS and PARAMETERS[param.name][2]:
-                return SetParametersResult(successful=False, reason=f"{param.name} is read-only; restart the node")
+                return SetParametersResult(
+                    successful=False, reason=f"{param.name} is read-only; restart the node"
+                )
             values[param.name] = param.value
         problem = validate(values)
         if problem:
@@ -289,7 +301,9 @@ class Reasoner(Node):
     async def _on_reason(self, request, response):
         job, future = self._request(request)
         if not self.worker.submit(job):
-            outcome = Outcome(OutcomeStatus.BUSY, f"{self.worker.queue_depth} requests queued; try again later")
+            outcome = Outcome(
+                OutcomeStatus.BUSY, f"{self.worker.queue_depth} requests queued; try again later"
+            )
         else:
             outcome = await future
         messages.fill_reason_result(response, outcome, self.stamps)
@@ -306,13 +320,18 @@ class Reasoner(Node):
             with lock:
                 text.append(delta)
                 feedback = ReasonAction.Feedback(
-                    text_delta=delta, text="".join(text), num_tokens=len(text), elapsed_s=time.monotonic() - started
+                    text_delta=delta,
+                    text="".join(text),
+                    num_tokens=len(text),
+                    elapsed_s=time.monotonic() - started,
                 )
             goal_handle.publish_feedback(feedback)
 
         job, future = self._request(goal_handle.request, on_token)
         if not self.worker.submit(job):
-            outcome = Outcome(OutcomeStatus.BUSY, f"{self.worker.queue_depth} requests queued; try again later")
+            outcome = Outcome(
+                OutcomeStatus.BUSY, f"{self.worker.queue_depth} requests queued; try again later"
+            )
         else:
             outcome = await future
         result = ReasonAction.Result()
@@ -329,24 +348,7 @@ class Reasoner(Node):
 
 
 def main(args=None) -> int:
-    configure_transport()
-    rclpy.init(args=args)
-    try:
-        node = Reasoner()
-    except ValueError as exc:
-        rclpy.logging.get_logger("reasoner").fatal(str(exc))
-        rclpy.try_shutdown()
-        return 2
-    executor = MultiThreadedExecutor(num_threads=4)
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(Reasoner, "reasoner", args=args, threads=4)
 
 
 if __name__ == "__main__":

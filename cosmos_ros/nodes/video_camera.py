@@ -14,15 +14,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
 from cosmos_ros.core.codec import array_to_image_fields
-from cosmos_ros.transport import configure_transport
+from cosmos_ros.nodes.runner import run_node
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 ENCODINGS = ("bgr8", "rgb8", "mono8")
@@ -94,7 +92,9 @@ class VideoCamera(Node):
         self.fps, self.width, self.height = float(get("fps")), int(get("width")), int(get("height"))
         self.encoding, self.frame_id = get("encoding"), get("frame_id")
         if self.fps <= 0 or self.width <= 0 or self.height <= 0:
-            raise ValueError(f"fps, width and height must be > 0, got {self.fps}, {self.width}, {self.height}")
+            raise ValueError(
+                f"fps, width and height must be > 0, got {self.fps}, {self.width}, {self.height}"
+            )
         if self.encoding not in ENCODINGS:
             raise ValueError(f"encoding must be one of {ENCODINGS}, got {self.encoding!r}")
         source = get("source")
@@ -103,14 +103,18 @@ class VideoCamera(Node):
         else:
             path = Path(source).expanduser()
             if not path.exists():
-                raise ValueError(f"source {source!r} does not exist (expected 'pattern', a video or a folder)")
+                raise ValueError(
+                    f"source {source!r} does not exist (expected 'pattern', a video or a folder)"
+                )
             self._frames = file_frames(path, bool(get("loop")))
         reliability = ReliabilityPolicy.RELIABLE if get("reliable") else ReliabilityPolicy.BEST_EFFORT
         qos = QoSProfile(depth=2, reliability=reliability, history=HistoryPolicy.KEEP_LAST)
         self._pub = self.create_publisher(Image, "image_raw", qos)
         self.published = 0
         self.create_timer(1.0 / self.fps, self._publish_next)
-        self.get_logger().info(f"publishing {source} at {self.fps:g} fps, {self.width}x{self.height} {self.encoding}")
+        self.get_logger().info(
+            f"publishing {source} at {self.fps:g} fps, {self.width}x{self.height} {self.encoding}"
+        )
 
     def _publish_next(self) -> None:
         try:
@@ -140,25 +144,7 @@ class VideoCamera(Node):
 
 
 def main(args=None) -> int:
-    configure_transport()
-    rclpy.init(args=args)
-    try:
-        node = VideoCamera()
-    except ValueError as exc:
-        rclpy.logging.get_logger("video_camera").fatal(str(exc))
-        rclpy.try_shutdown()
-        return 2
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except ValueError as exc:
-        node.get_logger().fatal(str(exc))
-        return 2
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(VideoCamera, "video_camera", args=args)
 
 
 if __name__ == "__main__":

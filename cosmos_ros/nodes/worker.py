@@ -228,7 +228,9 @@ class ReasoningWorker:
                 else:
                     self._periodic()
             except Exception as exc:  # a failing callback must not end the thread that answers
-                self._report(f"callback:{type(exc).__name__}", f"answer delivery failed: {type(exc).__name__}: {exc}")
+                self._report(
+                    f"callback:{type(exc).__name__}", f"answer delivery failed: {type(exc).__name__}: {exc}"
+                )
 
     def _serve(self, request: Request) -> None:
         settings = self.settings
