@@ -40,6 +40,7 @@ PACKAGE = "cosmos_ros"
 # Our executables run as modules of this interpreter: no PATH lookups, no stale copies.
 EXECUTABLES = {
     "reasoner": "cosmos_ros.nodes.reasoner",
+    "reasoner_lifecycle": "cosmos_ros.nodes.reasoner_lifecycle",
     "video_camera": "cosmos_ros.nodes.video_camera",
     "planner_listener": "cosmos_ros.nodes.planner_listener",
 }

@@ -105,20 +105,27 @@ def settings_from(values: dict) -> Settings:
     )
 
 
-class Reasoner(Node):
-    def __init__(self, **kwargs):
-        super().__init__("reasoner", **kwargs)
+class ReasonerLogic:
+    """Everything the reasoner does, in lifecycle-sized steps, for a class that is also a Node:
+    `Reasoner` runs all steps at construction; `LifecycleReasoner` (reasoner_lifecycle) runs them
+    on configure/activate/deactivate/cleanup transitions."""
+
+    def _declare_parameters(self) -> None:
         for name, (default, description, read_only) in PARAMETERS.items():
             descriptor = ParameterDescriptor(description=description, read_only=read_only)
             if isinstance(default, list):
                 descriptor.type = _STRING_ARRAY
             self.declare_parameter(name, default, descriptor)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+    def _configure(self) -> None:
+        """Reads and checks the parameters, starts the worker (which loads the model) and the
+        publishers. Raises ValueError for unusable parameters."""
         self._values = {name: self.get_parameter(name).value for name in PARAMETERS}
         problem = validate(self._values)
         if problem:
             raise ValueError(f"invalid reasoner parameters: {problem}")
         settings = settings_from(self._values)
-
         self._decode_errors: dict[str, dict[str, int]] = {c: {} for c in settings.cameras}
         # header stamp -> frame in the buffer, seconds, for /diagnostics
         self._latency = {c: collections.deque(maxlen=200) for c in settings.cameras}
@@ -134,16 +141,21 @@ class Reasoner(Node):
             on_error=lambda cause, message: self.get_logger().error(message),
             max_pending=self._values["max_pending_requests"],
         )
-
         self._subtask_pub = self.create_publisher(SubtaskPrediction, "~/next_subtask", 10)
         self._failure_pub = self.create_publisher(FailureDetection, "~/failure", 10)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._diag_timer = self.create_timer(1.0, self._publish_diagnostics)
+        self._active: list = []  # subscriptions, timer, service, action server while active
+        self.worker.start()
 
-        self._subscribe_cameras(settings.cameras)
+    def _activate(self) -> None:
+        """Subscribes the cameras, starts the periodic questions and serves ~/reason."""
+        self._active = self._subscribe_cameras(self.worker.settings.cameras)
         requests = ReentrantCallbackGroup()
         # Deep queues: a burst of concurrent calls must reach the callback to get BUSY, not vanish.
         deep = QoSProfile(depth=256, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
-        self.create_service(
+        self._timer = self.create_timer(1.0 / self._values["rate_hz"], self.worker.tick)
+        self._service = self.create_service(
             ReasonService, "~/reason", self._on_reason, qos_profile=deep, callback_group=requests
         )
         self._action = ActionServer(
@@ -155,14 +167,25 @@ class Reasoner(Node):
             cancel_callback=lambda goal: CancelResponse.ACCEPT,
             callback_group=requests,
         )
-        self._timer = self.create_timer(1.0 / self._values["rate_hz"], self.worker.tick)
-        self.create_timer(1.0, self._publish_diagnostics)
-        self.add_on_set_parameters_callback(self._on_set_parameters)
-        self.worker.start()
+        settings = self.worker.settings
         self.get_logger().info(
             f"watching {', '.join(settings.cameras)} with {self._values['engine']} engine "
             f"({self._values['model']} on {self._values['device']}); task: {settings.task or '(none)'}"
         )
+
+    def _deactivate(self) -> None:
+        for subscription in self._active:
+            self.destroy_subscription(subscription)
+        self._active = []
+        self.destroy_timer(self._timer)
+        self.destroy_service(self._service)
+        self._action.destroy()
+
+    def _cleanup(self) -> None:
+        self.worker.stop()
+        self.destroy_timer(self._diag_timer)
+        for publisher in (self._subtask_pub, self._failure_pub, self._diag_pub):
+            self.destroy_publisher(publisher)
 
     # ---- set-up --------------------------------------------------------------------------------
 
@@ -171,20 +194,22 @@ class Reasoner(Node):
         self.get_logger().info(f"engine ready: {engine.model_id}")
         return engine
 
-    def _subscribe_cameras(self, cameras) -> None:
+    def _subscribe_cameras(self, cameras) -> list:
         qos = qos_profile_sensor_data
         if self._values["camera_reliability"] == "reliable":
             qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
         compressed = self._values["image_transport"] == "compressed"
-        for camera in cameras:
-            topic = f"{camera}/image_raw" + ("/compressed" if compressed else "")
+        suffix = "/compressed" if compressed else ""
+        return [
             self.create_subscription(
                 CompressedImage if compressed else Image,
-                topic,
+                f"{camera}/image_raw{suffix}",
                 partial(self._on_frame, camera, compressed),
                 qos,
                 callback_group=MutuallyExclusiveCallbackGroup(),
             )
+            for camera in cameras
+        ]
 
     # ---- callbacks: convert, hand off, return ---------------------------------------------------
 
@@ -262,6 +287,8 @@ class Reasoner(Node):
         self._diag_pub.publish(diagnostics.diagnostic_array(self.get_clock().now().to_msg(), statuses))
 
     def _on_set_parameters(self, params) -> SetParametersResult:
+        if not hasattr(self, "worker"):  # not configured yet: checked on configure
+            return SetParametersResult(successful=True)
         values = dict(self._values)
         for param in params:
             if param.name in PARAMETERS and PARAMETERS[param.name][2]:
@@ -275,7 +302,7 @@ class Reasoner(Node):
         rate_changed = values["rate_hz"] != self._values["rate_hz"]
         self._values = values
         self.worker.settings = settings_from(values)
-        if rate_changed:
+        if rate_changed and self._active:
             self._timer.timer_period_ns = int(1e9 / values["rate_hz"])
             self._timer.reset()
         return SetParametersResult(successful=True)
@@ -341,6 +368,17 @@ class Reasoner(Node):
         else:
             goal_handle.succeed()
         return result
+
+
+class Reasoner(ReasonerLogic, Node):
+    """The reasoner, configured and active from the start (see reasoner_lifecycle for the
+    managed variant)."""
+
+    def __init__(self, **kwargs):
+        super().__init__("reasoner", **kwargs)
+        self._declare_parameters()
+        self._configure()
+        self._activate()
 
     def destroy_node(self) -> None:
         self.worker.stop()

@@ -30,7 +30,9 @@ class ScriptedEngine(Engine):
         for piece in pieces:
             if on_token is not None:
                 on_token(piece)
-        return Reasoning(text=ANSWER, confidence=0.9, num_generated_tokens=len(pieces), model_id=self.model_id)
+        return Reasoning(
+            text=ANSWER, confidence=0.9, num_generated_tokens=len(pieces), model_id=self.model_id
+        )
 
 
 def create(model: str, device: str = "cpu", **kw) -> Engine:

@@ -45,13 +45,17 @@ def test_two_compressed_cameras_are_aligned_into_one_clip():
         while not stop.is_set():
             stamp = probe.node.get_clock().now().to_msg()
             for name, pub in publishers.items():  # both cameras share the stamp: perfectly aligned
-                pub.publish(CompressedImage(header=_header(stamp, name), format=jpeg["format"], data=jpeg["data"]))
+                pub.publish(
+                    CompressedImage(header=_header(stamp, name), format=jpeg["format"], data=jpeg["data"])
+                )
             time.sleep(0.1)
 
     thread = threading.Thread(target=publish, daemon=True)
     thread.start()
     try:
-        wait_for(lambda: any(p.status == SubtaskPrediction.STATUS_OK for p in predictions), 30, "an OK answer")
+        wait_for(
+            lambda: any(p.status == SubtaskPrediction.STATUS_OK for p in predictions), 30, "an OK answer"
+        )
         ok = next(p for p in predictions if p.status == SubtaskPrediction.STATUS_OK)
         assert ok.cameras == ["front", "wrist"]
         assert ok.header.frame_id == "front_frame"
@@ -61,7 +65,6 @@ def test_two_compressed_cameras_are_aligned_into_one_clip():
         thread.join(timeout=2)
         probe.close()
         assert reasoner.stop() == 0, reasoner.output[-2000:]
-
 
 
 def _header(stamp, name: str) -> Header:

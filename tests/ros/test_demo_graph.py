@@ -64,7 +64,11 @@ def test_subtask_predictions_cover_published_frames(graph):
     assert msg.model_id.startswith("tiny-dense@")
     assert msg.task == "put the red ball in the box"
     assert len(msg.options) == 4
-    assert msg.status in (SubtaskPrediction.STATUS_OK, SubtaskPrediction.STATUS_NONE, SubtaskPrediction.STATUS_UNCERTAIN)
+    assert msg.status in (
+        SubtaskPrediction.STATUS_OK,
+        SubtaskPrediction.STATUS_NONE,
+        SubtaskPrediction.STATUS_UNCERTAIN,
+    )
     assert msg.latency_s > 0
 
 
@@ -85,7 +89,9 @@ def test_reason_service_answers_about_the_latest_clip(graph):
     probe, seen, _ = graph
     client = probe.node.create_client(ReasonService, "/demo/reasoner/reason")
     assert client.wait_for_service(timeout_sec=10)
-    request = ReasonService.Request(question="Where is the ball?", options=["left", "right"], max_new_tokens=8)
+    request = ReasonService.Request(
+        question="Where is the ball?", options=["left", "right"], max_new_tokens=8
+    )
     response = wait_future(client.call_async(request), 30, "the Reason service")
     assert response.status in (ReasonService.Response.STATUS_OK, ReasonService.Response.STATUS_UNCERTAIN)
     assert response.num_frames >= 1
@@ -99,7 +105,9 @@ def test_reason_action_streams_feedback(graph):
     feedback = []
     goal = ReasonAction.Goal(question="What is the robot doing?", max_new_tokens=12)
     handle = wait_future(
-        client.send_goal_async(goal, feedback_callback=lambda fb: feedback.append(fb.feedback)), 30, "goal acceptance"
+        client.send_goal_async(goal, feedback_callback=lambda fb: feedback.append(fb.feedback)),
+        30,
+        "goal acceptance",
     )
     assert handle.accepted
     result = wait_future(handle.get_result_async(), 60, "the action result").result
@@ -120,7 +128,11 @@ def rclpy_action_client(probe):
 
 def test_diagnostics_report_camera_rate_and_engine(graph):
     _, seen, _ = graph
-    wait_for(lambda: diagnostic_values(seen["diagnostics"], "engine").get("inferences", "0") != "0", 10, "inferences")
+    wait_for(
+        lambda: diagnostic_values(seen["diagnostics"], "engine").get("inferences", "0") != "0",
+        10,
+        "inferences",
+    )
     camera = diagnostic_values(seen["diagnostics"], "camera camera")
     engine = diagnostic_values(seen["diagnostics"], "engine")
     assert 5.0 < float(camera["rate_hz"]) < 30.0  # the demo camera runs at 15 fps
@@ -132,7 +144,9 @@ def test_diagnostics_report_camera_rate_and_engine(graph):
 
 def test_planner_listener_receives_both_topics(graph):
     _, _, launcher = graph
-    wait_for(lambda: "next subtask:" in launcher.output and "failure check:" in launcher.output, 20, "planner logs")
+    wait_for(
+        lambda: "next subtask:" in launcher.output and "failure check:" in launcher.output, 20, "planner logs"
+    )
 
 
 def test_ctrl_c_stops_the_whole_graph_cleanly(graph):

@@ -16,7 +16,15 @@ from sensor_msgs.msg import Image
 
 from cosmos_ros.msg import SubtaskPrediction
 from cosmos_ros.srv import Reason as ReasonService
-from rosharness import Probe, child_env, diagnostic_values, start_node, unique_domain_id, wait_for, wait_future
+from rosharness import (
+    Probe,
+    child_env,
+    diagnostic_values,
+    start_node,
+    unique_domain_id,
+    wait_for,
+    wait_future,
+)
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 Status = ReasonService.Response
@@ -79,7 +87,9 @@ def rig():
     client = probe.node.create_client(ReasonService, "/reasoner/reason", qos_profile=QoSProfile(depth=256))
     try:
         assert client.wait_for_service(timeout_sec=20), reasoner.output
-        wait_for(lambda: any(p.status == SubtaskPrediction.STATUS_OK for p in predictions), 30, "a first answer")
+        wait_for(
+            lambda: any(p.status == SubtaskPrediction.STATUS_OK for p in predictions), 30, "a first answer"
+        )
         # steady state: the first frames after discovery may be lost on the best-effort path
         wait_for(lambda: int(camera_values(diagnostics).get("accepted", "0")) >= 40, 20, "40 frames received")
         yield probe, camera, client, reasoner, diagnostics, predictions
@@ -144,7 +154,9 @@ def test_nan_depth_frames_are_accepted_without_errors(rig):
     for _ in range(3):
         camera.pub.publish(image(camera.now(), encoding="32FC1", step=32 * 4, data=depth.tobytes()))
         time.sleep(0.05)
-    wait_for(lambda: int(camera_values(diagnostics).get("accepted", "0")) >= before + 3, 10, "accepted frames")
+    wait_for(
+        lambda: int(camera_values(diagnostics).get("accepted", "0")) >= before + 3, 10, "accepted frames"
+    )
     assert "decode_errors.bad_data" not in camera_values(diagnostics)
 
 
@@ -154,8 +166,15 @@ def test_out_of_order_stamps_are_counted_not_buffered(rig):
     old.sec -= 5
     for _ in range(4):
         camera.pub.publish(image(old))
-    wait_for(lambda: int(camera_values(diagnostics).get("out_of_order", "0")) + int(
-        camera_values(diagnostics).get("duplicates", "0")) >= 4, 10, "out-of-order counts")
+    wait_for(
+        lambda: (
+            int(camera_values(diagnostics).get("out_of_order", "0"))
+            + int(camera_values(diagnostics).get("duplicates", "0"))
+            >= 4
+        ),
+        10,
+        "out-of-order counts",
+    )
 
 
 def test_engine_failure_answers_error_and_the_next_request_is_served(rig):
@@ -165,7 +184,9 @@ def test_engine_failure_answers_error_and_the_next_request_is_served(rig):
         assert failed.status == Status.STATUS_ERROR
         assert "RuntimeError: scripted failure" in failed.status_message
     assert ask(client, "What is the robot holding?").status == Status.STATUS_OK
-    wait_for(lambda: diagnostic_values(diagnostics, "engine").get("errors.RuntimeError") == "2", 5, "error count")
+    wait_for(
+        lambda: diagnostic_values(diagnostics, "engine").get("errors.RuntimeError") == "2", 5, "error count"
+    )
     assert sum("scripted failure" in line for line in reasoner.lines) == 1  # logged once per cause
 
 
@@ -210,4 +231,6 @@ def test_a_silent_camera_makes_answers_stale_and_stops_inference(rig):
         assert camera_values(diagnostics)["stale"] == "True"
     finally:
         camera.running.set()
-    wait_for(lambda: predictions[-1].status == SubtaskPrediction.STATUS_OK, 10, "answers after the camera returns")
+    wait_for(
+        lambda: predictions[-1].status == SubtaskPrediction.STATUS_OK, 10, "answers after the camera returns"
+    )
