@@ -1,14 +1,16 @@
-"""Camera ingest: what it costs the reasoner to take a 1280x720 bgr8 frame into its FrameBuffer.
+"""Camera ingest: what it costs the reasoner to take 1280x720 bgr8 frames into its FrameBuffer.
 
 Part 1, in this process: a real sensor_msgs/Image through `image_to_rgb8` + `FrameBuffer.add`,
 against one copy of the same bytes (the floor for any ingest that keeps the frame), and the
-reasoner's own path that also downscales to `ingest_max_side`.
+reasoner's own path, which also downscales to `ingest_max_side`.
 
-Part 2, across processes over ROS 2: the real reasoner node (no task, so it only ingests) and
-two lean camera publishers at 30 Hz. The publishers pre-render their frames so that the CPU
-they use is the cost of publishing, not of drawing; each publishes a fixed number of frames
-and reports how many and how fast, the reasoner's /diagnostics says how many arrived and how
-late, and /proc says how much CPU the reasoner used meanwhile.
+Part 2, across processes over ROS 2: the real reasoner node (no task, so it only ingests) and two
+camera publishers at 30 Hz. The publishers are lean children of this script: they pre-render the
+video_camera's scene, so their CPU goes to publishing, not drawing (drawing a 720p frame costs
+the video_camera ~9 ms, a quarter of a core per camera on a 2-core machine). Each publishes a
+fixed number of frames and reports how many and how fast; the reasoner's /diagnostics says how
+many arrived and how late; /proc says how much CPU the reasoner used meanwhile, and how much
+other work on the host may have skewed the run.
 
     python bench/ingest.py [--duration 60] [--quick] [--transport project|default]
     cosmos-ros bench ingest [same arguments]
@@ -50,10 +52,11 @@ from cosmos_ros.transport import configure_transport
 
 WIDTH, HEIGHT, FPS = 1280, 720, 30.0
 CAMERAS = ("cam_a", "cam_b")
-BUFFER_CAPACITY = 128  # the reasoner's buffer_capacity in launch/reasoner.params.yaml
+BUFFER_CAPACITY = 128  # buffer_capacity in launch/reasoner.params.yaml
 RENDERED_FRAMES = 30  # distinct frames each publisher cycles through
-# Environment variables through which a user picks the Fast DDS transport: cleared in the
-# children so that the comparison is between the project profile and the plain defaults.
+LATENCY_WINDOW = 200  # frames behind the reasoner's latency_p50_s / latency_p95_s
+# How a user picks the Fast DDS transport; cleared for the children so that the comparison is
+# between the project's profile and Fast DDS's defaults, whatever this shell has set.
 _TRANSPORT_CHOICES = (
     "FASTDDS_DEFAULT_PROFILES_FILE",
     "FASTRTPS_DEFAULT_PROFILES_FILE",
@@ -68,44 +71,41 @@ if not console.is_terminal:
 
 def machine_description() -> str:
     model = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
     return (
         f"{model}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
         f"Python {platform.python_version()}, numpy {np.__version__}, OpenCV {cv2.__version__}, "
-        f"rclpy (ROS 2 wheels), rmw_fastrtps_cpp"
+        "rclpy (ROS 2 Kilted wheels), rmw_fastrtps_cpp"
     )
 
 
 def reasoner_params_file() -> Path:
     for share in share_directories("cosmos_ros"):
-        path = share / "launch" / "reasoner.params.yaml"
-        if path.is_file():
-            return path
+        if (share / "launch" / "reasoner.params.yaml").is_file():
+            return share / "launch" / "reasoner.params.yaml"
     raise FileNotFoundError("launch/reasoner.params.yaml not found in any cosmos_ros share directory")
 
 
 def bgr_frames(count: int) -> list[bytes]:
-    """`count` distinct 1280x720 bgr8 frames of the video_camera's synthetic scene, as bytes."""
+    """`count` distinct frames of the video_camera's synthetic scene, as packed bgr8 bytes."""
     from cosmos_ros.nodes.video_camera import pattern_frames
 
     scene = pattern_frames(WIDTH, HEIGHT, FPS)
     return [np.ascontiguousarray(rgb[..., ::-1]).tobytes() for rgb in itertools.islice(scene, count)]
 
 
-def image_message(data: bytes, stamp_ns: int):
+def image_message(data: bytes, frame_id: str = "camera"):
+    """A sensor_msgs/Image holding `data`, filled the way a driver fills it (one copy)."""
     from sensor_msgs.msg import Image
 
     msg = Image()
-    msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
+    msg.header.frame_id = frame_id
     msg.height, msg.width, msg.encoding, msg.step = HEIGHT, WIDTH, "bgr8", WIDTH * 3
     pixels = array.array("B")
-    pixels.frombytes(data)
+    pixels.frombytes(data)  # assigning a numpy array would iterate per byte
     msg.data = pixels
     return msg
 
@@ -113,76 +113,51 @@ def image_message(data: bytes, stamp_ns: int):
 # ---- part 1: in this process ---------------------------------------------------------------------
 
 
-def _time_ms(step, iterations: int, warmup: int) -> list[float]:
-    for i in range(warmup):
-        step(i)
-    times = []
-    for i in range(warmup, warmup + iterations):
-        started = time.perf_counter_ns()
-        step(i)
-        times.append((time.perf_counter_ns() - started) * 1e-6)
-    return times
-
-
 def measure_in_process(iterations: int, ingest_max_side: int) -> dict[str, list[float]]:
-    """Per-iteration milliseconds of each ingest path, on the same message."""
-    msg = image_message(bgr_frames(1)[0], time.time_ns())
-    source = np.frombuffer(msg.data, np.uint8)  # zero-copy view of msg.data, (H*W*3,)
-    scale = ingest_max_side / max(WIDTH, HEIGHT)
-    small = (max(1, round(WIDTH * scale)), max(1, round(HEIGHT * scale)))
-    period = 1.0 / FPS
-
-    ring: deque = deque(maxlen=BUFFER_CAPACITY)  # the copies are kept like the buffer keeps frames
-
-    def copy_kept(i: int) -> None:
-        ring.append(source.copy())
-
+    """Milliseconds per iteration of each ingest path, all on the same message."""
+    msg = image_message(bgr_frames(1)[0])
+    msg.header.stamp.sec = int(time.time())
+    source = np.frombuffer(msg.data, np.uint8)  # (H*W*3,) zero-copy view of msg.data
+    ring: deque = deque(maxlen=BUFFER_CAPACITY)  # copies are kept as long as the buffer keeps frames
     target = np.empty_like(source)
+    buffer = FrameBuffer(BUFFER_CAPACITY, max_age_s=30.0)
 
-    def copy_into_preallocated(i: int) -> None:
-        np.copyto(target, source)
-
-    def decode_only(i: int) -> None:
-        image_to_rgb8(msg)
-
-    full = FrameBuffer(BUFFER_CAPACITY, max_age_s=30.0)
-
-    def decode_to_buffer(i: int) -> None:
-        full.add("cam", i * period, image_to_rgb8(msg))
-
-    reasoner = FrameBuffer(BUFFER_CAPACITY, max_age_s=30.0)
-
-    def decode_resize_to_buffer(i: int) -> None:  # mirrors Reasoner._on_frame
-        rgb = cv2.resize(image_to_rgb8(msg), small, interpolation=cv2.INTER_AREA)
-        reasoner.add("cam", stamp_seconds(msg) + i * period, rgb)
-
-    # Warm up until the ring and the buffers are full: from then on every new frame frees the
-    # oldest, so the allocator runs in the steady state a long-running reasoner sees.
+    paths = {
+        "memcpy": lambda i: ring.append(source.copy()),
+        "memcpy_prealloc": lambda i: np.copyto(target, source),
+        "decode": lambda i: image_to_rgb8(msg),
+        "decode_to_buffer": lambda i: buffer.add("cam", i / FPS, image_to_rgb8(msg)),
+        "decode_resize_to_buffer": lambda i: buffer.add(
+            "cam", stamp_seconds(msg) + i / FPS, image_to_rgb8(msg, max_side=ingest_max_side)
+        ),
+    }
+    # Warm up until the ring and the buffer are full: from then on each new frame frees the
+    # oldest, the allocator's steady state in a long-running reasoner.
     warmup = BUFFER_CAPACITY + 20
     results = {}
-    for name, step in (
-        ("memcpy", copy_kept),
-        ("memcpy_prealloc", copy_into_preallocated),
-        ("decode", decode_only),
-        ("decode_to_buffer", decode_to_buffer),
-        ("decode_resize_to_buffer", decode_resize_to_buffer),
-    ):
-        results[name] = _time_ms(step, iterations, warmup)
+    for name, step in paths.items():
+        for i in range(warmup):
+            step(i)
+        times = []
+        for i in range(warmup, warmup + iterations):
+            started = time.perf_counter_ns()
+            step(i)
+            times.append((time.perf_counter_ns() - started) * 1e-6)
+        results[name] = times
         ring.clear()
-        full.clear()
-        reasoner.clear()
+        buffer.clear()
     return results
 
 
-# ---- part 2, the publisher child -----------------------------------------------------------------
+# ---- part 2: the publisher child -----------------------------------------------------------------
 
 
 def run_publisher(camera: str, count: int) -> int:
     """Child process: publishes `count` frames on <camera>/image_raw at FPS once told to go.
 
-    Talks to the bench over stdin/stdout, one JSON object per line: says `matched` once the
-    reasoner subscribes, waits for a `go` line, publishes, says `done` with its counts, then
-    stays alive (frames in flight still reach the reasoner) until SIGINT or stdin closes.
+    Talks to the bench with one JSON object per line: says `matched` once the reasoner has
+    subscribed, waits for a `go` line on stdin, publishes, says `done` with its counts, then
+    stays up (frames in flight still arrive) until SIGINT or stdin closes.
     """
     import rclpy
     from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -195,7 +170,7 @@ def run_publisher(camera: str, count: int) -> int:
     rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     node = rclpy.create_node(f"{camera}_bench_publisher")
     try:
-        # video_camera's QoS: reliable, depth 2 (the reasoner's best-effort subscription matches it)
+        # video_camera's QoS; the reasoner's best-effort subscription matches it
         qos = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
         publisher = node.create_publisher(Image, f"{camera}/image_raw", qos)
         frames = bgr_frames(RENDERED_FRAMES)
@@ -208,25 +183,18 @@ def run_publisher(camera: str, count: int) -> int:
         say(event="matched")
         if sys.stdin.readline().strip() != "go":
             return 0
-        cpu_before, late = time.process_time(), 0
+        late = 0
         started = time.perf_counter()
         for index in range(count):
-            due = started + index / FPS
-            wait = due - time.perf_counter()
+            wait = started + index / FPS - time.perf_counter()
             if wait > 0:
                 time.sleep(wait)
             elif wait < -1.0 / FPS:
                 late += 1
-            msg = Image()
-            msg.height, msg.width, msg.encoding, msg.step = HEIGHT, WIDTH, "bgr8", WIDTH * 3
-            msg.header.frame_id = camera
-            pixels = array.array("B")
-            pixels.frombytes(frames[index % len(frames)])  # what a driver does with its buffer
-            msg.data = pixels
+            msg = image_message(frames[index % len(frames)], camera)
             msg.header.stamp = node.get_clock().now().to_msg()
             publisher.publish(msg)
-        elapsed = time.perf_counter() - started
-        say(event="done", published=count, elapsed_s=elapsed, late=late, cpu_s=time.process_time() - cpu_before)
+        say(event="done", published=count, elapsed_s=time.perf_counter() - started, late=late)
         sys.stdin.readline()
         return 0
     except KeyboardInterrupt:
@@ -236,19 +204,28 @@ def run_publisher(camera: str, count: int) -> int:
         rclpy.try_shutdown()
 
 
-# ---- part 2, the bench side ----------------------------------------------------------------------
+# ---- part 2: the bench side ----------------------------------------------------------------------
 
 
 def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (all its threads), from /proc/<pid>/stat."""
+    """utime + stime of a process, all threads, from fields 14 and 15 of /proc/<pid>/stat."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # fields 14 and 15 of stat
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_snapshot(pids: dict[str, int]) -> dict[str, float]:
+    """CPU seconds of each named process, of this one ('bench') and of all cores ('host')."""
+    snapshot = {label: cpu_seconds(pid) for label, pid in pids.items()}
+    snapshot["bench"] = cpu_seconds(os.getpid())
+    ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    snapshot["host"] = (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # less idle, iowait
+    return snapshot
 
 
 class Child:
-    """A child process in its own session (we deliver the signals); stderr goes to a log file."""
+    """A child process in its own session (it gets our signals only); its stderr goes to a log."""
 
-    def __init__(self, label: str, command: list[str], env: dict[str, str], log_dir: Path, protocol: bool = False):
+    def __init__(self, label: str, command: list[str], env: dict, log_dir: Path, talks: bool = False):
         self.label = label
         self.log_path = log_dir / f"{label}.log"
         self._log = self.log_path.open("w")
@@ -256,13 +233,13 @@ class Child:
         self.proc = subprocess.Popen(
             command,
             env=env,
-            stdin=subprocess.PIPE if protocol else subprocess.DEVNULL,
-            stdout=subprocess.PIPE if protocol else self._log,
-            stderr=self._log if protocol else subprocess.STDOUT,
+            stdin=subprocess.PIPE if talks else subprocess.DEVNULL,
+            stdout=subprocess.PIPE if talks else self._log,
+            stderr=self._log if talks else subprocess.STDOUT,
             text=True,
             start_new_session=True,
         )
-        if protocol:
+        if talks:
             threading.Thread(target=self._read_events, daemon=True).start()
 
     def _read_events(self) -> None:
@@ -276,7 +253,8 @@ class Child:
         try:
             message = self.events.get(timeout=timeout)
         except queue.Empty:
-            raise RuntimeError(f"{self.label}: no '{event}' within {timeout:g} s\n{self.log_tail()}") from None
+            problem = f"{self.label}: no '{event}' within {timeout:g} s"
+            raise RuntimeError(f"{problem}\n{self.log_tail()}") from None
         if message.get("event") != event:
             raise RuntimeError(f"{self.label}: expected '{event}', got {message}\n{self.log_tail()}")
         return message
@@ -287,37 +265,38 @@ class Child:
 
     def log_tail(self, lines: int = 15) -> str:
         self._log.flush()
-        text = self.log_path.read_text(errors="replace").splitlines()[-lines:]
-        return "\n".join(f"  [{self.label}] {line}" for line in text)
+        tail = self.log_path.read_text(errors="replace").splitlines()[-lines:]
+        return "\n".join(f"  [{self.label}] {line}" for line in tail)
 
-    def stop(self, grace_s: float = 8.0) -> int:
+    def stop(self, grace_s: float = 8.0) -> None:
+        """SIGINT, wait, then SIGKILL."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
             try:
                 self.proc.wait(grace_s)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-                console.print(f"[yellow]{self.label} ignored SIGINT for {grace_s:g} s; killed[/]")
-        code = self.proc.wait()
+                self.proc.wait()
+                console.print(f"[yellow]{self.label} ignored SIGINT for {grace_s:g} s: killed[/]")
         self._log.close()
-        return code
 
 
 class DiagnosticsProbe:
-    """Listens to /diagnostics in this process and keeps every per-camera sample."""
+    """Keeps every per-camera status the reasoner publishes on /diagnostics, with its arrival time."""
 
-    def __init__(self, domain_id: int):
+    def __init__(self):
         import rclpy
-        from diagnostic_msgs.msg import DiagnosticArray
+        from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.signals import SignalHandlerOptions
 
         self._rclpy = rclpy
         self.context = rclpy.Context()
-        rclpy.init(context=self.context, domain_id=domain_id, signal_handler_options=SignalHandlerOptions.NO)
+        rclpy.init(context=self.context, signal_handler_options=SignalHandlerOptions.NO)
         self.node = rclpy.create_node("ingest_bench_probe", context=self.context)
-        self.samples: list[tuple[float, str, dict[str, str]]] = []  # (monotonic, camera, values)
+        self.samples: list[tuple[float, str, dict[str, str]]] = []  # (monotonic, camera, key values)
         self.engine: dict[str, str] = {}
+        self._error_level = DiagnosticStatus.ERROR
         self._lock = threading.Lock()
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
         self._executor = SingleThreadedExecutor(context=self.context)
@@ -333,18 +312,18 @@ class DiagnosticsProbe:
                 if ": camera " in status.name:
                     self.samples.append((now, status.name.split(": camera ", 1)[1], values))
                 elif status.name.endswith(": engine"):
-                    self.engine = {"hardware_id": status.hardware_id, "level": status.level, **values}
+                    self.engine = {"hardware_id": status.hardware_id, **values}
+                    self.engine["failed"] = status.level == self._error_level
 
-    def latest(self, camera: str, after: float = -math.inf) -> dict[str, str] | None:
+    @property
+    def engine_settled(self) -> bool:
+        """The reasoner's engine has loaded or failed to load (ingest works either way)."""
         with self._lock:
-            for when, name, values in reversed(self.samples):
-                if name == camera and when > after:
-                    return values
-        return None
+            return self.engine.get("hardware_id", "unloaded") != "unloaded" or bool(self.engine.get("failed"))
 
-    def window(self, camera: str, start: float, end: float) -> list[dict[str, str]]:
+    def between(self, camera: str, start: float, end: float = math.inf) -> list[dict[str, str]]:
         with self._lock:
-            return [v for when, name, v in self.samples if name == camera and start <= when <= end]
+            return [values for when, name, values in self.samples if name == camera and start < when <= end]
 
     def wait_for(self, condition, timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
@@ -360,15 +339,19 @@ class DiagnosticsProbe:
         self._thread.join(timeout=2)
 
 
-def child_environment(transport: str, domain_id: int) -> tuple[dict[str, str], str]:
-    env = {k: v for k, v in os.environ.items() if k not in _TRANSPORT_CHOICES}
-    env.update(ROS_DOMAIN_ID=str(domain_id), RMW_IMPLEMENTATION="rmw_fastrtps_cpp", PYTHONUNBUFFERED="1")
+def use_transport(transport: str, domain_id: int) -> tuple[dict[str, str], str]:
+    """The children's environment; this process (the probe) gets the same ROS settings."""
+    for key in _TRANSPORT_CHOICES:
+        os.environ.pop(key, None)
+    os.environ.update(ROS_DOMAIN_ID=str(domain_id), RMW_IMPLEMENTATION="rmw_fastrtps_cpp")
+    os.environ["PYTHONUNBUFFERED"] = "1"
     if transport == "default":
-        env["COSMOS_ROS_TRANSPORT"] = "default"
-    return env, configure_transport(env)
+        os.environ["COSMOS_ROS_TRANSPORT"] = "default"
+    note = configure_transport(os.environ)
+    return dict(os.environ), note
 
 
-def _number(values: dict[str, str] | None, key: str) -> float:
+def _value(values: dict[str, str] | None, key: str) -> float:
     try:
         return float(values[key]) if values else math.nan
     except (KeyError, ValueError):
@@ -376,94 +359,84 @@ def _number(values: dict[str, str] | None, key: str) -> float:
 
 
 def measure_cross_process(duration_s: float, transport: str, domain_id: int) -> dict:
-    """Runs reasoner + publishers for duration_s of publishing; returns the per-camera results."""
-    env, transport_note = child_environment(transport, domain_id)
-    for key in _TRANSPORT_CHOICES:  # the probe in this process uses the same transport
-        os.environ.pop(key, None)
-    os.environ.update({k: env[k] for k in ("ROS_DOMAIN_ID", "RMW_IMPLEMENTATION", *_TRANSPORT_CHOICES) if k in env})
-    frames_per_camera = max(1, round(duration_s * FPS))
+    """Runs the reasoner and the publishers for duration_s of publishing; returns what each saw."""
+    env, transport_note = use_transport(transport, domain_id)
+    count = max(1, round(duration_s * FPS))
     children: list[Child] = []
     probe = None
     with tempfile.TemporaryDirectory(prefix="cosmos_ros_ingest_") as logs:
-        log_dir = Path(logs)
         try:
-            reasoner_cmd = [
-                sys.executable, "-m", "cosmos_ros.nodes.reasoner", "--ros-args",
-                "--params-file", str(reasoner_params_file()),
-                "-p", f"cameras:=[{', '.join(CAMERAS)}]",
-                "-p", "task:=''",
-                "-p", "stale_timeout_s:=2.0",
-            ]  # fmt: skip
-            reasoner = Child("reasoner", reasoner_cmd, env, log_dir)
+            command = [sys.executable, "-m", "cosmos_ros.nodes.reasoner", "--ros-args"]
+            command += ["--params-file", str(reasoner_params_file())]
+            command += ["-p", f"cameras:=[{', '.join(CAMERAS)}]", "-p", "stale_timeout_s:=2.0"]
+            command += ["-p", "task:=''"]  # no task, no periodic inference: it only ingests
+            reasoner = Child("reasoner", command, env, Path(logs))
             children.append(reasoner)
-            probe = DiagnosticsProbe(domain_id)
+            probe = DiagnosticsProbe()
             console.print(f"[dim]ROS_DOMAIN_ID={domain_id}; transport: {transport_note}[/]")
-            console.print("[dim]waiting for the reasoner and its engine ...[/]")
+            console.print("[dim]waiting for the reasoner to load its engine ...[/]")
+            # Its engine loads at start-up (a burst of CPU): measure after that.
             probe.wait_for(
-                lambda: reasoner.proc.poll() is not None or probe.engine.get("hardware_id", "unloaded") != "unloaded",
-                180.0,
-                "the reasoner's engine status on /diagnostics",
+                lambda: reasoner.proc.poll() is not None or probe.engine_settled, 180.0, "its engine"
             )
             if reasoner.proc.poll() is not None:
-                raise RuntimeError(f"the reasoner exited with {reasoner.proc.returncode}\n{reasoner.log_tail()}")
+                code = reasoner.proc.returncode
+                raise RuntimeError(f"the reasoner exited with {code}\n{reasoner.log_tail()}")
+            script = str(Path(__file__).resolve())
             for camera in CAMERAS:
-                command = [sys.executable, str(Path(__file__).resolve()), "--publisher", camera, "--frames", str(frames_per_camera)]
-                children.append(Child(camera, command, env, log_dir, protocol=True))
+                command = [sys.executable, script, "--publisher", camera, "--frames", str(count)]
+                children.append(Child(camera, command, env, Path(logs), talks=True))
             publishers = children[1:]
             for publisher in publishers:
                 publisher.expect("matched", 90.0)
             time.sleep(1.0)  # let the reader side of each match settle too
-            baseline = {c: probe.latest(c) for c in CAMERAS}
-            console.print(f"[dim]publishing {frames_per_camera} frames per camera ({duration_s:g} s at {FPS:g} Hz) ...[/]")
-            cpu_start, wall_start = cpu_seconds(reasoner.proc.pid), time.monotonic()
+            console.print(f"[dim]publishing {count} frames per camera ({count / FPS:g} s at {FPS:g} Hz)[/]")
+            pids = {child.label: child.proc.pid for child in children}
+            cpu_start, start = cpu_snapshot(pids), time.monotonic()
             for publisher in publishers:
                 publisher.send("go")
-            done = {p.label: p.expect("done", duration_s * 2 + 30.0) for p in publishers}
-            cpu_end, wall_end = cpu_seconds(reasoner.proc.pid), time.monotonic()
-            # A diagnostics message from at least 1 s after the last frame holds the final counts.
-            probe.wait_for(lambda: all(probe.latest(c, wall_end + 1.0) for c in CAMERAS), 10.0, "final diagnostics")
-            final = {c: probe.latest(c, wall_end + 1.0) for c in CAMERAS}
-            cameras = {}
-            for camera in CAMERAS:
-                before = baseline[camera]
-                received = _number(final[camera], "received") - (_number(before, "received") if before else 0.0)
-                accepted = _number(final[camera], "accepted") - (_number(before, "accepted") if before else 0.0)
-                accepted_at_start = _number(before, "accepted") if before else 0.0
-                # Rolling percentiles whose last-200-frame window lies inside this run.
-                samples = [
-                    v for v in probe.window(camera, wall_start, wall_end + 1.5)
-                    if _number(v, "accepted") - accepted_at_start >= 200 and not math.isnan(_number(v, "latency_p50_s"))
-                ]  # fmt: skip
-                cameras[camera] = {
-                    "published": done[camera]["published"],
-                    "publish_rate_hz": done[camera]["published"] / done[camera]["elapsed_s"],
-                    "publisher_late": done[camera]["late"],
-                    "publisher_cpu_percent": 100.0 * done[camera]["cpu_s"] / done[camera]["elapsed_s"],
-                    "received": int(received),
-                    "accepted": int(accepted),
-                    "p50_samples_ms": [1e3 * _number(v, "latency_p50_s") for v in samples],
-                    "p95_samples_ms": [1e3 * _number(v, "latency_p95_s") for v in samples],
-                    "last_p50_ms": 1e3 * _number(final[camera], "latency_p50_s"),
-                    "last_p95_ms": 1e3 * _number(final[camera], "latency_p95_s"),
-                }
+            done = {p.label: p.expect("done", 2 * duration_s + 30.0) for p in publishers}
+            cpu_end, end = cpu_snapshot(pids), time.monotonic()
+            # Statuses sent 1 s after the last frame was published hold the final counts.
+            probe.wait_for(lambda: all(probe.between(c, end + 1.0) for c in CAMERAS), 10.0, "final statuses")
             return {
                 "transport": transport_note,
-                "domain_id": domain_id,
-                "window_s": wall_end - wall_start,
-                "reasoner_cpu_percent": 100.0 * (cpu_end - cpu_start) / (wall_end - wall_start),
+                "window_s": end - start,
+                "cpu_percent": {k: 100.0 * (cpu_end[k] - cpu_start[k]) / (end - start) for k in cpu_start},
                 "periodic_runs": probe.engine.get("periodic_runs", "?"),
-                "cameras": cameras,
+                "cameras": {c: _camera_result(probe, c, start, end, done[c]) for c in CAMERAS},
             }
         except BaseException:
             for child in children:
-                if child.proc.poll() is not None and child.proc.returncode not in (0, -signal.SIGINT):
-                    console.print(f"[red]{child.label} exited with {child.proc.returncode}[/]\n{child.log_tail()}")
+                if child.proc.poll() not in (None, 0, -signal.SIGINT):
+                    code = child.proc.returncode
+                    console.print(f"[red]{child.label} exited with {code}[/]\n{child.log_tail()}")
             raise
         finally:
             for child in reversed(children):  # publishers first, then the reasoner
                 child.stop()
             if probe is not None:
                 probe.close()
+
+
+def _camera_result(probe: DiagnosticsProbe, camera: str, start: float, end: float, done: dict) -> dict:
+    """Counts and latencies of one camera over the run. No frame was published before `start`,
+    so the reasoner's counters and latency window hold this run only."""
+    final = probe.between(camera, end + 1.0)[0]
+    # Rolling percentiles over a full LATENCY_WINDOW frames; fewer frames: the final sample alone.
+    samples = [v for v in probe.between(camera, start, end + 1.0) if _value(v, "accepted") >= LATENCY_WINDOW]
+    samples = samples or [final]
+    return {
+        "published": done["published"],
+        "publish_rate_hz": done["published"] / done["elapsed_s"],
+        "publisher_late": done["late"],
+        "received": int(_value(final, "received")),
+        "accepted": int(_value(final, "accepted")),
+        "p50_samples_ms": [1e3 * _value(v, "latency_p50_s") for v in samples],
+        "p95_samples_ms": [1e3 * _value(v, "latency_p95_s") for v in samples],
+        "last_p50_ms": 1e3 * _value(final, "latency_p50_s"),
+        "last_p95_ms": 1e3 * _value(final, "latency_p95_s"),
+    }
 
 
 # ---- report --------------------------------------------------------------------------------------
@@ -474,36 +447,32 @@ def _median(values: list[float]) -> float:
     return statistics.median(finite) if finite else math.nan
 
 
-def _rounded(value: float, digits: int = 4):
-    if isinstance(value, float):
-        if math.isnan(value) or math.isinf(value):
-            return None
-        return float(f"{value:.{digits}g}")
-    return value
+def _max(values: list[float]) -> float:
+    return max((v for v in values if not math.isnan(v)), default=math.nan)
 
 
 def _ms(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{value:.2f}"
 
 
-def report_in_process(times: dict[str, list[float]], iterations: int, ingest_max_side: int) -> dict[str, float]:
+def report_in_process(times: dict[str, list[float]], iterations: int, ingest_max_side: int) -> dict:
     median = {name: statistics.median(values) for name, values in times.items()}
-    p90 = {name: float(np.percentile(values, 90)) for name, values in times.items()}
-    table = Table(title=f"Part 1: one {WIDTH}x{HEIGHT} bgr8 sensor_msgs/Image, in process ({iterations} iterations)")
+    title = f"Part 1: a {WIDTH}x{HEIGHT} bgr8 sensor_msgs/Image in process, {iterations} iterations"
+    table = Table(title=title)
     for column in ("path", "median ms", "p90 ms", "x memcpy"):
         table.add_column(column, justify="left" if column == "path" else "right")
-    rows = (
-        ("memcpy", f"memcpy baseline: np.frombuffer(msg.data).copy(), kept {BUFFER_CAPACITY} deep like the buffer"),
-        ("memcpy_prealloc", "memcpy into one preallocated array (np.copyto, no allocation)"),
-        ("decode", "image_to_rgb8 alone (cv2.cvtColor BGR->RGB)"),
-        ("decode_to_buffer", "image_to_rgb8 -> FrameBuffer.add (full resolution)"),
-        ("decode_resize_to_buffer", f"reasoner path: decode, INTER_AREA to {ingest_max_side} px, add"),
-    )
-    for name, label in rows:
-        table.add_row(label, f"{median[name]:.3f}", f"{p90[name]:.3f}", f"{median[name] / median['memcpy']:.2f}")
+    for name, label in (
+        ("memcpy", f"memcpy baseline: np.frombuffer(msg.data).copy(), {BUFFER_CAPACITY} kept like frames"),
+        ("memcpy_prealloc", "memcpy into one preallocated array (np.copyto: no allocation, no page faults)"),
+        ("decode", "image_to_rgb8 alone (cv2.cvtColor BGR->RGB, result dropped)"),
+        ("decode_to_buffer", "image_to_rgb8 -> FrameBuffer.add, full resolution"),
+        ("decode_resize_to_buffer", f"reasoner path: image_to_rgb8(max_side={ingest_max_side}), add"),
+    ):
+        p90 = float(np.percentile(times[name], 90))
+        table.add_row(label, f"{median[name]:.3f}", f"{p90:.3f}", f"{median[name] / median['memcpy']:.2f}")
     console.print(table)
     ratio = median["decode_to_buffer"] / median["memcpy"]
-    verdict = "[green]meets[/]" if ratio <= 2 else "[red]misses[/]"
+    verdict = "meets" if ratio <= 2 else "misses"
     console.print(f"decode_to_buffer / memcpy = {ratio:.2f} ({verdict} the goal of <= 2)\n")
     return {
         "decode_to_buffer_ms": median["decode_to_buffer"],
@@ -516,70 +485,87 @@ def report_in_process(times: dict[str, list[float]], iterations: int, ingest_max
     }
 
 
-def report_cross_process(result: dict) -> dict[str, float]:
-    metrics: dict[str, float] = {}
-    table = Table(title=f"Part 2: reasoner process + {len(CAMERAS)} publisher processes, {result['window_s']:.1f} s")
-    for column in ("camera", "published", "pub Hz", "received", "accepted", "delivery",
-                   "p50 ms", "p95 ms", "worst p95", "last p50", "last p95"):  # fmt: skip
+def report_cross_process(result: dict) -> dict:
+    metrics, all_p50, all_p95 = {}, [], []
+    title = f"Part 2: reasoner process + {len(CAMERAS)} publisher processes, {result['window_s']:.1f} s"
+    table = Table(title=title)
+    for column in ("camera", "published", "pub Hz", "received", "accepted", "delivery"):
         table.add_column(column, justify="right")
-    all_p50, all_p95 = [], []
+    for column in ("p50 ms", "p95 ms", "worst p95", "last p50", "last p95"):
+        table.add_column(column, justify="right")
     for camera, c in result["cameras"].items():
-        delivery = c["received"] / c["published"] if c["published"] else math.nan
+        delivery = c["received"] / c["published"]
         p50, p95 = _median(c["p50_samples_ms"]), _median(c["p95_samples_ms"])
-        worst = max(c["p95_samples_ms"], default=math.nan)
         all_p50 += c["p50_samples_ms"]
         all_p95 += c["p95_samples_ms"]
-        table.add_row(
-            camera, str(c["published"]), f"{c['publish_rate_hz']:.2f}", str(c["received"]), str(c["accepted"]),
-            f"{delivery:.1%}", _ms(p50), _ms(p95), _ms(worst), _ms(c["last_p50_ms"]), _ms(c["last_p95_ms"]),
-        )  # fmt: skip
-        metrics.update({
-            f"{camera}_published": c["published"],
-            f"{camera}_publish_rate_hz": c["publish_rate_hz"],
-            f"{camera}_received": c["received"],
-            f"{camera}_accepted": c["accepted"],
-            f"{camera}_delivery_ratio": delivery,
-            f"{camera}_latency_p50_ms": p50,
-            f"{camera}_latency_p95_ms": p95,
-        })  # fmt: skip
+        counts = (str(c["published"]), f"{c['publish_rate_hz']:.2f}", str(c["received"]), str(c["accepted"]))
+        latencies = (p50, p95, _max(c["p95_samples_ms"]), c["last_p50_ms"], c["last_p95_ms"])
+        table.add_row(camera, *counts, f"{delivery:.1%}", *map(_ms, latencies))
+        for key in ("published", "publish_rate_hz", "received", "accepted"):
+            metrics[f"{camera}_{key}"] = c[key]
+        metrics[f"{camera}_delivery_ratio"] = delivery
+        metrics[f"{camera}_latency_p50_ms"] = p50
+        metrics[f"{camera}_latency_p95_ms"] = p95
     console.print(table)
-    publisher_cpu = statistics.mean(c["publisher_cpu_percent"] for c in result["cameras"].values())
+    cpu = result["cpu_percent"]
+    publisher_cpu = statistics.mean(cpu[c] for c in CAMERAS)
+    other = max(0.0, cpu["host"] - sum(v for k, v in cpu.items() if k != "host"))
     late = sum(c["publisher_late"] for c in result["cameras"].values())
     console.print(
         f"transport: {result['transport']}\n"
-        "latency = header stamp -> frame in the reasoner's FrameBuffer (decode and resize included), "
-        "from the reasoner's /diagnostics.\n"
-        "p50/p95: the node's rolling percentiles over its last 200 frames, sampled once a second; "
-        "shown is the median over the samples whose 200 frames all lie in this run (worst p95: their "
-        "maximum; last: the final sample, i.e. the run's last 200 frames). Not exact whole-run percentiles.\n"
-        f"reasoner CPU: {result['reasoner_cpu_percent']:.1f}% of one core (/proc utime+stime over the run); "
-        f"publisher CPU: {publisher_cpu:.1f}% each; publisher frames > 1 period late: {late}; "
-        f"periodic inferences: {result['periodic_runs']} (task empty: ingest only)\n"
-        "publishers: lean children of this script (video_camera's message and QoS, frames pre-rendered)."
+        "latency: header stamp -> frame in the reasoner's FrameBuffer (decode and resize included), "
+        f"from its /diagnostics. p50/p95: the node's percentiles over its last {LATENCY_WINDOW} frames, "
+        f"sampled once a second; shown is the median over the samples that span a full {LATENCY_WINDOW} "
+        f"frames (worst p95: their maximum; last: the final sample, the run's last {LATENCY_WINDOW} frames; "
+        "a camera with fewer frames has only that one). Not exact whole-run percentiles.\n"
+        f"reasoner CPU: {cpu['reasoner']:.1f}% of one core (/proc/<pid>/stat utime+stime over the run); "
+        f"publishers: {publisher_cpu:.1f}% each, {late} frames more than one period late; "
+        f"periodic inferences: {result['periodic_runs']} (task empty: ingest only)"
     )
-    metrics.update({
-        "latency_p50_ms": _median(all_p50),
-        "latency_p95_ms": _median(all_p95),
-        "latency_p95_worst_ms": max(all_p95, default=math.nan),
-        "latency_last_p95_ms": max(c["last_p95_ms"] for c in result["cameras"].values()),
-        "reasoner_cpu_percent": result["reasoner_cpu_percent"],
-        "publisher_cpu_percent": publisher_cpu,
-        "cross_process_window_s": result["window_s"],
-    })  # fmt: skip
+    console.print(
+        f"[{'red' if other > 10 else 'dim'}]other processes on this host used {other:.0f}% of one core "
+        f"(of {100 * os.cpu_count()}%) during the run; this bench process {cpu['bench']:.1f}%"
+        + (": the numbers above are skewed by that load" if other > 10 else "")
+        + "[/]"
+    )
+    metrics.update(
+        latency_p50_ms=_median(all_p50),
+        latency_p95_ms=_median(all_p95),
+        latency_p95_worst_ms=_max(all_p95),
+        latency_last_p95_ms=_max([c["last_p95_ms"] for c in result["cameras"].values()]),
+        reasoner_cpu_percent=cpu["reasoner"],
+        publisher_cpu_percent=publisher_cpu,
+        host_other_cpu_percent=other,
+        run_s=result["window_s"],
+    )
     return metrics
 
 
+def _json_number(value):
+    if isinstance(value, float):
+        return None if not math.isfinite(value) else float(f"{value:.4g}")
+    return value
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=float, default=60.0, help="seconds of publishing in part 2 (default 60)")
-    parser.add_argument("--quick", action="store_true", help="10 s of publishing and 100 in-process iterations")
-    parser.add_argument("--iterations", type=int, default=300, help="in-process repetitions per path (default 300)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds of publishing (default 60)")
+    parser.add_argument("--quick", action="store_true", help="10 s of publishing, 100 in-process iterations")
+    parser.add_argument("--iterations", type=int, default=300, help="in-process runs per path (default 300)")
     parser.add_argument(
-        "--transport", choices=("project", "default"), default="project",
-        help="project: cosmos_ros's Fast DDS profile (configure_transport); default: Fast DDS defaults",
-    )  # fmt: skip
-    parser.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: random in 100..200)")
-    parser.add_argument("--publisher", metavar="CAMERA", help=argparse.SUPPRESS)  # child mode
+        "--transport",
+        choices=("project", "default"),
+        default="project",
+        help="project: cosmos_ros's Fast DDS profile (configure_transport); default: Fast DDS's defaults",
+    )
+    parser.add_argument("--domain-id", type=int, help="ROS_DOMAIN_ID of all processes (default: 100..200)")
+    parser.add_argument("--publisher", metavar="CAMERA", help=argparse.SUPPRESS)  # the child's mode
     parser.add_argument("--frames", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.publisher:
@@ -589,19 +575,20 @@ def main(argv: list[str] | None = None) -> int:
     if duration <= 0 or iterations < 1:
         parser.error("--duration must be > 0 and --iterations >= 1")
 
-    ingest_max_side = int(yaml.safe_load(reasoner_params_file().read_text())["/**"]["ros__parameters"]["ingest_max_side"])
-    metrics = report_in_process(measure_in_process(iterations, ingest_max_side), iterations, ingest_max_side)
+    signal.signal(signal.SIGTERM, _interrupt)  # stop the children on SIGTERM as on Ctrl-C
+    params = yaml.safe_load(reasoner_params_file().read_text())["/**"]["ros__parameters"]
+    ingest_max_side = int(params["ingest_max_side"])
     domain_id = args.domain_id if args.domain_id is not None else random.randint(100, 200)
     try:
-        result = measure_cross_process(duration, args.transport, domain_id)
+        times = measure_in_process(iterations, ingest_max_side)
+        metrics = report_in_process(times, iterations, ingest_max_side)
+        metrics.update(report_cross_process(measure_cross_process(duration, args.transport, domain_id)))
     except KeyboardInterrupt:
-        console.print("[yellow]interrupted; children stopped[/]")
+        console.print("[yellow]interrupted[/]")
         return 130
-    metrics.update(report_cross_process(result))
     metrics["transport"] = args.transport
-    summary = {"bench": "ingest", "machine": machine_description(), "metrics": {k: _rounded(v) for k, v in metrics.items()}}
-    console.file.flush()
-    print(json.dumps(summary), flush=True)
+    metrics = {name: _json_number(value) for name, value in metrics.items()}
+    print(json.dumps({"bench": "ingest", "machine": machine_description(), "metrics": metrics}), flush=True)
     return 0
 
 

@@ -17,7 +17,6 @@ import threading
 import time
 from functools import partial
 
-import cv2
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import ParameterDescriptor, ParameterType, SetParametersResult
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
@@ -214,17 +213,15 @@ class ReasonerLogic:
     # ---- callbacks: convert, hand off, return ---------------------------------------------------
 
     def _on_frame(self, camera: str, compressed: bool, msg) -> None:
+        max_side = self._values["ingest_max_side"]
         try:
-            rgb = compressed_to_rgb8(msg) if compressed else image_to_rgb8(msg)
+            if compressed:
+                rgb = compressed_to_rgb8(msg, max_side=max_side)
+            else:
+                rgb = image_to_rgb8(msg, max_side=max_side)
         except ImageDecodeError as exc:
             self._count_decode_error(camera, exc.cause, str(exc))
             return
-        max_side = self._values["ingest_max_side"]
-        height, width = rgb.shape[:2]
-        if max(height, width) > max_side:
-            scale = max_side / max(height, width)
-            size = (max(1, round(width * scale)), max(1, round(height * scale)))
-            rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
         accepted = self.buffer.add(camera, self.stamps.to_seconds(msg.header.stamp), rgb)
         self._frame_ids[camera] = msg.header.frame_id
         # capture -> in the buffer, decode and resize included
@@ -386,7 +383,10 @@ class Reasoner(ReasonerLogic, Node):
 
 
 def main(args=None) -> int:
-    return run_node(Reasoner, "reasoner", args=args, threads=4)
+    # One executor thread: callbacks only convert and hand off, and the service/action handlers
+    # are coroutines, so nothing blocks it. rclpy's multi-threaded executor spent most of a core
+    # rebuilding wait sets and delivered fewer frames (bench/ingest.py).
+    return run_node(Reasoner, "reasoner", args=args)
 
 
 if __name__ == "__main__":

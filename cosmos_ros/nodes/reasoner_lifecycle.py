@@ -67,7 +67,7 @@ class LifecycleReasoner(ReasonerLogic, LifecycleNode):
 
 
 def main(args=None) -> int:
-    return run_node(LifecycleReasoner, "reasoner_lifecycle", args=args, threads=4)
+    return run_node(LifecycleReasoner, "reasoner_lifecycle", args=args)
 
 
 if __name__ == "__main__":

@@ -370,3 +370,35 @@ def test_huge_jpeg_header_is_refused_before_decoding():
     sof = frame.index(b"\xff\xc0")
     bomb = frame[: sof + 5] + struct.pack(">HH", 60_000, 60_000) + frame[sof + 9 :]
     assert cause_of(compressed_to_rgb8, SimpleNamespace(format="jpeg", data=bomb)) == "too_large"
+
+
+# ---- scaling on decode ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("encoding", ["bgr8", "rgb8", "rgba8", "mono8", "bayer_rggb8", "yuv422", "16UC1"])
+def test_max_side_scales_the_longer_side_and_keeps_the_aspect(encoding):
+    fields = array_to_image_fields(random_array(encoding, 120, 200), encoding)
+    rgb = image_to_rgb8(image_msg(**fields), max_side=50)
+    assert rgb.shape == (30, 50, 3) and rgb.dtype == np.uint8 and rgb.flags.c_contiguous
+
+
+def test_max_side_keeps_colours_of_a_flat_bgr_frame():
+    frame = np.zeros((360, 640, 3), np.uint8)
+    frame[...] = (10, 120, 230)  # B, G, R
+    rgb = image_to_rgb8(image_msg(**array_to_image_fields(frame, "bgr8")), max_side=64)
+    assert rgb.shape == (36, 64, 3)
+    assert (rgb == (230, 120, 10)).all()
+
+
+def test_max_side_leaves_small_frames_untouched_and_owning_their_memory():
+    frame = random_array("rgb8", 20, 30)
+    msg = image_msg(**array_to_image_fields(frame, "rgb8"))
+    rgb = image_to_rgb8(msg, max_side=64)
+    assert rgb.shape == (20, 30, 3) and (rgb == frame).all() and rgb.base is None
+
+
+def test_compressed_frames_are_scaled_on_decode():
+    frame = np.full((100, 400, 3), 200, np.uint8)
+    fields = rgb8_to_compressed_fields(frame, "png")
+    rgb = compressed_to_rgb8(SimpleNamespace(**fields), max_side=100)
+    assert rgb.shape == (25, 100, 3) and (rgb == 200).all()

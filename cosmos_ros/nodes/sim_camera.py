@@ -1,0 +1,172 @@
+"""sim_camera: plays simulated scenarios as a camera, and announces their ground truth.
+
+Publishes `image_raw` (sensor_msgs/Image) at the scenario's fps, clip after clip (clip i of the
+scenario config is always the same clip). When the video of one of the clip's questions has been
+shown in full — the whole clip, or a prefix for next-subtask questions — the camera pauses for
+`gap_s` and publishes the question on `~/ground_truth` (std_msgs/String holding JSON; see
+cosmos_ros.sim.evaluation for the fields), so whoever asks the reasoner right then asks about
+exactly that video. At the end of each clip it publishes a `clip` record with per-frame labels
+and the stamp of every frame. Clips are rendered ahead on a worker thread.
+"""
+
+from __future__ import annotations
+
+import array
+import dataclasses
+import itertools
+import json
+import queue
+import sys
+import threading
+import time
+
+import numpy as np
+import rclpy
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+from std_msgs.msg import String
+
+from cosmos_ros.core.codec import array_to_image_fields
+from cosmos_ros.sim import evaluation, scenarios
+from cosmos_ros.sim.config import clip_id
+from cosmos_ros.transport import configure_transport
+
+
+class SimCamera(Node):
+    def __init__(self, **kwargs):
+        super().__init__("sim_camera", **kwargs)
+        describe = lambda text: ParameterDescriptor(description=text, read_only=True)  # noqa: E731
+        self.declare_parameter("scenario", "object_permanence", describe("task name or scenario YAML path"))
+        self.declare_parameter("seed", -1, describe("base seed; -1 = the scenario config's"))
+        self.declare_parameter("start_index", 0, describe("first clip index"))
+        self.declare_parameter("num_clips", 0, describe("clips to play; 0 = endless"))
+        self.declare_parameter("width", 0, describe("frame width; 0 = the config's"))
+        self.declare_parameter("height", 0, describe("frame height; 0 = the config's"))
+        self.declare_parameter("fps", 0.0, describe("frames per second; 0 = the config's"))
+        self.declare_parameter("gap_s", 1.0, describe("pause after each question's video, seconds"))
+        self.declare_parameter("frame_id", "sim_camera", describe("header.frame_id"))
+        self.declare_parameter("encoding", "rgb8", describe("rgb8 or bgr8"))
+        get = lambda name: self.get_parameter(name).value  # noqa: E731
+        render = {"width": get("width") or None, "height": get("height") or None, "fps": get("fps") or None}
+        self.config = scenarios.load_config(get("scenario"), **render)  # ValueError names what is wrong
+        if get("seed") >= 0:
+            self.config = dataclasses.replace(self.config, seed=int(get("seed")))
+        self.gap_s, self.frame_id, self.encoding = float(get("gap_s")), get("frame_id"), get("encoding")
+        if self.encoding not in ("rgb8", "bgr8") or self.gap_s < 0 or get("num_clips") < 0:
+            raise ValueError(f"need encoding rgb8|bgr8, gap_s >= 0, num_clips >= 0; got {self.encoding}, {self.gap_s}")
+        first, count = int(get("start_index")), int(get("num_clips"))
+        self._indices = iter(range(first, first + count)) if count else itertools.count(first)
+
+        qos = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+        self._image_pub = self.create_publisher(Image, "image_raw", qos)
+        truth_qos = QoSProfile(
+            depth=50, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+        )
+        self._truth_pub = self.create_publisher(String, "~/ground_truth", truth_qos)
+        self._ready: queue.Queue = queue.Queue(maxsize=1)
+        self._stop = threading.Event()
+        self._renderer = threading.Thread(target=self._render_ahead, daemon=True)
+        self._renderer.start()
+        self._clip = None  # (clip id, sample, question stops)
+        self._frame = 0
+        self._stamps: list[tuple[int, int]] = []
+        self._resume_at = 0.0
+        self.clips_played = 0
+        self.create_timer(1.0 / self.config.render.fps, self._tick)
+        r = self.config.render
+        self.get_logger().info(
+            f"playing {self.config.task} clips from index {first} ({count or 'endless'}) at {r.fps:g} fps, {r.width}x{r.height}"
+        )
+
+    def _render_ahead(self) -> None:
+        """Worker thread: generate the next clip while the current one plays."""
+        for index in self._indices:
+            if self._stop.is_set():
+                return
+            try:
+                sample = scenarios.generate(self.config, index)
+            except Exception as exc:  # noqa: BLE001 - reported and skipped, playback goes on
+                self.get_logger().error(f"clip {index} could not be generated: {exc}")
+                continue
+            item = (clip_id(self.config.task, index), sample, evaluation.question_stops(sample))
+            while not self._stop.is_set():
+                try:
+                    self._ready.put(item, timeout=0.2)
+                    break
+                except queue.Full:
+                    continue
+        self._ready.put(None)
+
+    def _tick(self) -> None:
+        if time.monotonic() < self._resume_at:
+            return
+        if self._clip is None:
+            try:
+                self._clip = self._ready.get_nowait()
+            except queue.Empty:
+                return  # still rendering
+            if self._clip is None:
+                self.get_logger().info(f"all {self.clips_played} clips played", once=True)
+                self._clip = False
+                return
+            self._frame, self._stamps = 0, []
+        if self._clip is False:
+            return
+        cid, sample, stops = self._clip
+        self._publish_frame(sample.frames[self._frame])
+        for index in stops.get(self._frame, []):
+            self._announce(evaluation.question_message(sample, cid, index, self._stamps))
+        if stops.get(self._frame):
+            self._resume_at = time.monotonic() + self.gap_s
+        self._frame += 1
+        if self._frame == len(sample.frames):
+            self._announce(evaluation.clip_message(sample, cid, self._stamps))
+            self.clips_played += 1
+            self._clip = None
+
+    def _publish_frame(self, rgb: np.ndarray) -> None:
+        pixels = rgb[..., ::-1] if self.encoding == "bgr8" else rgb
+        fields = array_to_image_fields(np.ascontiguousarray(pixels), self.encoding)
+        msg = Image()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.frame_id = self.frame_id
+        msg.height, msg.width = fields["height"], fields["width"]
+        msg.encoding, msg.is_bigendian, msg.step = fields["encoding"], fields["is_bigendian"], fields["step"]
+        data = array.array("B")
+        data.frombytes(fields["data"])  # one copy; assigning a numpy array would iterate per byte
+        msg.data = data
+        self._image_pub.publish(msg)
+        self._stamps.append((msg.header.stamp.sec, msg.header.stamp.nanosec))
+
+    def _announce(self, record: dict) -> None:
+        self._truth_pub.publish(String(data=json.dumps(record)))
+
+    def destroy_node(self) -> None:
+        self._stop.set()
+        super().destroy_node()
+
+
+def main(args=None) -> int:
+    configure_transport()
+    rclpy.init(args=args)
+    try:
+        node = SimCamera()
+    except ValueError as exc:
+        rclpy.logging.get_logger("sim_camera").fatal(str(exc))
+        rclpy.try_shutdown()
+        return 2
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
