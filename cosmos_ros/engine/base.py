@@ -41,7 +41,8 @@ class Engine(abc.ABC):
 
         temperature 0 decodes greedily; above 0 samples (seeded per engine). `on_token` receives
         the generated text as it decodes, in deltas that are whole characters; the deltas
-        concatenate to `Reasoning.text`.
+        concatenate to `Reasoning.text`. Backends may accept further keyword-only options (the
+        torch engine: `top_p`, `seed`, `stop`); callers that want any backend pass only these.
         """
 
     @property
@@ -65,8 +66,10 @@ def _require(kind: str, module: str, install: str) -> None:
 
 
 def create_engine(kind: str, model: str, device: str = "cpu", **kw) -> Engine:
-    """An engine of backend `kind` for `model`: a preset name (e.g. 'tiny-dense', random init,
-    built in memory) or a checkpoint directory. Extra keywords go to the backend's constructor."""
+    """An engine of backend `kind` for `model`: a tiny preset name or YAML card ('tiny-dense',
+    'tiny-hybrid'; random init, built in memory) or a checkpoint directory of either family
+    (Qwen2.5-VL dense, InternVL + Nemotron-H hybrid). Extra keywords go to the backend's
+    constructor (torch: dtype, seed, num_threads, use_mamba_kernels, strict)."""
     if kind == "torch":
         from cosmos_ros.engine.torch_engine import TorchEngine
 

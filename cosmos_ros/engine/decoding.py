@@ -1,6 +1,6 @@
-"""Backend-independent decoding helpers: streaming detokenization and answer confidence.
+"""Backend-independent decoding helpers: streaming detokenization, stop strings, answer confidence.
 
-Pure Python, so every backend (torch, onnxruntime, tensorrt) streams and scores alike.
+Pure Python, so every backend (torch, onnxruntime, tensorrt) streams, stops and scores alike.
 """
 
 from __future__ import annotations
@@ -58,6 +58,65 @@ class IncrementalDecoder:
         prefix_text = self._decode(self.token_ids[self._prefix : self._read])
         new_text = self._decode(self.token_ids[self._prefix :])
         return self._release(new_text[len(prefix_text) :])
+
+    def truncate(self, end: int) -> None:
+        """Cut the text at char `end` (where a stop string ends); token spans are clipped to it."""
+        self.text = self.text[:end]
+        self.spans = [(min(a, end), min(b, end)) for a, b in self.spans]
+
+
+class StopStrings:
+    """Finds the first of several stop strings in text that grows at the end."""
+
+    def __init__(self, stops: Sequence[str]):
+        if isinstance(stops, str) or any(not isinstance(s, str) or not s for s in stops):
+            raise ValueError(f"stop must be a sequence of non-empty strings, got {stops!r}")
+        self.stops = tuple(stops)
+        self._longest = max((len(s) for s in self.stops), default=0)
+
+    def find(self, text: str, start: int) -> int | None:
+        """End of the earliest-ending stop string that reaches into text[start:], or None."""
+        lo = max(0, start - self._longest + 1)
+        ends = [i + len(s) for s in self.stops if (i := text.find(s, lo)) != -1]
+        return min(ends) if ends else None
+
+
+class TextStream:
+    """One generation's text: token ids in, text deltas out, ending at the first stop string.
+
+    The stop string is kept in the text (so `</answer>` still closes the answer) and nothing
+    after it is released; `stopped` says a stop string ended the text.
+    """
+
+    def __init__(self, tokenizer, stop: Sequence[str] = ()):
+        self.decoder = IncrementalDecoder(tokenizer)
+        self._stops = StopStrings(stop) if stop else None
+        self.stopped = False
+
+    @property
+    def text(self) -> str:
+        return self.decoder.text
+
+    @property
+    def spans(self) -> list[tuple[int, int]]:
+        return self.decoder.spans
+
+    def push(self, token_id: int) -> str:
+        return self._cut(self.decoder.push(token_id))
+
+    def flush(self) -> str:
+        return "" if self.stopped else self._cut(self.decoder.flush())
+
+    def _cut(self, delta: str) -> str:
+        if not delta or self._stops is None:
+            return delta
+        start = len(self.decoder.text) - len(delta)
+        end = self._stops.find(self.decoder.text, start)
+        if end is None:
+            return delta
+        self.decoder.truncate(end)
+        self.stopped = True
+        return delta[: end - start]
 
 
 def answer_span(text: str) -> tuple[int, int] | None:

@@ -1,223 +1,124 @@
-"""Model presets: the numbers of each architecture we serve, as data.
+"""Model presets: the architectures we serve, read from the YAML cards in `model/presets/`.
 
-A preset builds transformers' `Qwen2_5_VLConfig`; the model class itself is transformers'
-`Qwen2_5_VLForConditionalGeneration` (composed, not copied). `cosmos-reason1-7b` carries the
-published Cosmos-Reason1-7B / Qwen2.5-VL-7B numbers; `tiny-dense` is the same architecture at a
-few million parameters for CPU tests and the demo, with the offline tokenizer's token ids.
+Two families, each composed from transformers' own classes:
+
+- dense (`ModelPreset`): Qwen2.5-VL — `cosmos-reason1-7b` (Cosmos-Reason1-7B) and `tiny-dense`;
+  model class `Qwen2_5_VLForConditionalGeneration`.
+- hybrid (`HybridPreset`): InternViT + pixel shuffle + MLP projector + Nemotron-H —
+  `cosmos-reason1-56b` and `tiny-hybrid`; model class `InternVLForConditionalGeneration`.
+
+The tiny presets carry the offline tokenizer's token ids, so they run without any download.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
-from transformers import Qwen2_5_VLConfig
+from cosmos_ros.model.cards import Preset, load_cards, preset_directories, read_card
+from cosmos_ros.model.dense_config import (
+    QWEN_TOKEN_IDS,
+    TINY_TOKEN_IDS,
+    ModelPreset,
+    TextConfig,
+    VideoDefaults,
+    VisionConfig,
+)
+from cosmos_ros.model.hybrid_config import FrameDefaults, HybridPreset, InternViTConfig, NemotronHTextConfig
 
-# Qwen2.5-VL token ids; the tiny tokenizer keeps Qwen's order at ids 0..13 (Qwen id - 151643).
-_QWEN_IDS = {
-    "bos_token_id": 151643,
-    "eos_token_id": 151645,
-    "vision_start_token_id": 151652,
-    "vision_end_token_id": 151653,
-    "image_token_id": 151655,
-    "video_token_id": 151656,
-}
-_TINY_IDS = {name: qwen_id - 151643 for name, qwen_id in _QWEN_IDS.items()}
+__all__ = [
+    "PRESETS",
+    "QWEN_TOKEN_IDS",
+    "TINY_TOKEN_IDS",
+    "FrameDefaults",
+    "HybridPreset",
+    "InternViTConfig",
+    "ModelPreset",
+    "NemotronHTextConfig",
+    "Preset",
+    "TextConfig",
+    "VideoDefaults",
+    "VisionConfig",
+    "get_preset",
+    "model_class",
+    "model_info",
+]
 
-
-@dataclass(frozen=True)
-class TextConfig:
-    """The language model (Qwen2 decoder with multimodal RoPE)."""
-
-    hidden_size: int
-    num_layers: int
-    num_heads: int
-    num_kv_heads: int
-    intermediate_size: int
-    vocab_size: int
-    max_position_embeddings: int = 128000
-    rope_theta: float = 1_000_000.0
-    mrope_section: tuple[int, int, int] = (16, 24, 24)  # (t, h, w) rotary pairs; sums to head_dim / 2
-    rms_norm_eps: float = 1e-6
-
-    @property
-    def head_dim(self) -> int:
-        return self.hidden_size // self.num_heads
+PRESETS: dict[str, Preset] = load_cards()
 
 
-@dataclass(frozen=True)
-class VisionConfig:
-    """The ViT with 2D RoPE, window attention and a 2x2 patch merger into the LLM width."""
-
-    depth: int
-    hidden_size: int
-    num_heads: int
-    intermediate_size: int
-    patch_size: int = 14
-    temporal_patch_size: int = 2
-    spatial_merge_size: int = 2
-    window_size: int = 112
-    fullatt_block_indexes: tuple[int, ...] = (7, 15, 23, 31)
-    tokens_per_second: int = 2
-
-
-@dataclass(frozen=True)
-class VideoDefaults:
-    """How the processor samples and sizes frames for this model (per-frame pixel budget)."""
-
-    min_pixels: int
-    max_pixels: int
-    fps: float = 4.0
-
-
-@dataclass(frozen=True)
-class ModelPreset:
-    name: str
-    text: TextConfig
-    vision: VisionConfig
-    video: VideoDefaults
-    token_ids: dict[str, int] = field(default_factory=lambda: dict(_QWEN_IDS))
-    tie_word_embeddings: bool = False
-    offline_tokenizer: bool = False  # True: `build_tiny_tokenizer()` matches this preset's ids
-
-    def __post_init__(self) -> None:
-        t, v = self.text, self.vision
-        if sum(t.mrope_section) * 2 != t.head_dim:
-            raise ValueError(
-                f"preset {self.name}: mrope_section {t.mrope_section} must sum to head_dim/2 = {t.head_dim // 2}"
-            )
-        if t.hidden_size % t.num_heads or t.num_heads % t.num_kv_heads:
-            raise ValueError(
-                f"preset {self.name}: hidden {t.hidden_size}, heads {t.num_heads}, kv heads {t.num_kv_heads} do not divide"
-            )
-        if any(i >= v.depth for i in v.fullatt_block_indexes):
-            raise ValueError(
-                f"preset {self.name}: fullatt_block_indexes {v.fullatt_block_indexes} exceed depth {v.depth}"
-            )
-
-    def to_hf_config(self) -> Qwen2_5_VLConfig:
-        t, v = self.text, self.vision
-        text_config = {
-            "hidden_size": t.hidden_size,
-            "num_hidden_layers": t.num_layers,
-            "num_attention_heads": t.num_heads,
-            "num_key_value_heads": t.num_kv_heads,
-            "intermediate_size": t.intermediate_size,
-            "vocab_size": t.vocab_size,
-            "max_position_embeddings": t.max_position_embeddings,
-            "rms_norm_eps": t.rms_norm_eps,
-            "rope_parameters": {
-                "rope_type": "default",
-                "rope_theta": t.rope_theta,
-                "mrope_section": list(t.mrope_section),
-            },
-            "bos_token_id": self.token_ids["bos_token_id"],
-            "eos_token_id": self.token_ids["eos_token_id"],
-            "max_window_layers": t.num_layers,
-            "use_sliding_window": False,
-        }
-        vision_config = {
-            "depth": v.depth,
-            "hidden_size": v.hidden_size,
-            "num_heads": v.num_heads,
-            "intermediate_size": v.intermediate_size,
-            "patch_size": v.patch_size,
-            "temporal_patch_size": v.temporal_patch_size,
-            "spatial_merge_size": v.spatial_merge_size,
-            "window_size": v.window_size,
-            "fullatt_block_indexes": list(v.fullatt_block_indexes),
-            "tokens_per_second": v.tokens_per_second,
-            "out_hidden_size": t.hidden_size,
-        }
-        return Qwen2_5_VLConfig(
-            text_config=text_config,
-            vision_config=vision_config,
-            image_token_id=self.token_ids["image_token_id"],
-            video_token_id=self.token_ids["video_token_id"],
-            vision_start_token_id=self.token_ids["vision_start_token_id"],
-            vision_end_token_id=self.token_ids["vision_end_token_id"],
-            tie_word_embeddings=self.tie_word_embeddings,
-        )
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-PRESETS: dict[str, ModelPreset] = {
-    "tiny-dense": ModelPreset(
-        name="tiny-dense",
-        text=TextConfig(
-            hidden_size=128,
-            num_layers=4,
-            num_heads=4,
-            num_kv_heads=2,
-            intermediate_size=512,
-            vocab_size=4096,
-            max_position_embeddings=8192,
-            mrope_section=(4, 6, 6),
-        ),
-        vision=VisionConfig(
-            depth=2,
-            hidden_size=64,
-            num_heads=2,
-            intermediate_size=128,
-            window_size=112,
-            fullatt_block_indexes=(1,),
-        ),
-        video=VideoDefaults(min_pixels=56 * 56, max_pixels=112 * 112),
-        token_ids=dict(_TINY_IDS),
-        offline_tokenizer=True,
-    ),
-    "cosmos-reason1-7b": ModelPreset(
-        name="cosmos-reason1-7b",
-        text=TextConfig(
-            hidden_size=3584,
-            num_layers=28,
-            num_heads=28,
-            num_kv_heads=4,
-            intermediate_size=18944,
-            vocab_size=152064,
-            max_position_embeddings=128000,
-            mrope_section=(16, 24, 24),
-        ),
-        vision=VisionConfig(depth=32, hidden_size=1280, num_heads=16, intermediate_size=3420),
-        # qwen-vl-utils' video defaults: 128..768 merged tokens per frame.
-        video=VideoDefaults(min_pixels=128 * 28 * 28, max_pixels=768 * 28 * 28),
-    ),
-}
-
-
-def get_preset(name: str) -> ModelPreset:
-    try:
+def get_preset(name: str | Path | Preset) -> Preset:
+    """A preset by name, by the path of a YAML card, or passed through when already one."""
+    if isinstance(name, (ModelPreset, HybridPreset)):
+        return name
+    if name in PRESETS:
         return PRESETS[name]
-    except KeyError:
-        raise KeyError(
-            f"unknown model preset {name!r}; known presets: {', '.join(sorted(PRESETS))}"
-        ) from None
+    if str(name).endswith((".yaml", ".yml")) and Path(name).is_file():
+        return read_card(name)
+    folders = ", ".join(str(d) for d in preset_directories()) or "no preset folder found"
+    raise KeyError(
+        f"unknown model preset {str(name)!r}; known presets: {', '.join(sorted(PRESETS))} (cards in {folders}), "
+        "or pass the path of a .yaml card"
+    )
 
 
-def model_info(preset: str | ModelPreset) -> dict:
-    """Parameter counts of a preset, built on the meta device: no weights allocated, well under a second even for 7B."""
+def model_class(config):
+    """transformers' model class for a preset or an HF config of either family."""
+    from transformers import InternVLForConditionalGeneration, Qwen2_5_VLForConditionalGeneration
+
+    family = getattr(config, "family", None) or {"qwen2_5_vl": "dense", "internvl": "hybrid"}.get(
+        getattr(config, "model_type", None)
+    )
+    if family == "dense":
+        return Qwen2_5_VLForConditionalGeneration
+    if family == "hybrid":
+        return InternVLForConditionalGeneration
+    raise ValueError(
+        f"no model class for {type(config).__name__} (model_type {getattr(config, 'model_type', None)!r})"
+    )
+
+
+def _count(module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def model_info(preset: str | Path | Preset) -> dict:
+    """Parameter counts of a preset, built on the meta device: no weights allocated, well under a
+    second for 7B and a few seconds for 56B."""
     import torch
-    from transformers import Qwen2_5_VLForConditionalGeneration
 
-    preset = get_preset(preset) if isinstance(preset, str) else preset
+    preset = get_preset(preset)
     start = time.perf_counter()
     with torch.device("meta"):
-        model = Qwen2_5_VLForConditionalGeneration(preset.to_hf_config())
-    total = sum(p.numel() for p in model.parameters())
-    vision = sum(p.numel() for p in model.model.visual.parameters())
-    merger = sum(p.numel() for p in model.model.visual.merger.parameters())
-    return {
-        "preset": preset.name,
-        "parameters": total,
-        "vision_parameters": vision - merger,
-        "projector_parameters": merger,
-        "language_parameters": total - vision,
-        "bytes_bf16": total * 2,
-        "text_hidden_size": preset.text.hidden_size,
-        "text_layers": preset.text.num_layers,
-        "vision_depth": preset.vision.depth,
-        "vocab_size": preset.text.vocab_size,
-        "build_s": time.perf_counter() - start,
-    }
+        model = model_class(preset)(preset.to_hf_config())
+    total = _count(model)
+    info = {"preset": preset.name, "family": preset.family, "parameters": total}
+    if preset.family == "dense":
+        vision, merger = _count(model.model.visual), _count(model.model.visual.merger)
+        info |= {
+            "vision_parameters": vision - merger,
+            "projector_parameters": merger,
+            "language_parameters": total - vision,
+            "bytes_bf16": total * 2,
+            "text_hidden_size": preset.text.hidden_size,
+            "text_layers": preset.text.num_layers,
+            "vision_depth": preset.vision.depth,
+            "vocab_size": preset.text.vocab_size,
+        }
+    else:
+        vision, projector = _count(model.model.vision_tower), _count(model.model.multi_modal_projector)
+        info |= {
+            "vision_parameters": vision,
+            "projector_parameters": projector,
+            "language_parameters": total - vision - projector,
+            "bytes_bf16": total * 2,
+            "text_hidden_size": preset.text.hidden_size,
+            "text_layers": preset.text.num_layers,
+            "text_layer_counts": preset.text.layer_counts(),
+            "vision_depth": preset.vision.num_layers,
+            "image_size": preset.vision.image_size,
+            "tokens_per_frame": preset.tokens_per_frame,
+            "vocab_size": preset.text.vocab_size,
+        }
+    info["build_s"] = time.perf_counter() - start
+    return info

@@ -47,6 +47,34 @@ def smart_resize(
     return h_bar, w_bar
 
 
+def resize_frames(video: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """(T, 3, H, W) uint8 → (T, 3, height, width) float32 on the 0..255 scale.
+
+    Bicubic with antialias, rounded back to uint8 levels: what torchvision does to uint8 frames.
+    """
+    video = video.float()
+    if (height, width) != tuple(video.shape[2:]):
+        video = F.interpolate(
+            video, size=(height, width), mode="bicubic", antialias=True, align_corners=False
+        )
+        video = video.round().clamp(0, 255)
+    return video
+
+
+def normalize_frames(video: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
+    """(T, 3, H, W) float on 0..255 → rescaled to 0..1, then per-channel (x - mean) / std."""
+    return (video / 255.0 - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+
+
+def left_pad(rows: list[torch.Tensor], value: int) -> torch.Tensor:
+    """(1, L_i) rows → (B, max L_i), each row right-aligned: generation appends on the right."""
+    length = max(r.shape[1] for r in rows)
+    out = torch.full((len(rows), length), value, dtype=rows[0].dtype)
+    for i, r in enumerate(rows):
+        out[i, length - r.shape[1] :] = r[0]
+    return out
+
+
 def patchify_video(
     video: torch.Tensor, patch_size: int, temporal_patch_size: int, merge_size: int
 ) -> torch.Tensor:
@@ -149,16 +177,7 @@ class VideoProcessor:
         if pad := -video.shape[0] % self.temporal_patch_size:
             video = torch.cat([video, video[-1:].expand(pad, -1, -1, -1)])
         height, width = self.target_size(video.shape[2], video.shape[3])
-        video = video.float()
-        if (height, width) != tuple(video.shape[2:]):
-            # Bicubic with antialias, rounded back to uint8 levels: what torchvision does to uint8 frames.
-            video = F.interpolate(
-                video, size=(height, width), mode="bicubic", antialias=True, align_corners=False
-            )
-            video = video.round().clamp(0, 255)
-        mean = torch.tensor(self.image_mean).view(1, 3, 1, 1)
-        std = torch.tensor(self.image_std).view(1, 3, 1, 1)
-        video = (video / 255.0 - mean) / std
+        video = normalize_frames(resize_frames(video, height, width), self.image_mean, self.image_std)
         pixel_values = patchify_video(video, self.patch_size, self.temporal_patch_size, self.merge_size)
         grid = (
             video.shape[0] // self.temporal_patch_size,
@@ -187,6 +206,11 @@ class VideoInputs:
         return int(self.input_ids.shape[1])
 
     @property
+    def frame_times(self) -> np.ndarray:
+        """(T,) seconds of each frame since the clip's first: what an answer's "when" refers to."""
+        return self.frame_stamps - self.frame_stamps[0]
+
+    @property
     def num_video_tokens(self) -> int:
         return int((self.mm_token_type_ids == VIDEO_TOKEN_TYPE).sum())
 
@@ -202,10 +226,35 @@ class VideoInputs:
         }
 
 
+def collate_video_inputs(items: list[VideoInputs], pad_token_id: int) -> dict[str, torch.Tensor]:
+    """Several clips' inputs → one left-padded batch for `Qwen2_5_VLForConditionalGeneration`.
+
+    Token rows are right-aligned (padding masked out, token type 0); the videos' patches, grids and
+    temporal spacings are concatenated in row order, which is how the model assigns them.
+    """
+    return {
+        "input_ids": left_pad([x.input_ids for x in items], pad_token_id),
+        "attention_mask": left_pad([x.attention_mask for x in items], 0),
+        "mm_token_type_ids": left_pad([x.mm_token_type_ids for x in items], TEXT_TOKEN_TYPE),
+        "pixel_values_videos": torch.cat([x.pixel_values_videos for x in items]),
+        "video_grid_thw": torch.cat([x.video_grid_thw for x in items]),
+        "second_per_grid_ts": torch.cat([x.second_per_grid_ts for x in items]),
+    }
+
+
 def clip_fps(stamps: np.ndarray, default: float) -> float:
     """Frame rate implied by a clip's stamps; `default` for a single frame or a zero-length span."""
     span = float(stamps[-1] - stamps[0]) if len(stamps) > 1 else 0.0
     return (len(stamps) - 1) / span if span > 0 else default
+
+
+def render_chat(tokenizer, prompt: Prompt) -> str:
+    """System turn, user turn with the video before the text (Cosmos convention), assistant turn opened."""
+    messages = [
+        {"role": "system", "content": prompt.system},
+        {"role": "user", "content": [{"type": "video"}, {"type": "text", "text": prompt.text}]},
+    ]
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
 class ReasonProcessor:
@@ -221,18 +270,15 @@ class ReasonProcessor:
                 f"but the model expects video_token_id {video_token_id}"
             )
 
-    def render(self, prompt: Prompt) -> str:
-        """The chat text with one video placeholder, assistant turn opened."""
-        messages = [
-            {"role": "system", "content": prompt.system},
-            {"role": "user", "content": [{"type": "video"}, {"type": "text", "text": prompt.text}]},
-        ]
-        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    def render(self, prompt: Prompt, assistant_prefix: str = "") -> str:
+        """The chat text with one video placeholder, assistant turn opened (and begun with
+        `assistant_prefix`, e.g. "<answer>\\n", when the caller scores what follows it)."""
+        return render_chat(self.tokenizer, prompt) + assistant_prefix
 
-    def __call__(self, clip: Clip, prompt: Prompt) -> VideoInputs:
+    def __call__(self, clip: Clip, prompt: Prompt, assistant_prefix: str = "") -> VideoInputs:
         pixel_values, (grid_t, grid_h, grid_w) = self.video(clip.frames)
         num_video_tokens = grid_t * grid_h * grid_w // self.video.merge_size**2
-        text = self.render(prompt)
+        text = self.render(prompt, assistant_prefix)
         if text.count(VIDEO_PAD) != 1:
             raise ValueError(f"prompt must render exactly one {VIDEO_PAD}; found {text.count(VIDEO_PAD)}")
         text = text.replace(VIDEO_PAD, VIDEO_PAD * num_video_tokens)

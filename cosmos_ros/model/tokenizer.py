@@ -3,7 +3,10 @@
 The tiny tokenizer is trained in code from a small built-in corpus (robotics and physics words,
 the Cosmos prompt conventions, the reasoning format tags), so tests and the demo need no
 download. It carries the Qwen2.5-VL special tokens in Qwen's order at ids 0..13, so a tiny id is
-the Qwen id minus 151643, and the ChatML chat template Qwen2-VL ships.
+the Qwen id minus 151643, and the ChatML chat template Qwen2-VL ships. The hybrid variant adds
+InternVL's frame tokens after the trained vocabulary (ids 4096..4099), with the named attributes
+InternVL tokenizers have (`start_image_token`, `context_image_token`, ...), and InternVL's chat
+template (`<video>` placeholder before the text); the dense ids are unchanged.
 """
 
 from __future__ import annotations
@@ -31,6 +34,14 @@ QWEN_SPECIAL_TOKENS: tuple[str, ...] = (
     "<|video_pad|>",
 )
 
+# InternVL's frame tokens, by the attribute names transformers' InternVL tokenizers carry.
+INTERNVL_SPECIAL_TOKENS: dict[str, str] = {
+    "start_image_token": "<img>",
+    "end_image_token": "</img>",
+    "context_image_token": "<IMG_CONTEXT>",
+    "video_token": "<video>",
+}
+
 TINY_VOCAB_SIZE = 4096
 
 # Qwen2-VL's chat template: media parts become one placeholder each, which the processor
@@ -52,6 +63,19 @@ CHAT_TEMPLATE = (
     "<|vision_start|><|video_pad|><|vision_end|>"
     "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n"
     "{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+# InternVL-hf's chat template with our system-turn default: media parts become `<video>\n`, which
+# the hybrid processor expands into one `FrameN: <img><IMG_CONTEXT>...</img>` line per frame.
+HYBRID_CHAT_TEMPLATE = (
+    "{% for message in messages %}{% if loop.first and message['role'] != 'system' %}"
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for content in message['content'] %}"
+    "{% if content['type'] == 'video' %}<video>\n"
+    "{% elif content['type'] == 'text' %}{{ content['text'] }}{% endif %}{% endfor %}{% endif %}"
+    "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 
 _WORDS = """
@@ -141,11 +165,16 @@ def _training_corpus() -> list[str]:
     return lines * 20 + sentences * 5 + variants + ["\n\n".join(lines)] * 10
 
 
-def build_tiny_tokenizer(vocab_size: int = TINY_VOCAB_SIZE) -> PreTrainedTokenizerFast:
+def build_tiny_tokenizer(
+    vocab_size: int = TINY_VOCAB_SIZE, *, family: str = "dense"
+) -> PreTrainedTokenizerFast:
     """A byte-level BPE tokenizer trained in code, with the Qwen2.5-VL special tokens at ids 0..13.
 
-    Deterministic: the same vocabulary and merges every call.
+    family "hybrid" appends InternVL's frame tokens after the trained vocabulary and uses
+    InternVL's chat template. Deterministic: the same vocabulary and merges every call.
     """
+    if family not in ("dense", "hybrid"):
+        raise ValueError(f"family must be 'dense' or 'hybrid', got {family!r}")
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
@@ -157,18 +186,21 @@ def build_tiny_tokenizer(vocab_size: int = TINY_VOCAB_SIZE) -> PreTrainedTokeniz
         show_progress=False,
     )
     tok.train_from_iterator(_training_corpus(), trainer=trainer)
+    hybrid = family == "hybrid"
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
         eos_token="<|im_end|>",
         pad_token="<|endoftext|>",
-        chat_template=CHAT_TEMPLATE,
+        chat_template=HYBRID_CHAT_TEMPLATE if hybrid else CHAT_TEMPLATE,
         clean_up_tokenization_spaces=False,
         model_max_length=32768,
+        **({"extra_special_tokens": dict(INTERNVL_SPECIAL_TOKENS)} if hybrid else {}),
     )
 
 
-def load_tokenizer(path: str | Path) -> PreTrainedTokenizerFast:
-    """The tokenizer saved in a checkpoint directory (local files only, never a download)."""
+def load_tokenizer(path: str | Path, family: str = "dense") -> PreTrainedTokenizerFast:
+    """The tokenizer saved in a checkpoint directory (local files only, never a download); one
+    without a chat template gets the family's (ChatML with Qwen's or InternVL's media layout)."""
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"tokenizer directory {path} does not exist")
@@ -178,5 +210,5 @@ def load_tokenizer(path: str | Path) -> PreTrainedTokenizerFast:
         )
     tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     if tokenizer.chat_template is None:
-        tokenizer.chat_template = CHAT_TEMPLATE
+        tokenizer.chat_template = HYBRID_CHAT_TEMPLATE if family == "hybrid" else CHAT_TEMPLATE
     return tokenizer

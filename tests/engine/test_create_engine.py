@@ -1,16 +1,23 @@
 """create_engine: one factory for every backend, clear errors for what cannot run here."""
 
 import importlib.util
+from pathlib import Path
 
 import pytest
 
 from cosmos_ros.engine.base import Engine, EngineUnavailableError, create_engine
 
 
-def test_torch_engine_for_a_preset_is_an_engine():
-    engine = create_engine("torch", "tiny-dense")
-    assert isinstance(engine, Engine)
+@pytest.mark.parametrize("preset", ["tiny-dense", "tiny-hybrid"])
+def test_torch_engine_for_a_preset_of_either_family_is_an_engine(preset):
+    engine = create_engine("torch", preset)
+    assert isinstance(engine, Engine) and engine.model_id.startswith(f"{preset}@")
     engine.close()
+
+
+def test_torch_engine_takes_the_path_of_a_yaml_card():
+    card = Path(__file__).resolve().parents[2] / "model" / "presets" / "tiny-hybrid.yaml"
+    assert create_engine("torch", str(card)).family == "hybrid"
 
 
 @pytest.mark.parametrize("kind,package", [("onnxruntime", "onnxruntime"), ("tensorrt", "tensorrt")])
@@ -29,9 +36,10 @@ def test_unknown_kind_lists_the_known_kinds():
         create_engine("jax", "tiny-dense")
 
 
-def test_the_7b_preset_asks_for_a_checkpoint_directory():
+@pytest.mark.parametrize("preset", ["cosmos-reason1-7b", "cosmos-reason1-56b"])
+def test_the_full_presets_ask_for_a_checkpoint_directory(preset):
     with pytest.raises(ValueError, match="checkpoint"):
-        create_engine("torch", "cosmos-reason1-7b")
+        create_engine("torch", preset)
 
 
 def test_a_name_that_is_neither_preset_nor_directory_is_named(tmp_path):

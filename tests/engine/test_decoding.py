@@ -4,7 +4,13 @@ import math
 
 import pytest
 
-from cosmos_ros.engine.decoding import IncrementalDecoder, answer_confidence, answer_span
+from cosmos_ros.engine.decoding import (
+    IncrementalDecoder,
+    StopStrings,
+    TextStream,
+    answer_confidence,
+    answer_span,
+)
 from cosmos_ros.model.tokenizer import build_tiny_tokenizer
 
 
@@ -91,3 +97,31 @@ def test_decoder_spans_drive_confidence_end_to_end(tokenizer):
     lo, hi = answer_span(text)
     probs = [0.5 if a < hi and b > lo else 0.01 for a, b in decoder.spans]
     assert answer_confidence(decoder.text, decoder.spans, probs) == pytest.approx(0.5)
+
+
+def test_stop_strings_find_the_earliest_ending_one_reaching_into_new_text():
+    stops = StopStrings(["</answer>", "\n\n"])
+    assert stops.find("abc</ans", 3) is None
+    assert stops.find("abc</answer> x", 8) == len("abc</answer>")
+    assert stops.find("a\n\nb</answer>", 1) == 3
+
+
+def test_text_stream_keeps_the_stop_string_and_releases_nothing_after_it(tokenizer):
+    text = "<think>\nok\n</think>\n\n<answer>\nB\n</answer> and then more"
+    stream = TextStream(tokenizer, stop=["</answer>"])
+    deltas = []
+    for token in tokenizer.encode(text, add_special_tokens=False):
+        deltas.append(stream.push(token))
+        if stream.stopped:
+            break
+    deltas.append(stream.flush())
+    assert stream.stopped and stream.text == text[: text.index("</answer>") + len("</answer>")]
+    assert "".join(deltas) == stream.text
+    assert all(b <= len(stream.text) for _, b in stream.spans)
+
+
+def test_text_stream_without_stop_strings_is_the_plain_decode(tokenizer):
+    text = "The cube falls 🤖."
+    stream = TextStream(tokenizer)
+    deltas = [stream.push(t) for t in tokenizer.encode(text, add_special_tokens=False)] + [stream.flush()]
+    assert "".join(deltas) == stream.text == text and not stream.stopped

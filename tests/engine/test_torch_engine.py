@@ -1,4 +1,4 @@
-"""The torch engine on the tiny random-init preset: the same contract every backend keeps."""
+"""The torch engine on both tiny random-init presets (dense and hybrid): the contract every backend keeps."""
 
 import math
 import threading
@@ -15,21 +15,21 @@ from cosmos_ros.model.checkpoint import create_tiny_checkpoint
 PROMPT = Prompt("What should the robot do next? Answer in <think></think><answer></answer>.")
 
 
-def make_clip(t=8, size=64, seed=0):
+def make_clip(t=4, size=64, seed=0):
     frames = np.random.default_rng(seed).integers(0, 256, (t, size, size, 3), dtype=np.uint8)
     return Clip(frames=frames, stamps=np.arange(t) / 4.0, cameras=("front",))
 
 
-@pytest.fixture(scope="module")
-def engine():
-    return create_engine("torch", "tiny-dense", seed=0)
+@pytest.fixture(scope="module", params=["tiny-dense", "tiny-hybrid"])
+def engine(request):
+    return create_engine("torch", request.param, seed=0)
 
 
 def test_reason_returns_filled_reasoning(engine):
     r = engine.reason(make_clip(), PROMPT, max_new_tokens=8)
     assert isinstance(r, Reasoning)
     assert r.num_prompt_tokens > 16 and r.num_generated_tokens == 8
-    assert r.model_id == engine.model_id and r.model_id.startswith("tiny-dense@")
+    assert r.model_id == engine.model_id and r.model_id.startswith(f"tiny-{engine.family}@")
     assert r.latency_s > 0
     assert len(r.token_probs) == 8 and all(0 < p <= 1 for p in r.token_probs)
 
@@ -85,9 +85,27 @@ def test_prompt_logits_match_running_the_transformers_model_directly(engine):
 def test_greedy_tokens_match_transformers_generate(engine):
     inputs = engine.prepare(make_clip(), PROMPT)
     with torch.inference_mode():
-        reference = engine.model.generate(**inputs.model_kwargs(), max_new_tokens=20, do_sample=False)
+        reference = engine.model.generate(
+            **inputs.model_kwargs(), max_new_tokens=20, do_sample=False, pad_token_id=engine.pad_token_id
+        )
     ours = engine.generate(inputs, max_new_tokens=20).token_ids
     assert ours == reference[0, inputs.num_prompt_tokens :].tolist()[: len(ours)]
+
+
+def test_tiny_dense_logits_match_transformers_qwen2_5_vl_built_from_the_same_weights():
+    """Parity on identical weights and inputs, through an independently constructed
+    `Qwen2_5_VLForConditionalGeneration` (its own config from config.json, its own positions)."""
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    engine = TorchEngine("tiny-dense")
+    config = Qwen2_5_VLConfig.from_dict(engine.model.config.to_dict())
+    reference = Qwen2_5_VLForConditionalGeneration(config).eval()
+    reference.load_state_dict(engine.model.state_dict())
+    clip = make_clip(t=6, size=100)
+    inputs = engine.prepare(clip, PROMPT)
+    with torch.inference_mode():
+        expected = reference(**inputs.model_kwargs()).logits[0]
+    assert (engine.prompt_logits(clip, PROMPT) - expected).abs().max() <= 1e-4
 
 
 def test_the_video_changes_the_answer_distribution(engine):
@@ -96,7 +114,7 @@ def test_the_video_changes_the_answer_distribution(engine):
     assert not torch.allclose(a, b)
 
 
-def test_sampling_is_reproducible_for_the_same_seed():
+def test_sampling_is_reproducible_for_the_same_engine_seed():
     a = TorchEngine("tiny-dense", seed=5).reason(make_clip(), PROMPT, max_new_tokens=16, temperature=1.0)
     b = TorchEngine("tiny-dense", seed=5).reason(make_clip(), PROMPT, max_new_tokens=16, temperature=1.0)
     assert a.text == b.text
@@ -126,9 +144,10 @@ def test_concurrent_calls_give_the_serial_results(engine):
 
 
 def test_checkpoint_directory_engine_matches_the_preset_engine(engine, tmp_path):
-    path = create_tiny_checkpoint(tmp_path / "tiny-dense", seed=0)
+    name = f"tiny-{engine.family}"
+    path = create_tiny_checkpoint(tmp_path / name, seed=0, preset=name)
     from_dir = create_engine("torch", str(path))
-    assert from_dir.model_id.startswith("tiny-dense@")
+    assert from_dir.model_id.startswith(f"{name}@") and from_dir.family == engine.family
     a = from_dir.reason(make_clip(), PROMPT, max_new_tokens=16)
     b = engine.reason(make_clip(), PROMPT, max_new_tokens=16)
     assert a.text == b.text

@@ -1,9 +1,12 @@
-"""Checkpoints: HF-layout directories written and read locally, safetensors only."""
+"""Checkpoints of both families: HF-layout directories written and read locally, safetensors only,
+and every kind of broken checkpoint refused with the file or tensor named."""
 
 import json
+import shutil
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 from cosmos_ros.model.checkpoint import (
     CheckpointError,
@@ -12,77 +15,205 @@ from cosmos_ros.model.checkpoint import (
     create_tiny_checkpoint,
     load_model,
     preset_id,
+    resolve_dtype,
 )
 from cosmos_ros.model.tokenizer import load_tokenizer
 
+FAMILIES = {"tiny-dense": "qwen2_5_vl", "tiny-hybrid": "internvl"}
+
+
+@pytest.fixture(scope="module", params=sorted(FAMILIES))
+def checkpoint(request, tmp_path_factory):
+    return create_tiny_checkpoint(
+        tmp_path_factory.mktemp("ckpt") / request.param, seed=0, preset=request.param
+    )
+
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    return create_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny-dense", seed=0)
+def dense_checkpoint(tmp_path_factory):
+    return create_tiny_checkpoint(tmp_path_factory.mktemp("dense") / "tiny-dense", seed=0)
+
+
+@pytest.fixture
+def broken(dense_checkpoint, tmp_path):
+    """A private copy of the dense checkpoint to damage."""
+    return shutil.copytree(dense_checkpoint, tmp_path / "broken")
 
 
 def fixed_inputs(model):
     cfg = model.config
+    gen = torch.Generator().manual_seed(1)
+    if cfg.model_type == "internvl":
+        ids = torch.tensor([[1, 40, 41, 4096] + [cfg.image_token_id] * 256 + [4097, 50, 2]])
+        return {"input_ids": ids, "pixel_values": torch.randn(1, 3, 448, 448, generator=gen)}
     ids = torch.tensor(
         [[1, 40, 41, cfg.vision_start_token_id] + [cfg.video_token_id] * 4 + [cfg.vision_end_token_id, 50, 2]]
     )
     return {
         "input_ids": ids,
         "mm_token_type_ids": (ids == cfg.video_token_id).int() * 2,
-        "pixel_values_videos": torch.randn(16, 3 * 2 * 14 * 14, generator=torch.Generator().manual_seed(1)),
+        "pixel_values_videos": torch.randn(16, 3 * 2 * 14 * 14, generator=gen),
         "video_grid_thw": torch.tensor([[1, 4, 4]]),
         "second_per_grid_ts": torch.tensor([0.5]),
     }
 
 
+def rewrite_weights(path, edit):
+    """Apply `edit(state_dict)` to the single-file weights of the checkpoint at `path`."""
+    weights = path / "model.safetensors"
+    tensors = load_file(weights)
+    edit(tensors)
+    save_file(tensors, weights, metadata={"format": "pt"})
+
+
 def test_checkpoint_directory_has_the_hf_layout(checkpoint):
     names = {p.name for p in checkpoint.iterdir()}
     assert {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"} <= names
-    assert json.loads((checkpoint / "config.json").read_text())["model_type"] == "qwen2_5_vl"
+    assert {"video_preprocessor_config.json", "generation_config.json"} <= names
+    assert json.loads((checkpoint / "config.json").read_text())["model_type"] == FAMILIES[checkpoint.name]
 
 
 def test_saved_then_loaded_model_gives_identical_logits(checkpoint):
-    original = build_model("tiny-dense", seed=0)
+    original = build_model(checkpoint.name, seed=0)
     loaded = load_model(checkpoint)
     inputs = fixed_inputs(original)
     with torch.inference_mode():
         assert torch.equal(original(**inputs).logits, loaded(**inputs).logits)
 
 
+def test_sharded_checkpoint_has_an_index_and_loads_identically(tmp_path):
+    path = create_tiny_checkpoint(tmp_path / "sharded", preset="tiny-hybrid", max_shard_size="1MB")
+    shards = sorted(p.name for p in path.glob("model-*.safetensors"))
+    index = json.loads((path / "model.safetensors.index.json").read_text())
+    assert len(shards) > 1 and sorted(set(index["weight_map"].values())) == shards
+    original, loaded = build_model("tiny-hybrid"), load_model(path)
+    assert all(
+        torch.equal(a, b) for a, b in zip(original.state_dict().values(), loaded.state_dict().values())
+    )
+
+
+@pytest.mark.parametrize(
+    "dtype,expected", [("fp32", torch.float32), ("bf16", torch.bfloat16), ("fp16", torch.float16)]
+)
+def test_dtype_is_chosen_at_load(dense_checkpoint, dtype, expected):
+    model = load_model(dense_checkpoint, dtype=dtype)
+    assert {p.dtype for p in model.parameters()} == {expected}
+
+
+def test_default_dtype_is_bf16_on_cuda_and_fp32_elsewhere():
+    assert resolve_dtype(None, "cuda") == torch.bfloat16
+    assert resolve_dtype(None, "cpu") == torch.float32
+
+
+def test_an_unknown_dtype_lists_the_choices():
+    with pytest.raises(ValueError, match="fp32, float32, bf16"):
+        resolve_dtype("int8")
+
+
 def test_checkpoint_tokenizer_loads_from_the_directory(checkpoint):
-    assert load_tokenizer(checkpoint).convert_tokens_to_ids("<|video_pad|>") == 13
+    tokenizer = load_tokenizer(checkpoint)
+    assert tokenizer.convert_tokens_to_ids("<|video_pad|>") == 13
+    if checkpoint.name == "tiny-hybrid":
+        assert tokenizer.context_image_token_id == 4098
 
 
 def test_same_seed_builds_identical_weights_and_leaves_the_global_rng_alone():
     state = torch.random.get_rng_state()
-    a, b = build_model("tiny-dense", seed=3), build_model("tiny-dense", seed=3)
+    a, b = build_model("tiny-hybrid", seed=3), build_model("tiny-hybrid", seed=3)
     assert torch.equal(torch.random.get_rng_state(), state)
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
 
 
 def test_checkpoint_id_is_dir_name_and_stable_hash(checkpoint):
     model_id = checkpoint_id(checkpoint)
-    assert model_id.startswith("tiny-dense@") and len(model_id.split("@")[1]) == 8
+    assert model_id.startswith(f"{checkpoint.name}@") and len(model_id.split("@")[1]) == 8
     assert checkpoint_id(checkpoint) == model_id
 
 
-def test_checkpoint_id_changes_with_the_weights(checkpoint, tmp_path):
+def test_checkpoint_id_changes_with_the_weights(dense_checkpoint, tmp_path):
     other = create_tiny_checkpoint(tmp_path / "tiny-dense", seed=1)
-    assert checkpoint_id(other) != checkpoint_id(checkpoint)
+    assert checkpoint_id(other) != checkpoint_id(dense_checkpoint)
 
 
 def test_preset_id_changes_with_the_seed():
     assert preset_id("tiny-dense", 0) != preset_id("tiny-dense", 1)
-    assert preset_id("tiny-dense", 0).startswith("tiny-dense@")
+    assert preset_id("tiny-hybrid", 0).startswith("tiny-hybrid@")
 
 
 @pytest.mark.parametrize("name", ["pytorch_model.bin", "model.pt", "weights.pth", "state.pkl"])
-def test_pickle_weight_files_are_refused(checkpoint, tmp_path, name):
-    for f in checkpoint.iterdir():
-        (tmp_path / f.name).write_bytes(f.read_bytes())
-    (tmp_path / name).write_bytes(b"not loaded")
-    with pytest.raises(CheckpointError, match="pickle.*safetensors"):
-        load_model(tmp_path)
+def test_pickle_weight_files_are_refused(broken, name):
+    (broken / name).write_bytes(b"not loaded")
+    with pytest.raises(
+        CheckpointError, match=f"pickle weight files \\['{name}'\\].*can run code.*safetensors"
+    ):
+        load_model(broken)
+
+
+def test_a_missing_tensor_is_named_with_its_expected_shape(broken):
+    rewrite_weights(broken, lambda t: t.pop("lm_head.weight"))
+    with pytest.raises(
+        CheckpointError, match=r"missing tensor 'lm_head.weight' \(the model expects shape \[4096, 128\]\)"
+    ):
+        load_model(broken)
+
+
+def test_a_missing_tensor_is_allowed_when_not_strict(broken):
+    rewrite_weights(broken, lambda t: t.pop("lm_head.weight"))
+    assert load_model(broken, strict=False) is not None
+
+
+def test_an_unexpected_tensor_is_named(broken):
+    rewrite_weights(broken, lambda t: t.update({"model.extra_head.weight": torch.zeros(2, 2)}))
+    with pytest.raises(
+        CheckpointError,
+        match=r"unexpected tensor 'model.extra_head.weight' in model.safetensors \(model name 'model.language_model.extra_head.weight'\)",
+    ):
+        load_model(broken)
+
+
+def test_a_mis_shaped_tensor_is_named_with_both_shapes(broken):
+    rewrite_weights(broken, lambda t: t.update({"lm_head.weight": torch.zeros(4000, 128)}))
+    with pytest.raises(
+        CheckpointError,
+        match=r"tensor 'lm_head.weight' in model.safetensors has shape \[4000, 128\] in the checkpoint, the model expects \[4096, 128\]",
+    ):
+        load_model(broken)
+
+
+def test_a_mis_shaped_hybrid_tensor_is_named_as_stored_and_as_loaded(tmp_path):
+    path = create_tiny_checkpoint(tmp_path / "hybrid", preset="tiny-hybrid")
+    rewrite_weights(path, lambda t: t.update({"language_model.model.layers.0.mixer.A_log": torch.zeros(3)}))
+    with pytest.raises(
+        CheckpointError,
+        match=r"tensor 'language_model.model.layers.0.mixer.A_log' in model.safetensors "
+        r"\(model name 'model.language_model.layers.0.mixer.A_log'\) has shape \[3\] in the checkpoint, the model expects \[8\]",
+    ):
+        load_model(path)
+
+
+def test_a_truncated_safetensors_file_names_the_file_and_the_first_incomplete_tensor(broken):
+    weights = broken / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-1000])
+    with pytest.raises(
+        CheckpointError, match=r"model.safetensors is truncated: tensor '.+' \(F32\[.*\]\) needs data bytes"
+    ):
+        load_model(broken)
+
+
+def test_a_file_cut_inside_its_header_is_named(broken):
+    weights = broken / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="model.safetensors is truncated: its header needs"):
+        load_model(broken)
+
+
+def test_an_index_naming_a_missing_shard_names_the_shard_and_a_tensor(tmp_path):
+    path = create_tiny_checkpoint(tmp_path / "sharded", max_shard_size="1MB")
+    index = json.loads((path / "model.safetensors.index.json").read_text())
+    victim = max(index["weight_map"].values())
+    (path / victim).unlink()
+    with pytest.raises(CheckpointError, match=f"puts tensor '.+' in {victim}, which is not in"):
+        load_model(path)
 
 
 def test_missing_directory_is_named(tmp_path):
@@ -101,9 +232,7 @@ def test_directory_without_safetensors_is_named(tmp_path):
         load_model(tmp_path)
 
 
-def test_unsupported_model_type_is_named(checkpoint, tmp_path):
-    for f in checkpoint.iterdir():
-        (tmp_path / f.name).write_bytes(f.read_bytes())
-    (tmp_path / "config.json").write_text('{"model_type": "llama"}')
+def test_unsupported_model_type_is_named(broken):
+    (broken / "config.json").write_text('{"model_type": "llama"}')
     with pytest.raises(CheckpointError, match="llama"):
-        load_model(tmp_path)
+        load_model(broken)

@@ -13,6 +13,7 @@ from cosmos_ros.model.processor import (
     OPENAI_CLIP_STD,
     ReasonProcessor,
     VideoProcessor,
+    collate_video_inputs,
     patchify_video,
     smart_resize,
 )
@@ -163,3 +164,28 @@ def test_video_processor_config_round_trips_through_hf_keys(tmp_path):
 def test_tokenizer_and_model_disagreeing_on_the_video_token_is_refused():
     with pytest.raises(ValueError, match="video_token_id"):
         ReasonProcessor(build_tiny_tokenizer(), VideoProcessor(), video_token_id=151656)
+
+
+def test_frame_times_count_from_the_first_frame(processor):
+    inputs = processor(make_clip(t=3, fps=2.0), Prompt("q"))
+    assert inputs.frame_times.tolist() == [0.0, 0.5, 1.0]
+
+
+def test_assistant_prefix_extends_the_open_turn(processor):
+    inputs = processor(make_clip(), Prompt("q"), assistant_prefix="<answer>\n")
+    assert inputs.text.endswith("<|im_start|>assistant\n<answer>\n")
+
+
+def test_batch_is_left_padded_with_videos_concatenated_in_row_order(processor):
+    a = processor(make_clip(t=2, h=56, w=56), Prompt("short"))
+    b = processor(make_clip(t=4, h=112, w=84), Prompt("a longer question about what the robot did"))
+    batch = collate_video_inputs([a, b], pad_token_id=0)
+    pad = b.num_prompt_tokens - a.num_prompt_tokens
+    assert batch["input_ids"].shape == (2, b.num_prompt_tokens)
+    assert batch["attention_mask"][0].tolist() == [0] * pad + [1] * a.num_prompt_tokens
+    assert batch["mm_token_type_ids"][0, :pad].eq(0).all()
+    assert torch.equal(batch["input_ids"][0, pad:], a.input_ids[0])
+    assert torch.equal(batch["video_grid_thw"], torch.cat([a.video_grid_thw, b.video_grid_thw]))
+    assert torch.equal(
+        batch["pixel_values_videos"], torch.cat([a.pixel_values_videos, b.pixel_values_videos])
+    )

@@ -1,10 +1,14 @@
 """The offline tiny tokenizer: Qwen2.5-VL special tokens, ChatML template, save/load round trip."""
 
-
 import pytest
 from transformers import AutoTokenizer
 
-from cosmos_ros.model.tokenizer import QWEN_SPECIAL_TOKENS, build_tiny_tokenizer, load_tokenizer
+from cosmos_ros.model.tokenizer import (
+    INTERNVL_SPECIAL_TOKENS,
+    QWEN_SPECIAL_TOKENS,
+    build_tiny_tokenizer,
+    load_tokenizer,
+)
 
 
 @pytest.fixture(scope="module")
@@ -78,3 +82,48 @@ def test_load_tokenizer_names_a_missing_directory(tmp_path):
 def test_load_tokenizer_names_a_directory_without_tokenizer_files(tmp_path):
     with pytest.raises(FileNotFoundError, match="holds no tokenizer"):
         load_tokenizer(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def hybrid_tokenizer():
+    return build_tiny_tokenizer(family="hybrid")
+
+
+def test_hybrid_variant_appends_internvl_frame_tokens_and_keeps_the_dense_ids(tokenizer, hybrid_tokenizer):
+    assert [hybrid_tokenizer.convert_tokens_to_ids(t) for t in INTERNVL_SPECIAL_TOKENS.values()] == [
+        4096,
+        4097,
+        4098,
+        4099,
+    ]
+    text = "<|im_start|>user\nThe gripper drops the cube.<|im_end|>"
+    assert hybrid_tokenizer.encode(text) == tokenizer.encode(text)
+
+
+def test_hybrid_variant_names_its_frame_tokens_like_internvl_tokenizers(hybrid_tokenizer):
+    assert (hybrid_tokenizer.start_image_token, hybrid_tokenizer.end_image_token) == ("<img>", "</img>")
+    assert (hybrid_tokenizer.context_image_token, hybrid_tokenizer.video_token) == (
+        "<IMG_CONTEXT>",
+        "<video>",
+    )
+
+
+def test_hybrid_chat_template_puts_a_video_placeholder_line_before_the_text(hybrid_tokenizer):
+    messages = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": "What next?"}]}]
+    text = hybrid_tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    assert text == (
+        "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+        "<|im_start|>user\n<video>\nWhat next?<|im_end|>\n<|im_start|>assistant\n"
+    )
+
+
+def test_hybrid_tokenizer_round_trips_with_its_frame_token_names(hybrid_tokenizer, tmp_path):
+    hybrid_tokenizer.save_pretrained(tmp_path)
+    loaded = load_tokenizer(tmp_path, family="hybrid")
+    assert loaded.get_vocab() == hybrid_tokenizer.get_vocab()
+    assert loaded.context_image_token_id == 4098 and loaded.chat_template == hybrid_tokenizer.chat_template
+
+
+def test_an_unknown_family_is_refused():
+    with pytest.raises(ValueError, match="family"):
+        build_tiny_tokenizer(family="moe")
