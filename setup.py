@@ -139,5 +139,6 @@ setup(
         (f"share/{PACKAGE}", ["package.xml"]),
         *_tree("launch", f"share/{PACKAGE}"),
         *_tree("model", f"share/{PACKAGE}"),
+        *_tree("sim", f"share/{PACKAGE}"),
     ],
 )

@@ -3,6 +3,7 @@
 cosmos-ros demo [--duration S]        camera -> reasoner -> planner listener, real ROS 2
 cosmos-ros launch NAME [arg:=value]   run launch/NAME.launch.yaml without ROS 2's launch tools
 cosmos-ros model info PRESET          architecture and parameter count of a model preset
+cosmos-ros gen-data --tasks T --out D simulated clips + QA datasets (MuJoCo; USD for Isaac)
 cosmos-ros transport-profile          path of the Fast DDS profile for your own camera drivers
 cosmos-ros bench NAME [args]          run bench/NAME.py
 """
@@ -16,6 +17,7 @@ import sys
 from pathlib import Path
 
 from cosmos_ros import launch as launcher
+from cosmos_ros.sim import cli as sim_cli
 
 
 def _launch(name: str, arguments: list[str], duration: float | None, show_args: bool) -> int:
@@ -84,7 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     model = sub.add_parser("model", help="model presets")
     model_sub = model.add_subparsers(dest="model_command", required=True)
     info = model_sub.add_parser("info", help="architecture and parameter count (computed on the meta device)")
-    info.add_argument("preset")
+    info.add_argument("preset", help="a preset name (cosmos-reason1-7b, ...) or a path to a .yaml card")
+
+    sim_cli.add_parser(sub)
 
     sub.add_parser("transport-profile", help="print the path of the Fast DDS large-data profile")
 
@@ -99,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         return _launch(ns.name, ns.arguments, ns.duration or None, ns.show_args)
     if ns.command == "model":
         return _model_info(ns.preset)
+    if ns.command == "gen-data":
+        return sim_cli.run(ns)
     if ns.command == "transport-profile":
         from cosmos_ros.transport import PROFILE_PATH
 

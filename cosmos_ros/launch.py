@@ -43,6 +43,8 @@ EXECUTABLES = {
     "reasoner_lifecycle": "cosmos_ros.nodes.reasoner_lifecycle",
     "video_camera": "cosmos_ros.nodes.video_camera",
     "planner_listener": "cosmos_ros.nodes.planner_listener",
+    "sim_camera": "cosmos_ros.nodes.sim_camera",
+    "evaluator": "cosmos_ros.nodes.evaluator",
 }
 _SUBSTITUTION = re.compile(r"\$\(([a-z-]+)((?:\s+[^)\s]+)*)\s*\)")
 

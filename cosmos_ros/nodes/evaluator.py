@@ -42,9 +42,15 @@ class Evaluator(Node):
     def __init__(self, **kwargs):
         super().__init__("evaluator", **kwargs)
         describe = lambda text: ParameterDescriptor(description=text, read_only=True)  # noqa: E731
-        self.declare_parameter("num_questions", 0, describe("service answers to score before the report; 0 = never stop"))
-        self.declare_parameter("report_path", "", describe("write the final JSON report here ('' = log only)"))
-        self.declare_parameter("max_new_tokens", 0, describe("generation budget per question; 0 = reasoner default"))
+        self.declare_parameter(
+            "num_questions", 0, describe("service answers to score before the report; 0 = never stop")
+        )
+        self.declare_parameter(
+            "report_path", "", describe("write the final JSON report here ('' = log only)")
+        )
+        self.declare_parameter(
+            "max_new_tokens", 0, describe("generation budget per question; 0 = reasoner default")
+        )
         self.declare_parameter("service_timeout_s", 10.0, describe("how long to wait for the reason service"))
         get = lambda name: self.get_parameter(name).value  # noqa: E731
         self.num_questions, self.report_path = int(get("num_questions")), get("report_path")
@@ -61,12 +67,18 @@ class Evaluator(Node):
         self._client = self.create_client(Reason, "reason", callback_group=group)
         if not self._client.wait_for_service(timeout_sec=float(get("service_timeout_s"))):
             self.get_logger().warning("the reason service is not up yet; questions wait for it")
-        truth_qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        truth_qos = QoSProfile(
+            depth=50, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+        )
         self.create_subscription(String, "ground_truth", self._on_truth, truth_qos, callback_group=group)
-        self.create_subscription(SubtaskPrediction, "next_subtask", self._on_periodic, 10, callback_group=group)
+        self.create_subscription(
+            SubtaskPrediction, "next_subtask", self._on_periodic, 10, callback_group=group
+        )
         self.create_subscription(FailureDetection, "failure", self._on_periodic, 10, callback_group=group)
         self._accuracy_pub = self.create_publisher(String, "~/accuracy", 10)
-        self.get_logger().info(f"scoring the reasoner; report after {self.num_questions or 'unlimited'} questions")
+        self.get_logger().info(
+            f"scoring the reasoner; report after {self.num_questions or 'unlimited'} questions"
+        )
 
     def _on_truth(self, msg: String) -> None:
         record = json.loads(msg.data)
@@ -97,7 +109,8 @@ class Evaluator(Node):
         self.scores.record(record["category"], correct, status)
         self.answered += 1
         self.get_logger().info(
-            f"{record['clip_id']} {record['category']}: answered {response.choice_text or response.answer or status!r}, "
+            f"{record['clip_id']} {record['category']}: "
+            f"answered {response.choice_text or response.answer or status!r}, "
             f"truth {record['answer_text']!r} -> {'correct' if correct else 'wrong'} "
             f"(running accuracy {self.scores.correct}/{self.scores.asked})"
         )
@@ -120,7 +133,9 @@ class Evaluator(Node):
             if expected is not None and expected in msg.options:
                 self.scores.record("periodic/next_subtask", msg.subtask.casefold() == expected.casefold())
         elif msg.verdict != FailureDetection.VERDICT_UNCERTAIN:
-            self.scores.record("periodic/failure", (msg.verdict == FailureDetection.VERDICT_FAILURE) == bool(clip["failed"]))
+            self.scores.record(
+                "periodic/failure", (msg.verdict == FailureDetection.VERDICT_FAILURE) == bool(clip["failed"])
+            )
         self._publish_accuracy()
 
     def _publish_accuracy(self) -> None:

@@ -56,7 +56,9 @@ class SimCamera(Node):
             self.config = dataclasses.replace(self.config, seed=int(get("seed")))
         self.gap_s, self.frame_id, self.encoding = float(get("gap_s")), get("frame_id"), get("encoding")
         if self.encoding not in ("rgb8", "bgr8") or self.gap_s < 0 or get("num_clips") < 0:
-            raise ValueError(f"need encoding rgb8|bgr8, gap_s >= 0, num_clips >= 0; got {self.encoding}, {self.gap_s}")
+            raise ValueError(
+                f"need encoding rgb8|bgr8, gap_s >= 0, num_clips >= 0; got {self.encoding}, {self.gap_s}"
+            )
         first, count = int(get("start_index")), int(get("num_clips"))
         self._indices = iter(range(first, first + count)) if count else itertools.count(first)
 
@@ -78,7 +80,8 @@ class SimCamera(Node):
         self.create_timer(1.0 / self.config.render.fps, self._tick)
         r = self.config.render
         self.get_logger().info(
-            f"playing {self.config.task} clips from index {first} ({count or 'endless'}) at {r.fps:g} fps, {r.width}x{r.height}"
+            f"playing {self.config.task} clips from index {first} ({count or 'endless'}) "
+            f"at {r.fps:g} fps, {r.width}x{r.height}"
         )
 
     def _render_ahead(self) -> None:

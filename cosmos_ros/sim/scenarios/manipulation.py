@@ -1,0 +1,330 @@
+"""Manipulation: a gantry gripper picks and places, or pushes, blocks onto a coloured pad.
+
+Variants ask for an outcome — success, missed grasp, drop, collision, wrong object, missed push
+— and perturb the script accordingly (grasp off target, hand opened mid-carry, carry too low
+through another block, the wrong block picked). The outcome label is then read back from the
+simulation (was the block lifted, where did every block end up, what else moved), and a run
+whose physics disagrees with the variant is rejected, never relabelled by intent.
+
+Questions: did the robot fail (the reasoner's failure prompt), what went wrong, and the next
+subtask after a prefix of a successful run (the reasoner's next-subtask prompt).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from cosmos_ros.core.prompts import FAILED_CHOICE, FAILURE_OPTIONS
+from cosmos_ros.sim import gripper
+from cosmos_ros.sim.config import CameraConfig, Range, RenderConfig, SceneConfig, TaskConfig
+from cosmos_ros.sim.gripper import CLOSED, FINGER_REACH, OPEN, Phase, Script
+from cosmos_ros.sim.physics import Simulation
+from cosmos_ros.sim.render import render
+from cosmos_ros.sim.sample import Question, Rejected, Sample, balanced_options, scene_key
+from cosmos_ros.sim.scenarios.common import base_scene, draw_sample, min_visible_px, rounded
+from cosmos_ros.sim.scene import Body, Geom, rgba, sample_colors
+
+TASK = "manipulation"
+MODES = {
+    "success": "Nothing went wrong; the task succeeded",
+    "missed_grasp": "The gripper closed without catching the block",
+    "drop": "The block slipped out of the gripper and fell",
+    "collision": "The robot knocked into another block",
+    "wrong_object": "The robot moved the wrong block",
+    "missed_push": "The gripper went past the block without pushing it",
+}
+WHAT_WENT_WRONG = "The robot was asked to {task}. What went wrong, if anything?"
+
+
+def _default_variants() -> dict[str, float]:
+    return {
+        "pick_success": 2.0, "pick_missed_grasp": 1.0, "pick_drop": 1.0, "pick_collision": 1.0,
+        "pick_wrong_object": 1.0, "push_success": 1.0, "push_missed_push": 0.7,
+    }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ManipulationConfig(TaskConfig):
+    task: str = TASK
+    variants: dict[str, float] = field(default_factory=_default_variants)
+    render: RenderConfig = RenderConfig(num_frames=48)  # 6 s: an unhurried pick and place
+    scene: SceneConfig = SceneConfig(
+        camera=CameraConfig(
+            distance=Range(0.95, 1.25), elevation_deg=Range(-50.0, -35.0), azimuth_deg=Range(-20.0, 20.0)
+        )
+    )
+    block_half_size: Range = Range(0.022, 0.028)
+    pad_half_size: Range = Range(0.07, 0.09)
+    num_blocks: Range = Range(2, 3)
+    carry_height: Range = Range(0.26, 0.34)  # palm height while carrying
+    visible_px: int = 30  # the gripper at 256x256, in every frame
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if set(self.variants) - set(_default_variants()):
+            raise ValueError(
+                f"unknown manipulation variants {sorted(set(self.variants) - set(_default_variants()))}"
+            )
+
+
+def generate(cfg: ManipulationConfig, seed: int, variant: str | None = None) -> Sample:
+    return draw_sample(cfg, seed, variant, lambda rng, chosen: _attempt(cfg, rng, chosen))
+
+
+def _layout(rng, count: int, min_gap: float, pad_gap: float, collision: bool):
+    """Block positions and the pad centre, spaced apart; for a collision run, block 1 sits on
+    the straight path from block 0 to the pad."""
+    for _ in range(200):
+        pad = rng.uniform((-0.3, -0.05), (0.3, 0.25))
+        blocks = [rng.uniform((-0.32, -0.1), (0.32, 0.28)) for _ in range(count)]
+        if collision:
+            t = rng.uniform(0.45, 0.55)
+            blocks[1] = blocks[0] + t * (pad - blocks[0]) + rng.uniform(-0.01, 0.01, 2)
+            if np.linalg.norm(pad - blocks[0]) < 0.38:
+                continue
+        apart = all(np.linalg.norm(a - b) >= min_gap for i, a in enumerate(blocks) for b in blocks[i + 1 :])
+        if apart and all(np.linalg.norm(b - pad) >= pad_gap for b in blocks):
+            return blocks, pad
+    raise Rejected("no layout with the blocks and the pad apart")
+
+
+def _pick_script(cfg, rng, block_xy, pad_xy, half, name, zone, mode, durations) -> list[Phase]:
+    grasp_xy = np.array(block_xy, float)
+    if mode == "missed_grasp":
+        angle = rng.uniform(0, 2 * np.pi)
+        grasp_xy = grasp_xy + (half * 2 + rng.uniform(0.025, 0.04)) * np.array([np.cos(angle), np.sin(angle)])
+    grasp_z = FINGER_REACH + 0.008
+    carry_z = grasp_z + 0.03 if mode == "collision" else cfg.carry_height.sample(rng)
+    above = (*grasp_xy, cfg.carry_height.sample(rng))
+    place_z = grasp_z + 0.004
+    phases = [
+        Phase(f"move above the {name}", durations[0], above, OPEN),
+        Phase(f"lower the gripper to the {name}", durations[1], (*grasp_xy, grasp_z), OPEN),
+        Phase(f"grasp the {name}", durations[2], (*grasp_xy, grasp_z), CLOSED),
+        Phase(f"lift the {name}", durations[3], (*grasp_xy, carry_z), CLOSED),
+    ]
+    carry = Phase(f"carry the {name} to the {zone}", durations[4], (*pad_xy, carry_z), CLOSED)
+    if mode == "drop":  # the hand snaps open part-way through the carry; same subtask
+        f = rng.uniform(0.25, 0.5)
+        start, end = np.asarray(phases[-1].target), np.asarray(carry.target)
+        opened = 0.15 / durations[4]
+        phases += [
+            Phase(carry.subtask, durations[4] * f, tuple(start + f * (end - start)), CLOSED),
+            Phase(carry.subtask, 0.15, tuple(start + (f + opened) * (end - start)), OPEN),
+            Phase(carry.subtask, durations[4] * (1 - f - opened), carry.target, OPEN),
+        ]
+    else:
+        phases.append(carry)
+    grip = phases[-1].grip
+    phases += [
+        Phase(f"lower the {name} onto the {zone}", durations[5], (*pad_xy, place_z), grip),
+        Phase(f"release the {name}", durations[6], (*pad_xy, place_z), OPEN),
+        Phase("move the gripper back up", durations[7], (*pad_xy, cfg.carry_height.high), OPEN),
+    ]
+    return phases
+
+
+def _push_script(rng, block_xy, pad_xy, half, name, zone, mode, durations) -> list[Phase]:
+    direction = (pad_xy - block_xy) / np.linalg.norm(pad_xy - block_xy)
+    side = np.array([-direction[1], direction[0]])
+    lateral = (
+        side * (half + rng.uniform(0.06, 0.08)) * (1 if rng.random() < 0.5 else -1)
+        if mode == "missed_push"
+        else 0
+    )
+    contact = half + 0.03  # palm centre behind the block's back face
+    start = block_xy - direction * (contact + 0.06) + lateral
+    end = pad_xy - direction * contact + lateral
+    low = FINGER_REACH + 0.01
+    return [
+        Phase(f"move behind the {name}", durations[0], (*start, 0.3), CLOSED),
+        Phase("lower the gripper to the table", durations[1], (*start, low), CLOSED),
+        Phase(f"push the {name} onto the {zone}", durations[2], (*end, low), CLOSED),
+        Phase("lift the gripper", durations[3], (*end, 0.3), CLOSED),
+    ]
+
+
+def _attempt(cfg: ManipulationConfig, rng: np.random.Generator, variant: str) -> Sample:
+    r = cfg.render
+    skill, mode = variant.split("_", 1)
+    count = max(2, int(round(cfg.num_blocks.sample(rng))))
+    if mode in ("collision", "wrong_object"):
+        count = max(count, 2)
+    colors = sample_colors(cfg.scene, rng, count + 1)
+    zone_color, block_colors = colors[0], colors[1:]
+    half = cfg.block_half_size.sample(rng)
+    pad_half = cfg.pad_half_size.sample(rng)
+    blocks_xy, pad_xy = _layout(rng, count, 0.14, pad_half + 0.1, mode == "collision")
+    target = 0
+    handled = 1 if mode == "wrong_object" else 0  # the block the robot actually goes for
+    name = lambda i: f"{block_colors[i]} block"  # noqa: E731
+    zone = f"{zone_color} pad"
+    verb, preposition = ("put", "on") if skill == "pick" else ("push", "onto")
+    task_text = f"{verb} the {name(target)} {preposition} the {zone}"
+
+    bodies = [
+        Body(
+            "pad",
+            [Geom("box", (pad_half, pad_half, 0.001), rgba(zone_color), collide=False)],
+            (*pad_xy, 0.001),
+            kind="static",
+            color_name=zone_color,
+        )
+    ]
+    for i, xy in enumerate(blocks_xy):
+        yaw = rng.uniform(-0.4, 0.4)
+        geom = Geom("box", (half, half, half), rgba(block_colors[i]), friction=(1.2, 0.01, 0.001), condim=4)
+        bodies.append(
+            Body(
+                f"block_{i}",
+                [geom],
+                (*xy, half),
+                (np.cos(yaw / 2), 0, 0, np.sin(yaw / 2)),
+                mass=0.05,
+                color_name=block_colors[i],
+            )
+        )
+    weights = np.array([0.9, 0.5, 0.4, 0.5, 1.0, 0.5, 0.3, 0.5] if skill == "pick" else [0.9, 0.5, 1.6, 0.5])
+    durations = list(weights / weights.sum() * (r.duration_s - 0.3))  # scripts fill the clip
+    if skill == "pick":
+        phases = _pick_script(
+            cfg, rng, blocks_xy[handled], pad_xy, half, name(handled), zone, mode, durations
+        )
+    else:
+        phases = _push_script(rng, blocks_xy[handled], pad_xy, half, name(handled), zone, mode, durations)
+    script = Script(phases, start_delay=0.2)
+    tracked = ("gripper", *(f"block_{i}" for i in range(count)))
+    scene = base_scene(
+        cfg, rng, bodies, tracked=tracked, lookat=(0.0, 0.08, 0.08),
+        worldbody_xml=gripper.WORLDBODY, model_xml=gripper.MODEL, options_xml=gripper.OPTIONS,
+    )  # fmt: skip
+    sim = Simulation(scene, TASK)
+    gripper.home_qpos(sim.model, sim.data)
+    trajectory = sim.run(r.fps, r.num_frames, control=script.control)
+
+    outcome, facts = _outcome(trajectory, count, target, handled, half, pad_xy, pad_half, skill)
+    if outcome != mode:
+        raise Rejected(f"the run ended as {outcome}, the variant asked for {mode}")
+    rendering = render(sim, trajectory, r.width, r.height)
+    if (rendering.visible_px["gripper"] < min_visible_px(r, cfg.visible_px)).any():
+        raise Rejected("the gripper leaves the view")
+    if any((rendering.visible_px[f"block_{i}"] == 0).all() for i in range(count)):
+        raise Rejected("a block is never visible")
+
+    subtasks = list(dict.fromkeys(p.subtask for p in phases))  # in order, drop's split phase once
+    frame_phase = [script.phase_at(t) for t in trajectory.times]
+    frame_subtask = [phases[i].subtask if i >= 0 else "" for i in frame_phase]
+    failed = mode != "success"
+    reason = _reason(mode, name(target), name(handled), zone)
+    verdict = FAILED_CHOICE if failed else 1 - FAILED_CHOICE
+    question = f"Did the robot fail to complete the task: '{task_text}'?"
+    questions = [
+        Question(
+            question,
+            FAILURE_OPTIONS,
+            verdict,
+            f"{TASK}/failure",
+            kind="failure",
+            task=task_text,
+            think=reason,
+        )
+    ]
+    relevant = [m for m in MODES if m != ("missed_grasp" if skill == "push" else "missed_push")]
+    options, answer = balanced_options(MODES[mode], [MODES[m] for m in relevant if m != mode], rng, 4)
+    questions.append(
+        Question(
+            WHAT_WENT_WRONG.format(task=task_text), options, answer, f"{TASK}/failure_mode", think=reason
+        )
+    )
+    videos = {}
+    if not failed:
+        boundary, video = _next_subtask_video(rng, script, subtasks, r)
+        videos[video] = (0, boundary[0])
+        correct = subtasks[boundary[1] + 1]
+        n = min(4, len(subtasks))
+        sub_options, sub_answer = balanced_options(correct, [s for s in subtasks if s != correct], rng, n)
+        think = f"The robot has just finished: {subtasks[boundary[1]]}. Next it should {correct}."
+        category = f"{TASK}/next_subtask"
+        next_question = Question("next subtask", sub_options, sub_answer, category, kind="next_subtask")
+        questions.append(replace(next_question, task=task_text, think=think, video=video))
+    labels = {
+        "task_text": task_text,
+        "skill": skill,
+        "outcome": mode,
+        "failed": failed,
+        "target_block": name(target),
+        "handled_block": name(handled),
+        "zone": zone,
+        "subtasks": subtasks,
+        **facts,
+        "frames": {
+            "subtask": frame_subtask,
+            "subtask_index": [subtasks.index(s) if s else -1 for s in frame_subtask],
+            "gripper_position": rounded(trajectory.position("gripper")),
+            "block_positions": rounded(
+                np.stack([trajectory.position(f"block_{i}") for i in range(count)], 1)
+            ),
+            "block_visible_px": [rendering.visible_px[f"block_{i}"].tolist() for i in range(count)],
+        },
+    }
+    key = scene_key(TASK, [round(float(v), 3) for xy in blocks_xy for v in xy], round(float(pad_xy[0]), 3))
+    return Sample(TASK, 0, variant, rendering.frames, r.fps, questions, labels, key, sim, trajectory, videos)
+
+
+def _outcome(trajectory, count, target, handled, half, pad_xy, pad_half, skill) -> tuple[str, dict]:
+    """What happened, from the simulation alone."""
+    positions = np.stack([trajectory.position(f"block_{i}") for i in range(count)], 1)  # (T, N, 3)
+    final = positions[-1]
+    on_pad = np.all(np.abs(final[:, :2] - pad_xy) < pad_half, axis=1) & (final[:, 2] < half + 0.01)  # (N,)
+    moved = np.linalg.norm(positions[:, :, :2] - positions[0, :, :2], axis=2).max(axis=0)  # (N,)
+    lifted = positions[:, :, 2].max(axis=0) > half + 0.04  # (N,)
+    bystanders = [i for i in range(count) if i not in (target, handled)]
+    facts = {
+        "blocks_on_pad": [bool(v) for v in on_pad],
+        "blocks_lifted": [bool(v) for v in lifted],
+        "blocks_moved_m": [round(float(v), 4) for v in moved],
+    }
+    if handled != target:
+        outcome = (
+            "wrong_object" if on_pad[handled] and not on_pad[target] and moved[target] < 0.02 else "unclear"
+        )
+    elif any(moved[i] > 0.03 for i in bystanders):
+        outcome = "collision"
+    elif on_pad[target]:
+        outcome = "success" if skill == "push" or lifted[target] else "unclear"
+    elif skill == "push":
+        outcome = "missed_push" if moved[target] < 0.02 else "unclear"
+    else:
+        outcome = "missed_grasp" if not lifted[target] else "drop"
+    return outcome, facts
+
+
+def _next_subtask_video(rng, script: Script, subtasks: list[str], r) -> tuple[tuple[int, int], str]:
+    """A prefix of the clip that ends as subtask k ends: (end frame, k), and its video name."""
+    ends = []
+    for k, subtask in enumerate(subtasks[:-1]):
+        last = max(i for i, p in enumerate(script.phases) if p.subtask == subtask)
+        frame = int(np.floor(script.starts[last + 1] * r.fps)) + 1
+        if 4 <= frame <= r.num_frames:
+            ends.append((frame, k))
+    if not ends:
+        raise Rejected("no subtask boundary leaves a prefix of at least 4 frames")
+    end = ends[int(rng.integers(len(ends)))]
+    return end, f"upto_{end[1]}"
+
+
+def _reason(mode, target, handled, zone) -> str:
+    story = {
+        "success": f"The gripper moves the {target} onto the {zone} and lets go; the block stays there.",
+        "missed_grasp": f"The fingers close beside the {target}, not on it; when the gripper rises the block "
+        "stays on the table.",
+        "drop": f"The gripper lifts the {target}, but the fingers open on the way and the block falls short "
+        f"of the {zone}.",
+        "collision": f"Carrying the {target} too low, the robot knocks another block out of place.",
+        "wrong_object": f"The robot places the {handled} on the {zone}, but the task was about the {target}.",
+        "missed_push": f"The gripper sweeps past the {target} without touching it; the block never reaches "
+        f"the {zone}.",
+    }[mode]
+    return story + (" The task succeeded." if mode == "success" else " The robot failed.")

@@ -1,0 +1,162 @@
+"""Spatial puzzle: a rendered video whose frames are cut into 2x2 patches and shuffled.
+
+The scene (objects on a checker floor, a ball rolling through) is rendered, every frame is cut
+into four patches, and the patches are permuted (the same way in every frame). Four options
+list, for each position of the original (top-left, top-right, bottom-left, bottom-right), which
+shuffled patch belongs there; exactly one restores the original. Correct by construction, and
+checked: the correct option rebuilds the rendered frames exactly, and its seams are the most
+continuous by a margin, so the answer is recoverable from the pixels (draws where a distractor
+would fit as well, e.g. a patch of bare floor, are rejected).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from cosmos_ros.sim.config import Range, RenderConfig, TaskConfig
+from cosmos_ros.sim.physics import Simulation
+from cosmos_ros.sim.render import render
+from cosmos_ros.sim.sample import Question, Rejected, Sample, balanced_options, scene_key
+from cosmos_ros.sim.scenarios.common import base_scene, draw_sample
+from cosmos_ros.sim.scene import Body, Geom, rgba, sample_colors
+
+TASK = "spatial_puzzle"
+QUESTION = (
+    "The frames of this video were cut into 2x2 patches and the patches were shuffled. In the "
+    "shuffled video, patch 1 is top-left, 2 is top-right, 3 is bottom-left and 4 is bottom-right. "
+    "Which patches, read in the order top-left, top-right, bottom-left, bottom-right, restore the "
+    "original video?"
+)
+PERMUTATIONS = [p for p in itertools.permutations(range(4)) if p != (0, 1, 2, 3)]
+
+
+def _default_variants() -> dict[str, float]:
+    return {"static": 1.0, "moving": 1.0}
+
+
+@dataclass(frozen=True)
+class PuzzleConfig(TaskConfig):
+    task: str = TASK
+    variants: dict[str, float] = field(default_factory=_default_variants)
+    render: RenderConfig = RenderConfig(num_frames=16)
+    num_objects: Range = Range(3, 6)
+    object_size: Range = Range(0.08, 0.16)
+    seam_margin: float = 1.15  # best distractor's seam cost / the correct one's, at least
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if set(self.variants) - {"static", "moving"}:
+            raise ValueError(
+                f"spatial_puzzle variants are 'static' and 'moving', got {sorted(self.variants)}"
+            )
+
+
+def patches(frames: np.ndarray) -> list[np.ndarray]:
+    """(T, H, W, 3) → the four (T, H/2, W/2, 3) patches in reading order."""
+    h, w = frames.shape[1] // 2, frames.shape[2] // 2
+    return [frames[:, :h, :w], frames[:, :h, w:], frames[:, h:, :w], frames[:, h:, w:]]
+
+
+def assemble(parts: list[np.ndarray]) -> np.ndarray:
+    top = np.concatenate([parts[0], parts[1]], axis=2)
+    bottom = np.concatenate([parts[2], parts[3]], axis=2)
+    return np.concatenate([top, bottom], axis=1)
+
+
+def shuffle(frames: np.ndarray, order) -> np.ndarray:
+    """Shuffled frames whose patch i is the original's patch order[i]."""
+    parts = patches(frames)
+    return assemble([parts[i] for i in order])
+
+
+def restore(shuffled: np.ndarray, option) -> np.ndarray:
+    """Rebuild frames from an option: option[j] is the 1-based shuffled patch for position j."""
+    parts = patches(shuffled)
+    return assemble([parts[k - 1] for k in option])
+
+
+def option_text(option) -> str:
+    return ", ".join(str(k) for k in option)
+
+
+def parse_option(text: str) -> tuple[int, ...]:
+    return tuple(int(k) for k in text.split(","))
+
+
+def seam_cost(frames: np.ndarray) -> float:
+    """Mean absolute colour jump across the vertical and horizontal centre lines."""
+    f = frames.astype(np.float32)
+    h, w = f.shape[1] // 2, f.shape[2] // 2
+    vertical = np.abs(f[:, :, w - 1] - f[:, :, w]).mean()
+    horizontal = np.abs(f[:, h - 1] - f[:, h]).mean()
+    return float(vertical + horizontal)
+
+
+def generate(cfg: PuzzleConfig, seed: int, variant: str | None = None) -> Sample:
+    return draw_sample(cfg, seed, variant, lambda rng, chosen: _attempt(cfg, rng, chosen))
+
+
+def _attempt(cfg: PuzzleConfig, rng: np.random.Generator, variant: str) -> Sample:
+    r = cfg.render
+    count = int(round(cfg.num_objects.sample(rng)))
+    colors = sample_colors(cfg.scene, rng, min(count, len(cfg.scene.colors)))
+    bodies = []
+    for i in range(count):
+        shape = ("sphere", "box", "cylinder")[int(rng.integers(3))]
+        size = cfg.object_size.sample(rng)
+        geom_size = {"sphere": (size,), "box": (size, size, size), "cylinder": (size * 0.8, size)}[shape]
+        xy = rng.uniform((-0.7, -0.5), (0.7, 0.6))
+        color = colors[i % len(colors)]
+        bodies.append(
+            Body(f"object_{i}", [Geom(shape, geom_size, rgba(color))], (*xy, size), color_name=color)
+        )
+    scene = base_scene(cfg, rng, bodies, lookat=(0.0, 0.05, 0.1))
+    sim = Simulation(scene, TASK)
+    if variant == "moving":
+        sim.set_velocity("object_0", tuple(rng.uniform((-0.8, -0.4, 0.0), (0.8, 0.4, 0.0))))
+    trajectory = sim.run(r.fps, r.num_frames)
+    original = render(sim, trajectory, r.width, r.height).frames
+
+    order = PERMUTATIONS[int(rng.integers(len(PERMUTATIONS)))]
+    shuffled = shuffle(original, order)
+    # position j of the original holds original patch j, which sits at shuffled index order.index(j)
+    correct = tuple(order.index(j) + 1 for j in range(4))
+    pool = [
+        tuple(p + 1 for p in perm)
+        for perm in itertools.permutations(range(4))
+        if tuple(p + 1 for p in perm) != correct
+    ]
+    texts = [option_text(p) for p in pool]
+    options, answer = balanced_options(option_text(correct), texts, rng, 4)
+
+    if not np.array_equal(restore(shuffled, parse_option(options[answer])), original):
+        raise AssertionError("puzzle construction error: the correct option does not restore the frames")
+    parts = patches(original)
+    if min(float(p.std()) for p in parts) < 6.0:
+        raise Rejected("a patch is nearly uniform")
+    costs = [seam_cost(restore(shuffled, parse_option(o))) for o in options]
+    best_other = min(c for i, c in enumerate(costs) if i != answer)
+    if best_other < cfg.seam_margin * costs[answer]:
+        raise Rejected("a wrong arrangement has seams about as continuous as the right one")
+
+    think = (
+        f"Placing patches {options[answer]} at top-left, top-right, bottom-left and bottom-right "
+        "makes the floor "
+        "pattern, the horizon and the objects continue across both centre lines; every other option leaves "
+        "a visible break."
+    )
+    question = Question(QUESTION, options, answer, f"{TASK}/{variant}", think=think)
+    labels = {
+        "shuffle_order": list(order),
+        "correct_option": list(correct),
+        "seam_costs": [round(c, 3) for c in costs],
+        "moving": variant == "moving",
+        "num_objects": count,
+    }
+    key = scene_key(TASK, [round(float(v), 3) for b in bodies for v in b.pos])
+    sample = Sample(TASK, 0, variant, shuffled, r.fps, [question], labels, key, sim, trajectory)
+    sample.original_frames = original  # kept in memory only, for checks
+    return sample

@@ -1,0 +1,36 @@
+import pytest
+
+from cosmos_ros.sim.config import TASK_NAMES, Range, clip_seed, from_plain
+from cosmos_ros.sim.scenarios import TASKS, load_config
+from cosmos_ros.sim.scenarios.permanence import PermanenceConfig
+
+
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_shipped_yaml_matches_the_code_defaults(task):
+    config_class, _ = TASKS[task]
+    assert load_config(task) == config_class()
+
+
+def test_unknown_keys_are_errors_that_name_the_key():
+    with pytest.raises(ValueError, match="ball_radus"):
+        from_plain(PermanenceConfig, {"task": "object_permanence", "ball_radus": [0.1, 0.2]}, "test.yaml")
+
+
+def test_ranges_read_from_pairs_or_single_numbers():
+    cfg = from_plain(PermanenceConfig, {"task": "object_permanence", "ball_radius": 0.12}, "test.yaml")
+    assert cfg.ball_radius == Range(0.12, 0.12)
+
+
+def test_render_overrides_replace_only_the_given_fields():
+    cfg = load_config("arrow_of_time", width=64, num_frames=None)
+    assert (cfg.render.width, cfg.render.height, cfg.render.num_frames) == (64, 256, 32)
+
+
+def test_clip_seeds_are_stable_and_distinct_per_task_and_index():
+    seeds = {clip_seed(task, 0, i) for task in TASKS for i in range(200)}
+    assert len(seeds) == 800
+    assert clip_seed("arrow_of_time", 0, 5) == clip_seed("arrow_of_time", 0, 5)
+
+
+def test_the_light_task_list_names_every_registered_scenario():
+    assert tuple(TASKS) == TASK_NAMES

@@ -1,0 +1,111 @@
+"""Scenarios: reproducible, and their labels agree with the simulation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cosmos_ros.sim.render import render
+from cosmos_ros.sim.sample import Rejected
+from cosmos_ros.sim.scenarios import arrow, generate, puzzle
+from cosmos_ros.sim.scenarios.common import PARKING
+
+
+@pytest.mark.parametrize("task", ["object_permanence", "arrow_of_time", "spatial_puzzle", "manipulation"])
+def test_same_seed_gives_the_same_clip_and_labels(configs, task):
+    first, second = generate(configs[task], 3), generate(configs[task], 3)
+    assert np.array_equal(first.frames, second.frames)
+    assert first.labels == second.labels
+    assert [q.answer for q in first.questions] == [q.answer for q in second.questions]
+
+
+def test_an_occluded_ball_is_invisible_in_segmentation_but_its_position_persists(configs):
+    sample = generate(configs["object_permanence"], 0, variant="occluder_stay")
+    frames = sample.labels["frames"]
+    hidden = [k for k, px in enumerate(frames["ball_visible_px"]) if px == 0]
+    assert hidden and hidden[-1] == len(sample.frames) - 1  # stopped behind the wall: hidden at the end
+    assert all(frames["ball_exists"][k] for k in hidden)
+    assert all(frames["ball_state"][k] == "occluded" for k in hidden)
+    positions = np.array([frames["ball_position"][k] for k in hidden])
+    assert np.isfinite(positions).all()
+    wall = sample.trajectory.position("wall")[-1]
+    assert abs(positions[-1, 0] - wall[0]) < 0.42  # behind the wall, in x
+    assert positions[-1, 1] > wall[1]  # and farther from the camera than the wall
+    assert sample.questions[1].answer_text == "It is hidden behind the wall"
+
+
+def test_a_vanishing_ball_disappears_only_while_hidden(configs):
+    sample = generate(configs["object_permanence"], 1, variant="occluder_vanish")
+    frames, k = sample.labels["frames"], sample.labels["vanish_frame"]
+    assert frames["ball_exists"][k - 1] and not frames["ball_exists"][k]
+    assert frames["ball_visible_px"][k - 1] == 0 and frames["ball_visible_px"][k] == 0
+    assert not any(frames["ball_visible_px"][k:])
+    assert np.allclose(np.array(frames["ball_position"][-1])[:2], PARKING, atol=1e-3)
+    assert sample.questions[0].answer_text.startswith("No")
+
+
+def test_a_carried_ball_ends_under_the_cup_that_covered_it(configs):
+    sample = generate(configs["object_permanence"], 2, variant="container_carried")
+    frames = sample.labels["frames"]
+    assert "carried" in frames["ball_state"] and "contained" in frames["ball_state"]
+    start, end = np.array(frames["ball_position"][0]), np.array(frames["ball_position"][-1])
+    assert np.linalg.norm(end[:2] - start[:2]) > 0.4  # pushed along by the cup's walls
+    cups = np.array(frames["cup_positions"][-1])  # (2, 2)
+    assert np.min(np.linalg.norm(cups - end[:2], axis=1)) < 0.21
+
+
+def test_a_reversed_clip_is_the_forward_clip_played_backwards(configs):
+    cfg = configs["arrow_of_time"]
+    forward = arrow.generate(cfg, 11, "bouncing", reverse=False)
+    backward = arrow.generate(cfg, 11, "bouncing", reverse=True)
+    assert np.array_equal(backward.frames, forward.frames[::-1])
+    assert backward.labels["frames"]["at_rest"] == forward.labels["frames"]["at_rest"][::-1]
+    assert forward.questions[0].answer_text == "Forward" and backward.questions[0].answer_text == "In reverse"
+
+
+def test_rest_patterns_are_chosen_only_with_their_mirror_image():
+    rng = np.random.default_rng(0)
+    at_rest = np.array([True] * 4 + [False] * 20 + [True] * 20)  # starts and ends at rest
+    for _ in range(50):
+        start, pattern = arrow._window(at_rest, 12, 0.25, rng)
+        assert pattern in {(True, True), (False, False), (True, False), (False, True)}
+        assert (bool(at_rest[start]), bool(at_rest[start + 11])) == pattern
+    with pytest.raises(Rejected):  # only moving -> rest windows: no mirror, no clip
+        arrow._window(np.array([False] * 8 + [True] * 30), 12, 0.25, rng)
+
+
+def test_puzzle_answers_restore_the_rendered_frames_and_distractors_do_not(configs):
+    for index in range(3):
+        sample = generate(configs["spatial_puzzle"], index)
+        question = sample.questions[0]
+        for i, option in enumerate(question.options):
+            restored = puzzle.restore(sample.frames, puzzle.parse_option(option))
+            assert np.array_equal(restored, sample.original_frames) == (i == question.answer)
+        assert len(set(question.options)) == 4
+
+
+def test_manipulation_failure_labels_follow_the_physics(configs):
+    cfg = configs["manipulation"]
+    missed = generate(cfg, 0, variant="pick_missed_grasp")
+    assert missed.labels["outcome"] == "missed_grasp" and not missed.labels["blocks_lifted"][0]
+    assert missed.questions[0].answer_text == "Yes, the robot failed"
+    success = generate(cfg, 0, variant="pick_success")
+    assert success.labels["blocks_on_pad"][0] and success.labels["blocks_lifted"][0]
+    assert success.questions[0].answer_text == "No, the robot did not fail"
+
+
+def test_next_subtask_questions_show_the_clip_up_to_a_subtask_boundary(configs):
+    sample = generate(configs["manipulation"], 4, variant="pick_success")
+    question = next(q for q in sample.questions if q.kind == "next_subtask")
+    start, end = sample.videos[question.video]
+    per_frame = sample.labels["frames"]["subtask_index"]
+    finished = per_frame[end - 1]
+    assert question.answer_text == sample.labels["subtasks"][finished + 1]
+    assert end == len(per_frame) or per_frame[end] == finished + 1
+    assert question.prompt().kind.value == "next_subtask"
+
+
+def test_segmentation_render_matches_the_rgb_pass(configs):
+    sample = generate(configs["object_permanence"], 5, variant="occluder_pass")
+    seg_only = render(sample.sim, sample.trajectory, 96, 96, rgb=False).visible_px["ball"]
+    assert seg_only.tolist() == sample.labels["frames"]["ball_visible_px"]
