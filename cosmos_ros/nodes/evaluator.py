@@ -18,10 +18,8 @@ import json
 import sys
 from collections import deque
 
-import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
@@ -29,7 +27,7 @@ from std_msgs.msg import String
 from cosmos_ros.msg import FailureDetection, SubtaskPrediction
 from cosmos_ros.sim.evaluation import Scoreboard, expected_next_subtask
 from cosmos_ros.srv import Reason
-from cosmos_ros.transport import configure_transport
+from cosmos_ros.nodes.runner import run_node
 
 STATUS_NAMES = {0: "ok", 1: "none", 2: "uncertain", 3: "stale", 4: "error", 5: "busy", 6: "invalid"}
 
@@ -154,24 +152,7 @@ class Evaluator(Node):
 
 
 def main(args=None) -> int:
-    configure_transport()
-    rclpy.init(args=args)
-    try:
-        node = Evaluator()
-    except ValueError as exc:
-        rclpy.logging.get_logger("evaluator").fatal(str(exc))
-        rclpy.try_shutdown()
-        return 2
-    executor = MultiThreadedExecutor(num_threads=2)
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(Evaluator, "evaluator", args=args, threads=2)
 
 
 if __name__ == "__main__":

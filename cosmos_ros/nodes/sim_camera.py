@@ -21,9 +21,7 @@ import threading
 import time
 
 import numpy as np
-import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
@@ -32,7 +30,7 @@ from std_msgs.msg import String
 from cosmos_ros.core.codec import array_to_image_fields
 from cosmos_ros.sim import evaluation, scenarios
 from cosmos_ros.sim.config import clip_id
-from cosmos_ros.transport import configure_transport
+from cosmos_ros.nodes.runner import run_node
 
 
 class SimCamera(Node):
@@ -153,22 +151,7 @@ class SimCamera(Node):
 
 
 def main(args=None) -> int:
-    configure_transport()
-    rclpy.init(args=args)
-    try:
-        node = SimCamera()
-    except ValueError as exc:
-        rclpy.logging.get_logger("sim_camera").fatal(str(exc))
-        rclpy.try_shutdown()
-        return 2
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(SimCamera, "sim_camera", args=args)
 
 
 if __name__ == "__main__":
