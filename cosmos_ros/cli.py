@@ -4,6 +4,8 @@ cosmos-ros demo [--duration S]        camera -> reasoner -> planner listener, re
 cosmos-ros launch NAME [arg:=value]   run launch/NAME.launch.yaml without ROS 2's launch tools
 cosmos-ros model info PRESET          architecture and parameter count of a model preset
 cosmos-ros gen-data --tasks T --out D simulated clips + QA datasets (MuJoCo; USD for Isaac)
+cosmos-ros export PRESET|DIR OUT/     ONNX graphs (vision, prefill, decode) + manifest, verified vs torch
+cosmos-ros build-engine EXPORT|MODEL  TensorRT engines in the engine cache (GPU + tensorrt)
 cosmos-ros transport-profile          path of the Fast DDS profile for your own camera drivers
 cosmos-ros bench NAME [args]          run bench/NAME.py
 """
@@ -17,6 +19,7 @@ import sys
 from pathlib import Path
 
 from cosmos_ros import launch as launcher
+from cosmos_ros.engine import cli as engine_cli
 from cosmos_ros.sim import cli as sim_cli
 
 
@@ -88,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     info = model_sub.add_parser("info", help="architecture and parameter count (computed on the meta device)")
     info.add_argument("preset", help="a preset name (cosmos-reason1-7b, ...) or a path to a .yaml card")
 
+    engine_cli.add_parsers(sub)
     sim_cli.add_parser(sub)
 
     sub.add_parser("transport-profile", help="print the path of the Fast DDS large-data profile")
@@ -103,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         return _launch(ns.name, ns.arguments, ns.duration or None, ns.show_args)
     if ns.command == "model":
         return _model_info(ns.preset)
+    if ns.command in engine_cli.COMMANDS:
+        return engine_cli.run(ns)
     if ns.command == "gen-data":
         return sim_cli.run(ns)
     if ns.command == "transport-profile":

@@ -12,6 +12,8 @@ from __future__ import annotations
 import abc
 import importlib
 import importlib.util
+import inspect
+import logging
 from collections.abc import Callable
 
 from cosmos_ros.core.types import Clip, Prompt, Reasoning
@@ -65,23 +67,71 @@ def _require(kind: str, module: str, install: str) -> None:
         raise EngineUnavailableError(f"the {kind} engine needs the {module!r} package: {install}")
 
 
-def create_engine(kind: str, model: str, device: str = "cpu", **kw) -> Engine:
+def create_engine(kind: str, model: str, device: str = "cpu", *, fallback: str | None = None, **kw) -> Engine:
     """An engine of backend `kind` for `model`: a tiny preset name or YAML card ('tiny-dense',
     'tiny-hybrid'; random init, built in memory) or a checkpoint directory of either family
-    (Qwen2.5-VL dense, InternVL + Nemotron-H hybrid). Extra keywords go to the backend's
-    constructor (torch: dtype, seed, num_threads, use_mamba_kernels, strict)."""
+    (Qwen2.5-VL dense, InternVL + Nemotron-H hybrid); onnxruntime also takes an export directory
+    (`cosmos-ros export`), tensorrt an export or engine directory (`cosmos-ros build-engine`).
+    Extra keywords go to the backend's constructor (torch: dtype, seed, num_threads,
+    use_mamba_kernels, strict; onnxruntime: seed, num_threads, cache_dir; tensorrt: seed,
+    precision, cache_dir).
+
+    fallback: a backend kind to use instead when `kind` cannot run here (EngineUnavailableError,
+    e.g. no TensorRT or no GPU) — only when asked; the fallback gets the keywords its constructor
+    accepts and the reason is logged as a warning."""
+    try:
+        return _create(kind, model, device, **kw)
+    except EngineUnavailableError as exc:
+        if not fallback or fallback == kind:
+            raise
+        fallback_device = "cpu" if str(device).startswith("cuda") and not _cuda_available() else device
+        logging.getLogger(__name__).warning(
+            "%s engine unavailable (%s); falling back to the %s engine on %s",
+            kind,
+            exc,
+            fallback,
+            fallback_device,
+        )
+        return _create(fallback, model, fallback_device, **_accepted(fallback, kw))
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _accepted(kind: str, kw: dict) -> dict:
+    """The keywords the fallback backend's constructor takes."""
+    constructors = {
+        "torch": ("cosmos_ros.engine.torch_engine", "TorchEngine"),
+        "onnxruntime": ("cosmos_ros.engine.onnx_engine", "OnnxRuntimeEngine"),
+        "tensorrt": ("cosmos_ros.engine.tensorrt_engine", "TensorRTEngine"),
+    }
+    if kind not in constructors:
+        return kw
+    module, name = constructors[kind]
+    parameters = inspect.signature(getattr(importlib.import_module(module), name)).parameters
+    return {k: v for k, v in kw.items() if k in parameters}
+
+
+def _create(kind: str, model: str, device: str, **kw) -> Engine:
     if kind == "torch":
         from cosmos_ros.engine.torch_engine import TorchEngine
 
         return TorchEngine(model, device=device, **kw)
     if kind == "onnxruntime":
         _require(kind, "onnxruntime", "pip install onnxruntime (or onnxruntime-gpu)")
-        raise EngineUnavailableError("the onnxruntime engine is not implemented yet; use kind='torch'")
+        _require(kind, "onnx", "pip install onnx")
+        from cosmos_ros.engine.onnx_engine import OnnxRuntimeEngine
+
+        return OnnxRuntimeEngine(model, device=device, **kw)
     if ":" in kind:
         return _plugin_engine(kind, model, device, **kw)
     if kind == "tensorrt":
-        _require(kind, "tensorrt", "pip install tensorrt-cu12 on a machine with an NVIDIA GPU")
-        raise EngineUnavailableError("the tensorrt engine is not implemented yet; use kind='torch'")
+        from cosmos_ros.engine.tensorrt_engine import TensorRTEngine
+
+        return TensorRTEngine(model, device=device, **kw)
     raise ValueError(
         f"unknown engine kind {kind!r}; expected one of {', '.join(ENGINE_KINDS)} or 'module:factory'"
     )
@@ -93,7 +143,9 @@ def _plugin_engine(kind: str, model: str, device: str, **kw) -> Engine:
     try:
         factory = getattr(importlib.import_module(module_name), attribute)
     except (ImportError, AttributeError) as exc:
-        raise EngineUnavailableError(f"engine {kind!r}: cannot import {attribute} from {module_name}: {exc}") from exc
+        raise EngineUnavailableError(
+            f"engine {kind!r}: cannot import {attribute} from {module_name}: {exc}"
+        ) from exc
     engine = factory(model, device=device, **kw)
     if not isinstance(engine, Engine):
         raise TypeError(f"engine factory {kind!r} returned {type(engine).__name__}, not a cosmos_ros Engine")

@@ -17,6 +17,7 @@ a time with a KV (and, for the hybrid, Mamba conv/SSM) cache:
 from __future__ import annotations
 
 import torch
+from transformers import DynamicCache
 
 from cosmos_ros.model.hybrid_processor import HybridInputs, collate_hybrid_inputs
 from cosmos_ros.model.mamba_kernels import mamba_implementation
@@ -33,6 +34,9 @@ class DenseRunner:
         batch = collate_video_inputs(items, pad_token_id)
         batch["pixel_values_videos"] = batch["pixel_values_videos"].to(self.dtype)
         return {k: v.to(self.device) for k, v in batch.items()}
+
+    def new_cache(self) -> DynamicCache:
+        return DynamicCache(config=self.model.config)
 
     def prefill(self, batch: dict, cache, logits_to_keep: int = 1) -> tuple[torch.Tensor, dict]:
         """Logits (B, logits_to_keep or L, V) and the per-row state the decode steps need."""
@@ -82,6 +86,9 @@ class HybridRunner:
         batch = collate_hybrid_inputs(items, pad_token_id)
         batch["pixel_values"] = batch["pixel_values"].to(self.dtype)
         return {k: v.to(self.device) for k, v in batch.items()}
+
+    def new_cache(self) -> DynamicCache:
+        return DynamicCache(config=self.model.config)
 
     def prefill(self, batch: dict, cache, logits_to_keep: int = 1) -> tuple[torch.Tensor, dict]:
         with self.implementation():

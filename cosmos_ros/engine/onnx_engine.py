@@ -1,0 +1,156 @@
+"""The onnxruntime backend: the exported graphs, the torch engine's decode loop.
+
+    engine = create_engine("onnxruntime", "tiny-dense")         # exported on first use, then cached
+    engine = create_engine("onnxruntime", "exports/tiny-dense")  # an export directory
+    engine = create_engine("onnxruntime", "ckpt/", device="cuda")
+
+Given a preset or a checkpoint directory rather than an export, the engine exports it into the
+engine cache (`engine_cache`: $COSMOS_ROS_CACHE, default ~/.cache/cosmos_ros) under the model's
+hash and reuses that export afterwards. Sessions run on CPUExecutionProvider, or on
+CUDAExecutionProvider for device "cuda[:N]" (onnxruntime-gpu). Decoding uses IO binding: the KV
+cache / Mamba states a step produces stay as onnxruntime values (on the GPU with CUDA) and are
+bound as the next step's inputs without a copy through numpy; only the logits come to the host,
+where the shared loop (`generation`) chooses tokens exactly as the torch backend does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cosmos_ros.engine.base import EngineUnavailableError
+from cosmos_ros.engine.exported_runner import ExportedRunner
+from cosmos_ros.engine.generation import DecodingEngine
+from cosmos_ros.engine.manifest import MANIFEST_FILE, GraphSpec, Manifest
+
+
+def providers_for(device: str) -> tuple[list, str, int]:
+    """(onnxruntime providers, IO binding device type, device id) for 'cpu' or 'cuda[:N]'."""
+    import onnxruntime as ort
+
+    target = torch.device(device)
+    if target.type == "cpu":
+        return ["CPUExecutionProvider"], "cpu", 0
+    if target.type != "cuda":
+        raise ValueError(f"the onnxruntime engine runs on 'cpu' or 'cuda[:N]', not {device!r}")
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        raise EngineUnavailableError(
+            f"device {device!r}: this onnxruntime ({ort.__version__}) has no CUDAExecutionProvider "
+            f"(available: {', '.join(ort.get_available_providers())}); pip install onnxruntime-gpu, "
+            "or use device='cpu'"
+        )
+    index = target.index or 0
+    return [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"], "cuda", index
+
+
+def open_session(path: Path, spec: GraphSpec, graph: str, providers: list, num_threads: int | None):
+    """An InferenceSession whose input and output names are checked against the manifest."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if num_threads:
+        options.intra_op_num_threads = num_threads
+    # Spinning worker threads wait hot between ops; on a small shared CPU they starve torch and
+    # other processes and halved decode speed in bench/engines.py.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = ort.InferenceSession(str(path), options, providers=providers)
+    spec.check_names(
+        graph, [i.name for i in session.get_inputs()], [o.name for o in session.get_outputs()], str(path)
+    )
+    return session
+
+
+class OrtGraphs:
+    """Runs the three sessions with IO binding; outputs stay OrtValues on the session's device."""
+
+    def __init__(self, sessions: dict, device_type: str, device_id: int):
+        self.sessions, self.device_type, self.device_id = sessions, device_type, device_id
+        self.input_types = {graph: {i.name: i.type for i in s.get_inputs()} for graph, s in sessions.items()}
+
+    def run(self, graph: str, feeds: dict) -> dict:
+        import onnxruntime as ort
+
+        session = self.sessions[graph]
+        binding = session.io_binding()
+        for name, value in feeds.items():
+            if isinstance(value, ort.OrtValue):
+                binding.bind_ortvalue_input(name, value)
+            else:
+                array = value.numpy() if isinstance(value, torch.Tensor) else value
+                if self.input_types[graph][name] == "tensor(int64)":
+                    array = array.astype(np.int64, copy=False)
+                binding.bind_cpu_input(name, np.ascontiguousarray(array))
+        for output in session.get_outputs():
+            # The logits go to the host for sampling; states stay where the next step reads them.
+            device = "cpu" if output.name == "logits" else self.device_type
+            binding.bind_output(output.name, device, self.device_id if device != "cpu" else 0)
+        session.run_with_iobinding(binding)
+        names = [o.name for o in session.get_outputs()]
+        return dict(zip(names, binding.get_outputs()))
+
+    @staticmethod
+    def to_torch(value) -> torch.Tensor:
+        return torch.from_numpy(value.numpy())
+
+
+def resolve_export(model: str | Path, seed: int, cache_dir: Path | None, progress=None) -> Path:
+    """An export directory as given, or the cached export of a preset / checkpoint (made on a miss)."""
+    path = Path(model)
+    if path.is_dir() and (path / MANIFEST_FILE).is_file():
+        return path
+    from cosmos_ros.engine.onnx_export import ensure_export
+
+    return ensure_export(model, seed=seed, root=cache_dir, progress=progress)
+
+
+class OnnxRuntimeEngine(DecodingEngine):
+    """`model`: an export directory (`cosmos-ros export`), a preset name / YAML card or a
+    checkpoint directory (exported into the cache on first use). device: 'cpu' or 'cuda[:N]'.
+    seed: a preset's weights and the sampling generator. num_threads: onnxruntime intra-op
+    threads per session (None: its default). cache_dir: overrides $COSMOS_ROS_CACHE."""
+
+    family: str
+
+    def __init__(
+        self,
+        model: str | Path,
+        device: str = "cpu",
+        *,
+        seed: int = 0,
+        num_threads: int | None = None,
+        cache_dir: str | Path | None = None,
+        progress=None,
+    ):
+        from transformers import AutoConfig
+
+        from cosmos_ros.model.bundle import checkpoint_processor
+        from cosmos_ros.model.tokenizer import load_tokenizer
+
+        providers, device_type, device_id = providers_for(device)
+        self.export_dir = resolve_export(model, seed, Path(cache_dir) if cache_dir else None, progress)
+        self.manifest = Manifest.load(self.export_dir)
+        self.family = self.manifest.family
+        config = AutoConfig.from_pretrained(str(self.export_dir), local_files_only=True)
+        self.tokenizer = load_tokenizer(self.export_dir, self.family)
+        self.processor = checkpoint_processor(self.export_dir, config, self.tokenizer)
+        sessions = {
+            graph: open_session(
+                self.manifest.graph_path(self.export_dir, graph), spec, graph, providers, num_threads
+            )
+            for graph, spec in self.manifest.graphs.items()
+        }
+        self.providers = sessions["decode"].get_providers()
+        self.device = torch.device("cpu")  # where logits are sampled
+        self.runner = ExportedRunner(self.manifest, config, OrtGraphs(sessions, device_type, device_id))
+        self._setup_decoding(self.manifest.eos_token_id, seed)
+
+    @property
+    def model_id(self) -> str:
+        return self.manifest.model_id
+
+    def close(self) -> None:
+        with self._lock:
+            self.runner = None

@@ -1,0 +1,382 @@
+"""`cosmos-ros export PRESET|DIR OUT/`: ONNX graphs of either family, verified against torch.
+
+    manifest = export_model("tiny-dense", "out/")       # vision.onnx, prefill.onnx, decode.onnx, ...
+    directory = ensure_export("tiny-hybrid")            # the same, kept in the engine cache
+
+Each graph (see `onnx_graphs`) is captured with `torch.export` (non-strict, dynamic shapes; a
+failure to keep an axis dynamic is an error, never a silent specialization), converted to ONNX
+at a fixed opset with weights as external data, labelled (dynamic axes get the names the
+manifest uses), checked with `onnx.checker`, then run with onnxruntime on the export example
+and on a second example of other sizes (another frame count, batch size and prompt length)
+and compared with torch. Only then is it listed as ok in `manifest.json`.
+
+Exports are fp32 (the TensorRT builder lowers precision itself); the model is built on CPU.
+The hybrid's Mamba-2 layers are exported through transformers' PyTorch path; its prefill takes
+prompt lengths in multiples of the Mamba chunk size (the runtime left-pads, which the masks
+already handle), because the chunked scan does not export for arbitrary lengths.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.export import Dim
+
+from cosmos_ros.core.types import Clip, Prompt
+from cosmos_ros.engine.engine_cache import cache_root, export_is_reusable, exporter_version, onnx_export_dir
+from cosmos_ros.engine.manifest import GraphSpec, Manifest, TensorSpec
+from cosmos_ros.engine.onnx_graphs import (
+    DenseVisionGraph,
+    HybridVisionGraph,
+    LanguageGraph,
+    RopeIndex,
+    cache_layout,
+    dense_vision_inputs,
+)
+from cosmos_ros.model.bundle import ModelBundle, load_bundle
+from cosmos_ros.model.hybrid_processor import collate_hybrid_inputs
+from cosmos_ros.model.mamba_kernels import mamba_implementation
+from cosmos_ros.model.processor import collate_video_inputs
+
+OPSET = 18
+TOLERANCE = 1e-4  # max |ORT - torch|, relative to the largest reference value when that exceeds 1
+MAX_BATCH = 64
+STEPS = ("trace", "convert", "save", "check", "verify")
+
+
+class ExportError(RuntimeError):
+    """A graph that did not export, did not pass onnx.checker or disagrees with torch."""
+
+
+@dataclass
+class GraphJob:
+    """One graph to export: the module, an example to trace, a second example of other sizes to
+    verify with, dynamic shapes, and the label of each dynamic axis of every input and output."""
+
+    name: str
+    module: torch.nn.Module
+    example: tuple[torch.Tensor, ...]
+    check: tuple[torch.Tensor, ...]
+    dynamic_shapes: tuple
+    labels: dict[str, dict[int, str]]
+    sequence_multiple: int = 1
+
+
+def model_id_of(source: str | Path, seed: int = 0) -> str:
+    """The id an engine of `source` reports, without building the model: the preset's hash of
+    config + seed, or the checkpoint's hash of config + weights."""
+    from cosmos_ros.model.checkpoint import checkpoint_id, preset_id
+    from cosmos_ros.model.config import PRESETS
+
+    if str(source) in PRESETS or str(source).endswith((".yaml", ".yml")):
+        return preset_id(str(source), seed)
+    return checkpoint_id(source)
+
+
+def _example_items(bundle: ModelBundle) -> tuple:
+    """Two clips of different lengths and prompts of different lengths."""
+    rng = np.random.default_rng(0)
+
+    def clip(frames: int) -> Clip:
+        pixels = rng.integers(0, 256, (frames, 64, 64, 3), dtype=np.uint8)
+        return Clip(frames=pixels, stamps=np.arange(frames) / 4.0, cameras=("export",))
+
+    short = bundle.processor(clip(2), Prompt("What should the robot do next?"))
+    long = bundle.processor(clip(4), Prompt("Did the robot drop the cube? Answer yes or no, then explain."))
+    return short, long
+
+
+def _state_labels(names, past_label: str) -> dict[str, dict[int, str]]:
+    return {
+        n: ({0: "batch", 2: past_label} if n.endswith((".key", ".value")) else {0: "batch"}) for n in names
+    }
+
+
+def _past_shapes(names, batch, past) -> list[dict]:
+    return [{0: batch, 2: past} if n.endswith((".key", ".value")) else {0: batch} for n in names]
+
+
+def _language_jobs(model, prefill_inputs: Callable, chunk: int, dense: bool) -> list[GraphJob]:
+    """Prefill and decode jobs; `prefill_inputs(rows)` gives (prefill args, next positions | None)."""
+    prefill, decode = LanguageGraph(model, "prefill"), LanguageGraph(model, "decode")
+    batch = Dim("batch", min=1, max=MAX_BATCH)
+    sequence = chunk * Dim("chunks", min=1) if chunk > 1 else Dim("sequence", min=1)
+    prefill_shapes = ({0: batch, 1: sequence}, {0: batch, 1: sequence}, {0: Dim("media", min=1)})
+    prefill_shapes += ({1: batch, 2: sequence},) if dense else ()
+    prefill_labels = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"},
+                      "media_embeds": {0: "media"}, "position_ids": {1: "batch", 2: "sequence"},
+                      "logits": {0: "batch"}, **_state_labels(prefill.output_names[1:], "sequence")}  # fmt: skip
+
+    def decode_args(args, next_position):
+        with torch.inference_mode():
+            logits, *states = prefill(*args)
+        tokens = logits.argmax(-1)[:, None]
+        mask = torch.cat([args[1], torch.ones_like(tokens)], dim=1)
+        positions = (next_position.view(1, -1, 1).expand(3, -1, 1).contiguous(),) if dense else ()
+        return (tokens, mask, *positions, *states)
+
+    example, example_next = prefill_inputs([0, 1])
+    check, check_next = prefill_inputs([1])
+    past = Dim("past", min=1)
+    decode_shapes = ({0: batch}, {0: batch, 1: past + 1}) + (({1: batch},) if dense else ())
+    decode_shapes += tuple(_past_shapes(decode.past_names, batch, past))
+    decode_labels = {"input_ids": {0: "batch"}, "attention_mask": {0: "batch", 1: "past + 1"},
+                     "position_ids": {1: "batch"}, "logits": {0: "batch"},
+                     **_state_labels(decode.past_names, "past"),
+                     **_state_labels(decode.output_names[1:], "past + 1")}  # fmt: skip
+    return [
+        GraphJob("prefill", prefill, example, check, (prefill_shapes,), prefill_labels, chunk),
+        GraphJob("decode", decode, decode_args(example, example_next), decode_args(check, check_next),
+                 (decode_shapes,), decode_labels),
+    ]  # fmt: skip
+
+
+def dense_jobs(bundle: ModelBundle) -> list[GraphJob]:
+    model, items = bundle.model, _example_items(bundle)
+    vision = DenseVisionGraph(model)
+    unit = model.config.vision_config.spatial_merge_size**2
+
+    def vision_args(rows):
+        batch = collate_video_inputs([items[i] for i in rows], bundle.tokenizer.pad_token_id or 0)
+        extra = dense_vision_inputs(batch["video_grid_thw"], model.config.vision_config)
+        return batch, (batch["pixel_values_videos"].float(), *extra.values())
+
+    merged = Dim("merged", min=1)
+    patches = unit * merged
+    vision_job = GraphJob(
+        "vision", vision, vision_args([0, 1])[1], vision_args([1])[1],
+        ({0: patches}, {0: patches}, {0: merged}, {0: merged}, {0: patches}, {0: patches}),
+        {"pixel_values": {0: "patches"}, "rotary_position_ids": {0: "patches"}, "window_index": {0: "merged"},
+         "reverse_window_index": {0: "merged"}, "frame_segment_ids": {0: "patches"},
+         "window_segment_ids": {0: "patches"}, "media_embeds": {0: "merged"}},
+    )  # fmt: skip
+
+    def prefill_inputs(rows):
+        batch, args = vision_args(rows)
+        with torch.inference_mode():
+            media = vision(*args)
+        positions, deltas = RopeIndex(model.config).get_rope_index(
+            batch["input_ids"], batch["mm_token_type_ids"], video_grid_thw=batch["video_grid_thw"],
+            second_per_grid_ts=batch["second_per_grid_ts"], attention_mask=batch["attention_mask"],
+        )  # fmt: skip
+        next_position = batch["attention_mask"].sum(dim=1) + deltas.view(-1)
+        return (batch["input_ids"], batch["attention_mask"], media, positions), next_position
+
+    return [vision_job, *_language_jobs(model, prefill_inputs, 1, dense=True)]
+
+
+def hybrid_jobs(bundle: ModelBundle) -> list[GraphJob]:
+    model, items = bundle.model, _example_items(bundle)
+    vision = HybridVisionGraph(model)
+    chunk = model.config.text_config.chunk_size
+    pad_id = bundle.tokenizer.pad_token_id or 0
+
+    def batch_of(rows):
+        return collate_hybrid_inputs([items[i] for i in rows], pad_id)
+
+    vision_job = GraphJob(
+        "vision", vision, (batch_of([0, 1])["pixel_values"].float(),), (batch_of([1])["pixel_values"].float(),),
+        ({0: Dim("frames", min=1)},), {"pixel_values": {0: "frames"}, "media_embeds": {0: "media"}},
+    )  # fmt: skip
+
+    def prefill_inputs(rows):
+        batch = batch_of(rows)
+        with torch.inference_mode():
+            media = vision(batch["pixel_values"].float())
+        pad = -batch["input_ids"].shape[1] % chunk
+        ids, mask = (
+            F.pad(batch["input_ids"], (pad, 0), value=pad_id),
+            F.pad(batch["attention_mask"], (pad, 0)),
+        )
+        return (ids, mask, media), None
+
+    return [vision_job, *_language_jobs(model, prefill_inputs, chunk, dense=False)]
+
+
+def _relabel(path: Path, labels: dict[str, dict[int, str]]) -> None:
+    """Give the dynamic axes of graph inputs and outputs the manifest's labels (torch names them s0, s1...)."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    for value in [*model.graph.input, *model.graph.output]:
+        for axis, label in labels.get(value.name, {}).items():
+            dim = value.type.tensor_type.shape.dim[axis]
+            dim.ClearField("dim_value")
+            dim.dim_param = label
+    onnx.save(model, str(path))
+
+
+def _specs(path: Path) -> tuple[list[TensorSpec], list[TensorSpec]]:
+    import onnx
+    from onnx import helper
+
+    model = onnx.load(str(path), load_external_data=False)
+
+    def spec(value) -> TensorSpec:
+        tensor = value.type.tensor_type
+        shape = tuple(d.dim_param or d.dim_value for d in tensor.shape.dim)
+        return TensorSpec(value.name, str(helper.tensor_dtype_to_np_dtype(tensor.elem_type)), shape)
+
+    return [spec(v) for v in model.graph.input], [spec(v) for v in model.graph.output]
+
+
+def verify(session, job: GraphJob, tolerance: float) -> float:
+    """Max |onnxruntime - torch| over every output of both examples; ExportError above tolerance."""
+    worst = 0.0
+    for args in (job.example, job.check):
+        with torch.inference_mode():
+            expected = job.module(*args)
+        expected = expected if isinstance(expected, tuple) else (expected,)
+        feeds = {name: a.numpy() for name, a in zip(job.module.input_names, args)}
+        got = session.run(list(job.module.output_names), feeds)
+        for name, want, have in zip(job.module.output_names, expected, got):
+            if tuple(want.shape) != tuple(have.shape):
+                raise ExportError(
+                    f"{job.name}: output {name} is {have.shape} in onnxruntime, {tuple(want.shape)} in torch"
+                )
+            diff = float(np.abs(want.float().numpy() - have).max()) if want.numel() else 0.0
+            scale = max(1.0, float(want.abs().max())) if want.numel() else 1.0
+            if diff > tolerance * scale:
+                raise ExportError(
+                    f"{job.name}: output {name} differs from torch by {diff:.3g} (tolerance {tolerance * scale:.3g})"
+                )
+            worst = max(worst, diff)
+    return worst
+
+
+def _export_graph(
+    job: GraphJob, directory: Path, opset: int, tolerance: float, advance: Callable
+) -> GraphSpec:
+    import onnx
+    import onnxruntime as ort
+
+    start = time.perf_counter()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch.export's own pytree deprecations
+            program = torch.export.export(
+                job.module,
+                job.example,
+                dynamic_shapes=job.dynamic_shapes,
+                strict=False,
+                prefer_deferred_runtime_asserts_over_guards=True,
+            )
+    except Exception as exc:
+        raise ExportError(f"{job.name}: torch.export failed: {exc}") from exc
+    advance()
+    onnx_program = torch.onnx.export(
+        program, (), opset_version=opset, dynamo=True, optimize=True, verbose=False,
+        input_names=list(job.module.input_names), output_names=list(job.module.output_names),
+    )  # fmt: skip
+    advance()
+    path = directory / f"{job.name}.onnx"
+    onnx_program.save(str(path), external_data=True)
+    _relabel(path, job.labels)
+    advance()
+    onnx.checker.check_model(str(path))
+    advance()
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    worst = verify(session, job, tolerance)
+    advance()
+    inputs, outputs = _specs(path)
+    size = sum(p.stat().st_size for p in directory.glob(f"{job.name}.onnx*"))
+    return GraphSpec(
+        path.name, inputs, outputs, size, time.perf_counter() - start, worst, job.sequence_multiple
+    )
+
+
+def _versions() -> dict[str, str]:
+    import onnx
+    import onnxruntime
+    import transformers
+
+    return {"exporter": exporter_version(), "torch": torch.__version__, "transformers": transformers.__version__,
+            "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__}  # fmt: skip
+
+
+def export_bundle(
+    bundle: ModelBundle,
+    out_dir: str | Path,
+    *,
+    opset: int = OPSET,
+    tolerance: float = TOLERANCE,
+    progress=None,
+) -> Manifest:
+    """Export a built fp32 CPU model (see `export_model`). `progress`: a rich Progress, or None."""
+    if next(bundle.model.parameters()).dtype != torch.float32:
+        raise ValueError("export needs the fp32 model (the TensorRT builder lowers precision itself)")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    dense = bundle.family == "dense"
+    implementation = nullcontext() if dense else mamba_implementation(False)
+    graphs = {}
+    with implementation, torch.inference_mode(False):
+        jobs = dense_jobs(bundle) if dense else hybrid_jobs(bundle)
+        for job in jobs:
+            task = progress.add_task(f"{bundle.model_id} {job.name}", total=len(STEPS)) if progress else None
+
+            def advance(task=task):
+                if progress is not None:
+                    progress.advance(task)
+
+            graphs[job.name] = _export_graph(job, out, opset, tolerance, advance)
+    config = bundle.model.config
+    bundle.tokenizer.save_pretrained(out)
+    config.save_pretrained(out)
+    processor = bundle.processor.video if dense else bundle.processor.frames
+    (out / "video_preprocessor_config.json").write_text(json.dumps(processor.to_hf_dict(), indent=2))
+    manifest = Manifest(
+        model_id=bundle.model_id,
+        family=bundle.family,
+        opset=opset,
+        dtype="float32",
+        graphs=graphs,
+        cache_layout=cache_layout(config),
+        eos_token_id=config.get_text_config().eos_token_id,
+        media_token_id=config.video_token_id if dense else config.image_token_id,
+        versions=_versions(),
+    )
+    manifest.save(out)
+    return manifest
+
+
+def export_model(
+    source: str | Path, out_dir: str | Path, *, seed: int = 0, opset: int = OPSET,
+    tolerance: float = TOLERANCE, progress=None,
+) -> Manifest:  # fmt: skip
+    """Export a preset (random init from `seed`) or a checkpoint directory into `out_dir`."""
+    bundle = load_bundle(source, device="cpu", dtype="fp32", seed=seed)
+    return export_bundle(bundle, out_dir, opset=opset, tolerance=tolerance, progress=progress)
+
+
+def ensure_export(
+    source: str | Path, *, seed: int = 0, opset: int = OPSET, root: Path | None = None, progress=None
+) -> Path:
+    """The cached export of `source` (see `engine_cache`), exported first on a miss. Written to a
+    temporary folder and renamed, so an interrupted export is never mistaken for a finished one."""
+    model_id = model_id_of(source, seed)
+    directory = onnx_export_dir(root or cache_root(), model_id, opset)
+    if export_is_reusable(directory, model_id, opset):
+        return directory
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=directory.name + ".", dir=directory.parent))
+    try:
+        export_model(source, staging, seed=seed, opset=opset, progress=progress)
+        if directory.exists():
+            shutil.rmtree(directory)
+        staging.rename(directory)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return directory

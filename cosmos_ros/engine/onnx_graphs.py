@@ -1,0 +1,267 @@
+"""The three graphs we export, as torch modules with plain tensor inputs and outputs.
+
+Each wraps transformers' own submodules (composed, not copied); what the wrappers add is only what
+an exported graph cannot take from Python at run time:
+
+- `DenseVisionGraph` (Qwen2.5-VL): rotary positions, window order and the two attention
+  segmentations (one segment per frame for the full-attention blocks, one per window for the
+  others) are inputs computed outside the graph by `dense_vision_inputs` from `video_grid_thw`.
+  transformers splits attention by `cu_seqlens.tolist()`, which an export bakes in; here a
+  segment-id mask (`seg[:, None] == seg[None, :]`) does the same work with dynamic shapes.
+- `HybridVisionGraph` (InternVL): vision tower + pixel shuffle + projector as they are.
+- `LanguageGraph`: prefill (video embeddings scattered over the media tokens, all positions in,
+  last position's logits out) or one decode step, with the KV cache — and the hybrid's Mamba-2
+  conv / SSM states — as explicit inputs (`past.*`) and outputs (`present.*`). The causal +
+  padding mask is built in the graph from the 2-D `attention_mask`; dense mRoPE `position_ids`
+  come from outside (the torch runner's `get_rope_index`).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import (
+    Qwen2_5_VLModel,
+    apply_rotary_pos_emb_vision,
+)
+from transformers.vision_utils import get_vision_cu_seqlens, get_vision_position_ids, get_vision_window_index
+
+ATTENTION, MAMBA = "attention", "mamba"
+
+
+def cache_layout(config) -> list[tuple[int, str]]:
+    """(layer index, kind) of every layer that carries state between decode steps, in order."""
+    text = config.get_text_config()
+    kinds = getattr(text, "layers_block_type", None)
+    if kinds is None:  # dense: every layer is attention
+        return [(i, ATTENTION) for i in range(text.num_hidden_layers)]
+    names = {"full_attention": ATTENTION, "linear_attention": MAMBA}
+    return [(i, names[k]) for i, k in enumerate(kinds) if k in names]
+
+
+def state_names(config, prefix: str) -> list[str]:
+    """`past.3.key`, `past.3.value` per attention layer; `past.0.conv`, `past.0.ssm` per Mamba layer."""
+    names = []
+    for layer, kind in cache_layout(config):
+        parts = ("key", "value") if kind == ATTENTION else ("conv", "ssm")
+        names += [f"{prefix}.{layer}.{part}" for part in parts]
+    return names
+
+
+def segment_ids(cu_seqlens: torch.Tensor) -> torch.Tensor:
+    """Cumulative boundaries (S + 1,) → the segment of every position (cu_seqlens[-1],) int64."""
+    lengths = (cu_seqlens[1:] - cu_seqlens[:-1]).long()
+    return torch.repeat_interleave(torch.arange(len(lengths)), lengths)
+
+
+def dense_vision_inputs(grid_thw: torch.Tensor, vision_config) -> dict[str, torch.Tensor]:
+    """Everything `DenseVisionGraph` needs besides the pixels, from the clips' (n, 3) grids — the
+    same helpers transformers' vision encoder calls, run here so no graph reads `grid_thw`."""
+    merge = vision_config.spatial_merge_size
+    unit = merge * merge
+    positions = get_vision_position_ids(grid_thw, merge)  # (N, 2)
+    window_index, cu_window = get_vision_window_index(
+        grid_thw, merge, vision_config.window_size, vision_config.patch_size
+    )
+    n = positions.shape[0]
+    in_window_order = positions.reshape(n // unit, unit, 2)[window_index].reshape(n, 2)
+    return {
+        "rotary_position_ids": in_window_order.long(),
+        "window_index": window_index.long(),
+        "reverse_window_index": torch.argsort(window_index).long(),
+        "frame_segment_ids": segment_ids(get_vision_cu_seqlens(grid_thw)),
+        "window_segment_ids": segment_ids(cu_window),
+    }
+
+
+class RopeIndex:
+    """Qwen2.5-VL's `get_rope_index` without the model: it reads only the config."""
+
+    get_rope_index = Qwen2_5_VLModel.get_rope_index
+    get_vision_position_ids = Qwen2_5_VLModel.get_vision_position_ids
+
+    def __init__(self, config):
+        self.config = config
+
+
+def _vision_attention(attn, x: torch.Tensor, cos, sin, mask: torch.Tensor) -> torch.Tensor:
+    n = x.shape[0]
+    q, k, v = attn.qkv(x).reshape(n, 3, attn.num_heads, -1).permute(1, 0, 2, 3).unbind(0)
+    q, k = apply_rotary_pos_emb_vision(q, k, cos, sin)
+    q, k, v = (t.transpose(0, 1).unsqueeze(0) for t in (q, k, v))  # (1, heads, N, d)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=attn.scaling)
+    return attn.proj(out.squeeze(0).transpose(0, 1).reshape(n, -1))
+
+
+class DenseVisionGraph(nn.Module):
+    """Qwen2.5-VL vision tower + merger: (N, C·tp·p²) patches → (N / merge², hidden) embeddings."""
+
+    input_names = (
+        "pixel_values", "rotary_position_ids", "window_index", "reverse_window_index",
+        "frame_segment_ids", "window_segment_ids",
+    )  # fmt: skip
+    output_names = ("media_embeds",)
+
+    def __init__(self, model):
+        super().__init__()
+        self.visual = model.model.visual
+
+    def forward(self, pixel_values, rotary_position_ids, window_index, reverse_window_index,
+                frame_segment_ids, window_segment_ids):  # fmt: skip
+        v = self.visual
+        x = v.patch_embed(pixel_values)  # (N, C)
+        n = x.shape[0]
+        x = x.reshape(n // v.spatial_merge_unit, v.spatial_merge_unit, -1)[window_index].reshape(n, -1)
+        cos, sin = v.rotary_pos_emb(x, rotary_position_ids)  # (N, head_dim) each
+        full = frame_segment_ids[:, None] == frame_segment_ids[None, :]  # (N, N) bool
+        window = window_segment_ids[:, None] == window_segment_ids[None, :]
+        for i, block in enumerate(v.blocks):
+            mask = full if i in v.fullatt_block_indexes else window
+            x = x + _vision_attention(block.attn, block.norm1(x), cos, sin, mask)
+            x = x + block.mlp(block.norm2(x))
+        return v.merger(x)[reverse_window_index]  # (N / merge², hidden), back in patch order
+
+
+class HybridVisionGraph(nn.Module):
+    """InternViT + pixel shuffle + projector: (T, 3, S, S) frames → (T · tokens_per_frame, hidden)."""
+
+    input_names = ("pixel_values",)
+    output_names = ("media_embeds",)
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model.model
+        self.feature_layer = model.config.vision_feature_layer
+        self.select_strategy = model.config.vision_feature_select_strategy
+
+    def forward(self, pixel_values):
+        features = self.model.get_image_features(
+            pixel_values,
+            vision_feature_layer=self.feature_layer,
+            vision_feature_select_strategy=self.select_strategy,
+        ).pooler_output  # (T, tokens_per_frame, hidden)
+        return features.reshape(-1, features.shape[-1])
+
+
+class ExplicitCache:
+    """Stands in for transformers' cache inside an exported forward: reads `past.*` tensors and
+    collects `present.*` ones. Decode-step Mamba updates write into clones of the past states
+    (transformers updates them in place), so inputs are never mutated."""
+
+    def __init__(self, past: dict[str, torch.Tensor] | None):
+        self.past = past or {}
+        self.present: dict[str, torch.Tensor] = {}
+
+    # attention layers
+    def update(self, key, value, layer_idx, *args, **kwargs):
+        if f"{layer_idx}.key" in self.past:
+            key = torch.cat([self.past[f"{layer_idx}.key"], key], dim=2)
+            value = torch.cat([self.past[f"{layer_idx}.value"], value], dim=2)
+        self.present[f"{layer_idx}.key"], self.present[f"{layer_idx}.value"] = key, value
+        return key, value
+
+    # Mamba-2 layers
+    def _state(self, layer_idx: int, part: str):
+        past = self.past.get(f"{layer_idx}.{part}")
+        if past is None:
+            return None
+        self.present[f"{layer_idx}.{part}"] = state = past.clone()
+        return state
+
+    def get_conv_state(self, layer_idx, state_idx=0):
+        return self._state(layer_idx, "conv")
+
+    def get_recurrent_state(self, layer_idx, state_idx=0):
+        return self._state(layer_idx, "ssm")
+
+    def is_recording_past(self, layer_idx):
+        return False
+
+    def update_conv_state(self, states, layer_idx, conv_kernel_size, **kwargs):
+        # Prefill: always left-pad by the kernel (zeros = causal padding, so the conv is unchanged)
+        # rather than only when the prompt is shorter than it, which would branch on the length.
+        padded = F.pad(states, (conv_kernel_size, 0))
+        self.present[f"{layer_idx}.conv"] = padded[..., -conv_kernel_size:]
+        return padded
+
+    def update_recurrent_state(self, state, layer_idx, **kwargs):
+        self.present[f"{layer_idx}.ssm"] = state
+        return state
+
+
+def scatter_media(embeds: torch.Tensor, is_media: torch.Tensor, media: torch.Tensor) -> torch.Tensor:
+    """`masked_scatter` of media rows over the media tokens, in row-major order, as gather + where.
+    embeds (B, L, H), is_media (B, L) bool, media (N, H) with N = is_media.sum()."""
+    index = (is_media.reshape(-1).long().cumsum(0) - 1).clamp(min=0)  # (B·L,)
+    gathered = media[index].reshape(embeds.shape).to(embeds.dtype)
+    return torch.where(is_media[..., None], gathered, embeds)
+
+
+def causal_mask(attention_mask: torch.Tensor, query_length: int, dtype: torch.dtype) -> torch.Tensor:
+    """(B, K) 0/1 padding mask → (B, 1, Q, K) additive mask for the last Q of K positions.
+
+    Masked scores get the dtype's minimum, not -inf: a padding query then attends uniformly
+    instead of producing NaN that would reach later layers' keys and values.
+    """
+    key_length = attention_mask.shape[1]
+    keys = torch.arange(key_length, device=attention_mask.device)
+    queries = torch.arange(query_length, device=attention_mask.device) + (key_length - query_length)
+    allowed = (keys[None, :] <= queries[:, None])[None, None] & attention_mask[:, None, None, :].bool()
+    zero = torch.zeros((), dtype=dtype, device=attention_mask.device)
+    return torch.where(allowed, zero, torch.finfo(dtype).min)
+
+
+class LanguageGraph(nn.Module):
+    """The language model of either family, prefill (`step="prefill"`) or one decode step.
+
+    prefill inputs: input_ids (B, L), attention_mask (B, L), media_embeds (N, H)
+                    [+ position_ids (3, B, L), dense]
+    decode inputs:  input_ids (B, 1), attention_mask (B, P + 1) [+ position_ids (3, B, 1)], past.*
+    outputs:        logits (B, V) float32 at the last position, present.*
+    """
+
+    def __init__(self, model, step: str):
+        super().__init__()
+        if step not in ("prefill", "decode"):
+            raise ValueError(f"step must be 'prefill' or 'decode', got {step!r}")
+        config = model.config
+        self.step = step
+        self.dense = config.model_type == "qwen2_5_vl"
+        self.text = model.model.language_model
+        self.lm_head = model.lm_head
+        self.media_token_id = config.video_token_id if self.dense else config.image_token_id
+        self.past_names = state_names(config, "past")
+        self.input_names = ("input_ids", "attention_mask")
+        self.input_names += ("media_embeds",) if step == "prefill" else ()
+        self.input_names += ("position_ids",) if self.dense else ()
+        self.input_names += tuple(self.past_names) if step == "decode" else ()
+        self.output_names = ("logits", *state_names(config, "present"))
+
+    def forward(self, *inputs: torch.Tensor):
+        named = dict(zip(self.input_names, inputs))
+        input_ids, attention_mask = named["input_ids"], named["attention_mask"]
+        past = {name.removeprefix("past."): named[name] for name in self.past_names if name in named}
+        cache = ExplicitCache(past)
+        embed = self.text.embed_tokens if self.dense else self.text.embeddings
+        hidden = embed(input_ids)  # (B, L, H)
+        if self.step == "prefill":
+            hidden = scatter_media(hidden, input_ids == self.media_token_id, named["media_embeds"])
+        mask = causal_mask(attention_mask, hidden.shape[1], hidden.dtype)
+        if self.dense:
+            position_embeddings = self.text.rotary_emb(hidden, named["position_ids"])
+            for layer in self.text.layers:
+                hidden = layer(hidden, attention_mask=mask, position_embeddings=position_embeddings,
+                               cache=cache, use_cache=True)  # fmt: skip
+            hidden = self.text.norm(hidden[:, -1:])
+        else:
+            # Mamba layers zero padded steps in the prompt; a decode step has none (transformers
+            # passes no mask there either).
+            recurrent_mask = attention_mask if self.step == "prefill" else None
+            for layer in self.text.layers:
+                layer_mask = mask if layer.block_type == "full_attention" else recurrent_mask
+                hidden = layer(hidden, attention_mask=layer_mask, cache=cache, use_cache=True)
+            hidden = self.text.norm_f(hidden[:, -1:])
+        logits = self.lm_head(hidden)[:, 0].float()  # (B, V)
+        names = [n.removeprefix("present.") for n in self.output_names[1:]]
+        return (logits, *(cache.present[n] for n in names))

@@ -1,0 +1,95 @@
+"""The ONNX export of both tiny presets: three graphs, a manifest, and agreement with torch."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from cosmos_ros.core.types import Clip, Prompt
+from cosmos_ros.engine.manifest import GRAPHS, Manifest
+from cosmos_ros.engine.torch_engine import TorchEngine
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+PRESETS = ("tiny-dense", "tiny-hybrid")
+PROMPT = Prompt("What should the robot do next? Answer in <think></think><answer></answer>.")
+
+
+def make_clip(t, seed=0, size=80):
+    frames = np.random.default_rng(seed).integers(0, 256, (t, size, size, 3), dtype=np.uint8)
+    return Clip(frames=frames, stamps=np.arange(t) / 4.0, cameras=("front",))
+
+
+@pytest.fixture(scope="module")
+def torch_engines():
+    return {preset: TorchEngine(preset) for preset in PRESETS}
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_export_holds_three_checked_graphs_with_weights_as_external_data(exports, preset):
+    manifest = Manifest.load(exports[preset])
+    for graph in GRAPHS:
+        path = manifest.graph_path(exports[preset], graph)
+        onnx.checker.check_model(str(path))
+        assert path.with_name(path.name + ".data").is_file()
+        assert onnx.load(str(path), load_external_data=False).opset_import[0].version == 18
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_manifest_names_the_model_hash_dtypes_and_dynamic_axes(exports, torch_engines, preset):
+    manifest = Manifest.load(exports[preset])
+    assert manifest.model_id == torch_engines[preset].model_id and manifest.opset == 18
+    prefill = manifest.graphs["prefill"]
+    shapes = {t.name: t.shape for t in prefill.inputs}
+    assert shapes["input_ids"] == ("batch", "sequence")
+    assert {t.name: t.dtype for t in prefill.inputs}["input_ids"] == "int64"
+    decode = {t.name: t.shape for t in manifest.graphs["decode"].inputs}
+    assert decode["attention_mask"] == ("batch", "past + 1")
+    raw = json.loads((exports[preset] / "manifest.json").read_text())
+    assert all(raw["graphs"][g]["max_abs_diff"] <= 1e-4 for g in GRAPHS)
+
+
+def test_dense_decode_carries_a_kv_cache_per_layer(exports):
+    names = Manifest.load(exports["tiny-dense"]).graphs["decode"].input_names
+    assert [n for n in names if n.startswith("past.")] == [
+        f"past.{i}.{kv}" for i in range(4) for kv in ("key", "value")
+    ]
+
+
+def test_hybrid_decode_carries_mamba_conv_and_ssm_states_and_attention_kv(exports):
+    manifest = Manifest.load(exports["tiny-hybrid"])
+    names = manifest.graphs["decode"].input_names
+    mamba = [layer for layer, kind in manifest.cache_layout if kind == "mamba"]
+    attention = [layer for layer, kind in manifest.cache_layout if kind == "attention"]
+    assert len(mamba) == 4 and len(attention) == 1
+    assert all(f"past.{i}.conv" in names and f"past.{i}.ssm" in names for i in mamba)
+    assert all(f"past.{i}.key" in names and f"past.{i}.value" in names for i in attention)
+
+
+@pytest.mark.parametrize(
+    "preset,frames", [("tiny-dense", 3), ("tiny-dense", 6), ("tiny-hybrid", 1), ("tiny-hybrid", 3)]
+)
+def test_vision_and_projector_match_transformers_within_1e_4(exports, torch_engines, preset, frames):
+    from cosmos_ros.engine.onnx_graphs import dense_vision_inputs
+
+    engine = torch_engines[preset]
+    inputs = engine.prepare(make_clip(frames, seed=frames), PROMPT)
+    session = ort.InferenceSession(str(exports[preset] / "vision.onnx"), providers=["CPUExecutionProvider"])
+    with torch.inference_mode():
+        if preset == "tiny-dense":
+            feeds = {"pixel_values": inputs.pixel_values_videos,
+                     **dense_vision_inputs(inputs.video_grid_thw, engine.model.config.vision_config)}  # fmt: skip
+            expected = engine.model.model.get_video_features(
+                inputs.pixel_values_videos, inputs.video_grid_thw
+            ).pooler_output
+            expected = torch.cat(list(expected)) if isinstance(expected, (list, tuple)) else expected
+        else:
+            feeds = {"pixel_values": inputs.pixel_values}
+            expected = engine.model.get_image_features(
+                inputs.pixel_values, vision_feature_layer=-1, vision_feature_select_strategy="default"
+            ).pooler_output.flatten(0, 1)
+    (got,) = session.run(None, {k: v.numpy() for k, v in feeds.items()})
+    assert got.shape == tuple(expected.shape)
+    assert np.abs(got - expected.numpy()).max() <= 1e-4
