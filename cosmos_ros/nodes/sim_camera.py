@@ -11,7 +11,6 @@ and the stamp of every frame. Clips are rendered ahead on a worker thread.
 
 from __future__ import annotations
 
-import array
 import dataclasses
 import itertools
 import json
@@ -27,7 +26,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
-from cosmos_ros.core.codec import array_to_image_fields
+from cosmos_ros.nodes.images import rgb_to_image
 from cosmos_ros.sim import evaluation, scenarios
 from cosmos_ros.sim.config import clip_id
 from cosmos_ros.nodes.runner import run_node
@@ -129,16 +128,7 @@ class SimCamera(Node):
             self._clip = None
 
     def _publish_frame(self, rgb: np.ndarray) -> None:
-        pixels = rgb[..., ::-1] if self.encoding == "bgr8" else rgb
-        fields = array_to_image_fields(np.ascontiguousarray(pixels), self.encoding)
-        msg = Image()
-        msg.header.stamp = self.get_clock().now().to_msg()
-        msg.header.frame_id = self.frame_id
-        msg.height, msg.width = fields["height"], fields["width"]
-        msg.encoding, msg.is_bigendian, msg.step = fields["encoding"], fields["is_bigendian"], fields["step"]
-        data = array.array("B")
-        data.frombytes(fields["data"])  # one copy; assigning a numpy array would iterate per byte
-        msg.data = data
+        msg = rgb_to_image(rgb, self.encoding, self.get_clock().now().to_msg(), self.frame_id)
         self._image_pub.publish(msg)
         self._stamps.append((msg.header.stamp.sec, msg.header.stamp.nanosec))
 

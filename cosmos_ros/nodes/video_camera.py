@@ -7,7 +7,6 @@ to width x height and published at `fps` with header stamps from the node clock.
 
 from __future__ import annotations
 
-import array
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,11 +18,10 @@ from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
-from cosmos_ros.core.codec import array_to_image_fields
+from cosmos_ros.nodes.images import ENCODINGS, rgb_to_image
 from cosmos_ros.nodes.runner import run_node
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
-ENCODINGS = ("bgr8", "rgb8", "mono8")
 
 
 def pattern_frames(width: int, height: int, fps: float) -> Iterator[np.ndarray]:
@@ -124,21 +122,7 @@ class VideoCamera(Node):
             return
         if rgb.shape[:2] != (self.height, self.width):
             rgb = cv2.resize(rgb, (self.width, self.height), interpolation=cv2.INTER_AREA)
-        if self.encoding == "bgr8":
-            pixels = rgb[..., ::-1]
-        elif self.encoding == "mono8":
-            pixels = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-        else:
-            pixels = rgb
-        fields = array_to_image_fields(np.ascontiguousarray(pixels), self.encoding)
-        msg = Image()
-        msg.header.stamp = self.get_clock().now().to_msg()
-        msg.header.frame_id = self.frame_id
-        msg.height, msg.width = fields["height"], fields["width"]
-        msg.encoding, msg.is_bigendian, msg.step = fields["encoding"], fields["is_bigendian"], fields["step"]
-        data = array.array("B")
-        data.frombytes(fields["data"])  # one copy; assigning a numpy array would iterate per byte
-        msg.data = data
+        msg = rgb_to_image(rgb, self.encoding, self.get_clock().now().to_msg(), self.frame_id)
         self._pub.publish(msg)
         self.published += 1
 
