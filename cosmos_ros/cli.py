@@ -4,6 +4,8 @@ cosmos-ros demo [--duration S]        camera -> reasoner -> planner listener, re
 cosmos-ros launch NAME [arg:=value]   run launch/NAME.launch.yaml without ROS 2's launch tools
 cosmos-ros model info PRESET          architecture and parameter count of a model preset
 cosmos-ros gen-data --tasks T --out D simulated clips + QA datasets (MuJoCo; USD for Isaac)
+cosmos-ros train sft|grpo --config training/*.yaml   Lightning SFT / GRPO ([train] extra)
+cosmos-ros eval --model DIR --data D  held-out MCQ accuracy by category (table + PNG)
 cosmos-ros export PRESET|DIR OUT/     ONNX graphs (vision, prefill, decode) + manifest, verified vs torch
 cosmos-ros build-engine EXPORT|MODEL  TensorRT engines in the engine cache (GPU + tensorrt)
 cosmos-ros transport-profile          path of the Fast DDS profile for your own camera drivers
@@ -21,6 +23,7 @@ from pathlib import Path
 from cosmos_ros import launch as launcher
 from cosmos_ros.engine import cli as engine_cli
 from cosmos_ros.sim import cli as sim_cli
+from cosmos_ros.training import cli as training_cli
 
 
 def _launch(name: str, arguments: list[str], duration: float | None, show_args: bool) -> int:
@@ -93,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
 
     engine_cli.add_parsers(sub)
     sim_cli.add_parser(sub)
+    training_cli.add_parsers(sub)
 
     sub.add_parser("transport-profile", help="print the path of the Fast DDS large-data profile")
 
@@ -109,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         return _model_info(ns.preset)
     if ns.command in engine_cli.COMMANDS:
         return engine_cli.run(ns)
+    if ns.command in ("train", "eval"):
+        return training_cli.run(ns)
     if ns.command == "gen-data":
         return sim_cli.run(ns)
     if ns.command == "transport-profile":

@@ -1,0 +1,150 @@
+"""`cosmos-ros train sft|grpo` and `cosmos-ros eval`.
+
+    cosmos-ros train sft  --config training/sft_tiny.yaml [--resume auto] [--export DIR] [--trainer.max_steps 100 ...]
+    cosmos-ros train grpo --config training/grpo_tiny.yaml --model.model runs/sft/export
+    cosmos-ros eval --model runs/sft/export --model runs/grpo/export --data data/sim --split test --out runs/eval
+
+`train` is LightningCLI over the module (SFTModule / GRPOModule) and VideoQADataModule: every knob
+is in the YAML and any can be overridden on the command line. `data.model` follows `model.model`
+(the processor must be the model's own). `--resume auto` continues from the run's
+`checkpoints/last.ckpt` when there is one (optimizer, schedule, loop position and sampler epoch
+are restored). After fitting, the weights are exported as an HF-layout directory (default
+`<trainer.default_root_dir>/export`) that `create_engine("torch", DIR)` and the reasoner node load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def add_parsers(subparsers) -> None:
+    train = subparsers.add_parser(
+        "train", help="train a model (SFT or GRPO) with a LightningCLI YAML config",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    train.add_argument("stage", choices=("sft", "grpo"))
+    train.add_argument("lightning_args", nargs=argparse.REMAINDER,
+                       help="--config FILE, --resume auto|CKPT, --export DIR and LightningCLI overrides")  # fmt: skip
+    ev = subparsers.add_parser(
+        "eval", help="held-out MCQ accuracy by category (table + chart), scored as the GRPO reward",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    ev.add_argument("--model", action="append", required=True,
+                    help="checkpoint dir or preset (random init); repeat to compare models")  # fmt: skip
+    ev.add_argument("--name", action="append", help="column name per --model (default: the folder name)")
+    ev.add_argument(
+        "--data", action="append", required=True, help="dataset folder with SPLIT.jsonl; repeatable"
+    )
+    ev.add_argument("--split", default="test")
+    ev.add_argument("--out", type=Path, default=Path("runs/eval"))
+    ev.add_argument("--max-new-tokens", type=int, default=64)
+    ev.add_argument("--batch-size", type=int, default=32)
+    ev.add_argument("--limit", type=int, default=None, help="first N questions only")
+    ev.add_argument("--depth", type=int, default=1, help="category path parts to group by (0: full)")
+    ev.add_argument("--no-random", action="store_true", help="omit the random-guessing column")
+
+
+def _cli_class():
+    from lightning.pytorch.cli import LightningCLI
+
+    class TrainCLI(LightningCLI):
+        def add_arguments_to_parser(self, parser) -> None:
+            parser.link_arguments("model.model", "data.model")
+            parser.link_arguments("model.seed", "data.seed")
+            parser.add_argument(
+                "--resume", default=None, help="'auto' (last.ckpt of this run) or a checkpoint path"
+            )
+            parser.add_argument("--export", default=None, help="HF directory to export to after fitting")
+            parser.add_argument("--checkpoint_every", type=int, default=250, help="steps between checkpoints")
+
+        def instantiate_trainer(self, **kwargs):
+            # Logs and checkpoints live under the run's root, so one override moves the whole run.
+            from lightning.pytorch.callbacks import ModelCheckpoint
+            from lightning.pytorch.loggers import CSVLogger
+
+            root = Path(self._get(self.config, "trainer.default_root_dir") or ".")
+            every = self._get(self.config, "checkpoint_every")
+            if self._get(self.config_init, "trainer.logger") in (None, True):
+                kwargs["logger"] = CSVLogger(root, name="logs")
+            callbacks = list(self._get(self.config_init, "trainer.callbacks") or [])
+            callbacks.append(ModelCheckpoint(root / "checkpoints", save_last=True, save_top_k=-1,
+                                             every_n_train_steps=every))  # fmt: skip
+            kwargs["callbacks"] = callbacks
+            return super().instantiate_trainer(**kwargs)
+
+    return TrainCLI
+
+
+def resume_path(resume: str | None, root: Path) -> str | None:
+    if resume in (None, "", "none"):
+        return None
+    if resume == "auto":
+        last = root / "checkpoints" / "last.ckpt"
+        return str(last) if last.is_file() else None
+    return resume
+
+
+def train(stage: str, args: list[str]) -> int:
+    from cosmos_ros.training.datamodule import VideoQADataModule
+    from cosmos_ros.training.grpo import GRPOModule
+    from cosmos_ros.training.sft import SFTModule
+
+    module = {"sft": SFTModule, "grpo": GRPOModule}[stage]
+    cli = _cli_class()(
+        module, VideoQADataModule, args=args, run=False, save_config_kwargs={"overwrite": True},
+        trainer_defaults={"use_distributed_sampler": False},
+    )  # fmt: skip
+    root = Path(cli.trainer.default_root_dir)
+    ckpt = resume_path(cli.config.get("resume"), root)
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt)
+    skipped = dict(cli.datamodule.skips)
+    if cli.trainer.is_global_zero:
+        export = Path(cli.config.get("export") or root / "export")
+        cli.model.export(export)
+        print(
+            json.dumps({"exported": str(export), "skipped": skipped, "global_step": cli.trainer.global_step})
+        )
+    return 0
+
+
+def evaluate(ns: argparse.Namespace) -> int:
+    from cosmos_ros.training.evaluate import chance, evaluate_model, markdown_table, write_report
+
+    names = ns.name or []
+    if names and len(names) != len(ns.model):
+        print("cosmos-ros eval: give one --name per --model", file=sys.stderr)
+        return 2
+    results, records = {}, []
+    for i, model in enumerate(ns.model):
+        name = names[i] if names else Path(model).name
+        results[name], records = evaluate_model(
+            model, ns.data, ns.split, max_new_tokens=ns.max_new_tokens, depth=ns.depth,
+            batch_size=ns.batch_size, limit=ns.limit, samples_out=ns.out / f"samples_{name}.jsonl",
+        )  # fmt: skip
+    if not ns.no_random and records:
+        results = {"random": chance(records, ns.depth), **results}
+    files = write_report(results, ns.out)
+    print(markdown_table(results))
+    print(f"wrote {files['table']}, {files['chart']}")
+    return 0
+
+
+def run(ns: argparse.Namespace) -> int:
+    if ns.command == "train":
+        args = [a for a in ns.lightning_args if a != "--"]
+        return train(ns.stage, args)
+    return evaluate(ns)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Standalone entry (`python -m cosmos_ros.training.cli ...`)."""
+    parser = argparse.ArgumentParser(prog="cosmos-ros")
+    add_parsers(parser.add_subparsers(dest="command", required=True))
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""Held-out MCQ accuracy by category, scored exactly as the GRPO reward scores (core.answers).
+
+    results = evaluate_model("model/cosmos-reason1-tiny", ["data/sim"], split="test")
+    write_report({"random": chance(records), "sft": r1, "grpo": r2}, "runs/eval")  # table.md + chart.png
+
+Generation is greedy (temperature 0, as served) with the same prompt, processor and positions as
+the engine. Categories are the dataset's `category` field, cut to `depth` path parts
+("object_permanence/plausibility" at depth 1 is "object_permanence").
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+
+from cosmos_ros.core.answers import AnswerStatus, accuracy_reward, format_reward, parse_answer
+from cosmos_ros.training.data import Record
+
+ALL = "all"
+
+
+def category_of(record: Record, depth: int) -> str:
+    return "/".join(record.category.split("/")[:depth]) if depth > 0 else record.category
+
+
+def chance(records: list[Record], depth: int = 1) -> dict:
+    """Expected accuracy of uniform random guessing among the options, per category."""
+    sums, counts = defaultdict(float), defaultdict(int)
+    for r in records:
+        for key in (category_of(r, depth), ALL):
+            sums[key] += 1 / max(1, len(r.options))
+            counts[key] += 1
+    return {k: {"accuracy": sums[k] / counts[k], "format": 0.0, "none": 0.0, "n": counts[k]} for k in counts}
+
+
+def summarize(records: list[Record], texts: list[str], depth: int = 1) -> dict:
+    """{category: {accuracy, format, none, n}} plus "all"."""
+    rows = defaultdict(lambda: {"accuracy": 0.0, "format": 0.0, "none": 0.0, "n": 0})
+    for record, text in zip(records, texts):
+        acc = accuracy_reward(text, record.answer, record.options)
+        fmt = format_reward(text)
+        none = float(parse_answer(text, record.options).status is AnswerStatus.NONE)
+        for key in (category_of(record, depth), ALL):
+            row = rows[key]
+            row["accuracy"] += acc
+            row["format"] += fmt
+            row["none"] += none
+            row["n"] += 1
+    return {
+        k: {**{m: v[m] / v["n"] for m in ("accuracy", "format", "none")}, "n": v["n"]}
+        for k, v in rows.items()
+    }
+
+
+@torch.no_grad()
+def generate_answers(
+    model, tokenizer, datamodule, split: str, max_new_tokens: int
+) -> tuple[list[Record], list[str]]:
+    from cosmos_ros.training.grpo import prompt_only
+    from cosmos_ros.training.rollout import sample
+
+    model.eval()
+    records, texts = [], []
+    for batch in datamodule._loader(split, datamodule.hparams.eval_batch_size, shuffle=False):
+        if batch is None:
+            continue
+        out = sample(model, prompt_only(batch), tokenizer, max_new_tokens=max_new_tokens, temperature=0.0)
+        records += batch["records"]
+        texts += out.texts
+    return records, texts
+
+
+def evaluate_model(model: str, data_dirs: list[str], split: str = "test", *, max_new_tokens: int = 64,
+                   depth: int = 1, batch_size: int = 32, limit: int | None = None, seed: int = 0,
+                   samples_out: str | Path | None = None) -> tuple[dict, list[Record]]:  # fmt: skip
+    """(per-category results, the scored records) of a preset (random init from seed) or checkpoint dir."""
+    from cosmos_ros.training.datamodule import VideoQADataModule
+    from cosmos_ros.training.sft import load_trainable
+
+    net, tokenizer, _, _ = load_trainable(model, seed)
+    dm = VideoQADataModule(
+        data_dirs, model=model, eval_batch_size=batch_size, limit_eval=limit, test_split=split
+    )
+    records, texts = generate_answers(net, tokenizer, dm, split, max_new_tokens)
+    if samples_out:
+        Path(samples_out).parent.mkdir(parents=True, exist_ok=True)
+        with open(samples_out, "w") as f:
+            f.writelines(
+                json.dumps({"id": r.id, "category": r.category, "answer": r.answer, "output": t}) + "\n"
+                for r, t in zip(records, texts)
+            )
+    results = summarize(records, texts, depth)
+    results["_skipped"] = dict(dm.skips)
+    return results, records
+
+
+def markdown_table(results: dict[str, dict]) -> str:
+    """One row per category, accuracy per model (and the format-reward rate in the last row)."""
+    names = list(results)
+    categories = sorted({c for r in results.values() for c in r if not c.startswith("_")} - {ALL}) + [ALL]
+    lines = ["| category | n | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
+    for c in categories:
+        n = next((r[c]["n"] for r in results.values() if c in r), 0)
+        cells = [f"{results[m][c]['accuracy']:.3f}" if c in results[m] else "–" for m in names]
+        lines.append(f"| {c} | {n} | " + " | ".join(cells) + " |")
+    cells = [f"{results[m][ALL]['format']:.3f}" if ALL in results[m] else "–" for m in names]
+    lines.append("| format reward rate | | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(
+    results: dict[str, dict], out: str | Path, title: str = "held-out MCQ accuracy"
+) -> dict[str, Path]:
+    """table.md, results.json and chart.png (grouped bars: accuracy per category per model) in `out`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "table.md").write_text(markdown_table(results))
+    (out / "results.json").write_text(json.dumps(results, indent=1))
+    names = list(results)
+    categories = sorted({c for r in results.values() for c in r if not c.startswith("_")} - {ALL}) + [ALL]
+    width = 0.8 / max(1, len(names))
+    fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(categories), 3.6))
+    for i, name in enumerate(names):
+        values = [results[name].get(c, {}).get("accuracy", 0.0) for c in categories]
+        ax.bar([x + i * width for x in range(len(categories))], values, width, label=name)
+    ax.set_xticks([x + width * (len(names) - 1) / 2 for x in range(len(categories))], categories, fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("accuracy")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "chart.png", dpi=120)
+    plt.close(fig)
+    return {"table": out / "table.md", "chart": out / "chart.png", "results": out / "results.json"}

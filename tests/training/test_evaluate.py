@@ -1,0 +1,43 @@
+"""Evaluation scores like the reward, per category, and writes a table and a chart."""
+
+from __future__ import annotations
+
+import pytest
+
+from cosmos_ros.training.data import Record
+from cosmos_ros.training.evaluate import chance, markdown_table, summarize, write_report
+
+
+def _record(category: str, answer: str = "A", options=("x", "y")) -> Record:
+    return Record(
+        video=None, prompt_text="", reply="", options=tuple(options), answer=answer, category=category
+    )
+
+
+def test_accuracy_and_format_rate_per_category_use_the_reward_scoring():
+    records = [_record("a/one"), _record("a/two"), _record("b/one", "B")]
+    texts = [
+        "<think>\n\n</think>\n\n<answer>\nA\n</answer>",  # right, strict
+        "<answer>\nA\n</answer>",  # right, not strict
+        "<think>\n\n</think>\n\n<answer>\nA\n</answer>",  # wrong
+    ]
+    results = summarize(records, texts, depth=1)
+    assert results["a"] == {"accuracy": 1.0, "format": 0.5, "none": 0.0, "n": 2}
+    assert results["b"]["accuracy"] == 0.0
+    assert results["all"]["accuracy"] == pytest.approx(2 / 3)
+
+
+def test_chance_is_one_over_the_number_of_options():
+    results = chance([_record("a", options=("x", "y")), _record("b", options=("p", "q", "r", "s"))])
+    assert results["a"]["accuracy"] == 0.5 and results["b"]["accuracy"] == 0.25
+    assert results["all"]["accuracy"] == pytest.approx(0.375)
+
+
+def test_report_writes_a_markdown_table_and_a_png_chart(tmp_path):
+    records = [_record("a")]
+    results = {"random": chance(records), "sft": summarize(records, ["<answer>\nA\n</answer>"])}
+    files = write_report(results, tmp_path)
+    assert files["chart"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = files["table"].read_text()
+    assert table == markdown_table(results)
+    assert "| a | 1 | 0.500 | 1.000 |" in table and "format reward rate" in table
