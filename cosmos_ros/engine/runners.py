@@ -21,6 +21,7 @@ from transformers import DynamicCache
 
 from cosmos_ros.model.hybrid_processor import HybridInputs, collate_hybrid_inputs
 from cosmos_ros.model.mamba_kernels import mamba_implementation
+from cosmos_ros.model.positions import rope_index
 from cosmos_ros.model.processor import VideoInputs, collate_video_inputs
 
 
@@ -40,13 +41,7 @@ class DenseRunner:
 
     def prefill(self, batch: dict, cache, logits_to_keep: int = 1) -> tuple[torch.Tensor, dict]:
         """Logits (B, logits_to_keep or L, V) and the per-row state the decode steps need."""
-        position_ids, rope_deltas = self.model.model.get_rope_index(
-            batch["input_ids"],
-            batch["mm_token_type_ids"],
-            video_grid_thw=batch["video_grid_thw"],
-            second_per_grid_ts=batch["second_per_grid_ts"],
-            attention_mask=batch["attention_mask"],
-        )  # (3, B, L), (B, 1)
+        position_ids, rope_deltas = rope_index(self.model, batch)  # (3, B, L), (B, 1)
         out = self.model(
             **batch,
             position_ids=position_ids,

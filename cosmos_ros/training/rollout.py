@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 from transformers import DynamicCache
 
+from cosmos_ros.model.positions import rope_index
+
 
 @dataclass
 class Completions:
@@ -22,23 +24,13 @@ class Completions:
     texts: list[str]  # decoded, without the stop token
 
 
-def _rope(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    return model.model.get_rope_index(
-        batch["input_ids"],
-        batch["mm_token_type_ids"],
-        video_grid_thw=batch["video_grid_thw"],
-        second_per_grid_ts=batch["second_per_grid_ts"],
-        attention_mask=batch["attention_mask"],
-    )  # (3, B, L), (B, 1)
-
-
 @torch.no_grad()
 def sample(model, batch: dict, tokenizer, *, max_new_tokens: int, temperature: float,
            generator: torch.Generator | None = None) -> Completions:  # fmt: skip
     """Generate from a left-padded prompt batch; temperature 0 is greedy. Stops at EOS (<|im_end|>)."""
     eos = tokenizer.eos_token_id
     pad = tokenizer.pad_token_id
-    position_ids, rope_deltas = _rope(model, batch)
+    position_ids, rope_deltas = rope_index(model, batch)
     cache = DynamicCache(config=model.config)
     prompt = {k: batch[k] for k in ("input_ids", "attention_mask", "mm_token_type_ids",
                                     "pixel_values_videos", "video_grid_thw", "second_per_grid_ts")}  # fmt: skip
@@ -93,7 +85,7 @@ def completion_logprobs(model, batch: dict, completions: Completions) -> torch.T
         "video_grid_thw": batch["video_grid_thw"],
         "second_per_grid_ts": batch["second_per_grid_ts"],
     }
-    position_ids, _ = _rope(model, full)
+    position_ids, _ = rope_index(model, full)
     logits = model(**full, position_ids=position_ids, use_cache=False).logits  # (B, P + T, V)
     logits = logits[:, prompt_len - 1 : -1].float()  # predicts tokens[:, 0..T-1]
     logp = torch.log_softmax(logits, dim=-1).gather(-1, tokens[..., None]).squeeze(-1)

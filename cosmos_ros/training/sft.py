@@ -17,6 +17,7 @@ import math
 import lightning as L
 import torch
 
+from cosmos_ros.model.positions import rope_index
 from cosmos_ros.training.datamodule import weighted_token_loss
 
 MODEL_KEYS = ("input_ids", "attention_mask", "mm_token_type_ids", "pixel_values_videos",
@@ -70,10 +71,7 @@ def forward_logits(model, batch: dict, keep: int = 0) -> torch.Tensor:
     serving engine computes them. Keeping only the reply's logits skips most of the LM head."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     inputs = model_inputs(batch, next(model.parameters()).dtype)
-    position_ids, _ = base.model.get_rope_index(
-        inputs["input_ids"], inputs["mm_token_type_ids"], video_grid_thw=inputs["video_grid_thw"],
-        second_per_grid_ts=inputs["second_per_grid_ts"], attention_mask=inputs["attention_mask"],
-    )  # fmt: skip
+    position_ids, _ = rope_index(base, inputs)
     return model(**inputs, position_ids=position_ids, use_cache=False, logits_to_keep=keep).logits
 
 
