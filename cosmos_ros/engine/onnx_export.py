@@ -142,24 +142,48 @@ def _language_jobs(model, prefill_inputs: Callable, chunk: int, dense: bool) -> 
     ]  # fmt: skip
 
 
+def _dense_vision_example(grids: list[list[int]], vision_config) -> tuple[torch.Tensor, ...]:
+    """Vision graph inputs for clips of these (t, h, w) patch grids, with random pixels."""
+    grid_thw = torch.tensor(grids)
+    channels = vision_config.in_channels * vision_config.temporal_patch_size * vision_config.patch_size**2
+    pixels = torch.randn(
+        int(grid_thw.prod(dim=1).sum()), channels, generator=torch.Generator().manual_seed(0)
+    )
+    return (pixels, *dense_vision_inputs(grid_thw, vision_config).values())
+
+
 def dense_jobs(bundle: ModelBundle) -> list[GraphJob]:
     model, items = bundle.model, _example_items(bundle)
     vision = DenseVisionGraph(model)
-    unit = model.config.vision_config.spatial_merge_size**2
+    vision_config = model.config.vision_config
+    unit = vision_config.spatial_merge_size**2
 
     def vision_args(rows):
         batch = collate_video_inputs([items[i] for i in rows], bundle.tokenizer.pad_token_id or 0)
-        extra = dense_vision_inputs(batch["video_grid_thw"], model.config.vision_config)
+        extra = dense_vision_inputs(batch["video_grid_thw"], vision_config)
         return batch, (batch["pixel_values_videos"].float(), *extra.values())
 
+    # Grids with several windows per frame, windows cut short at the frame's edge and frames of
+    # two sizes, so every block axis is dynamic and differs from every other in the example.
+    side = vision_config.spatial_merge_size
+    window = vision_config.window_size // vision_config.patch_size // side  # merged patches per side
+    example = [[1, (window + 1) * side, (2 * window - 1) * side], [2, (window + 2) * side, window * side]]
+    check = [[2, max(window - 1, 1) * side, (window + 1) * side]]
     merged = Dim("merged", min=1)
     patches = unit * merged
+    frame_blocks = {0: Dim("grid_frames", min=1), 1: Dim("frame_patches", min=1)}
+    window_blocks = {0: Dim("windows", min=1), 1: Dim("window_patches", min=1)}
     vision_job = GraphJob(
-        "vision", vision, vision_args([0, 1])[1], vision_args([1])[1],
-        ({0: patches}, {0: patches}, {0: merged}, {0: merged}, {0: patches}, {0: patches}),
+        "vision", vision, _dense_vision_example(example, vision_config), _dense_vision_example(check, vision_config),
+        ({0: patches}, {0: patches}, {0: merged}, {0: merged}, frame_blocks, frame_blocks, {0: patches},
+         window_blocks, window_blocks, {0: patches}),
         {"pixel_values": {0: "patches"}, "rotary_position_ids": {0: "patches"}, "window_index": {0: "merged"},
-         "reverse_window_index": {0: "merged"}, "frame_segment_ids": {0: "patches"},
-         "window_segment_ids": {0: "patches"}, "media_embeds": {0: "merged"}},
+         "reverse_window_index": {0: "merged"},
+         "frame_block_index": {0: "grid_frames", 1: "frame_patches"},
+         "frame_block_mask": {0: "grid_frames", 1: "frame_patches"}, "frame_unblock_index": {0: "patches"},
+         "window_block_index": {0: "windows", 1: "window_patches"},
+         "window_block_mask": {0: "windows", 1: "window_patches"}, "window_unblock_index": {0: "patches"},
+         "media_embeds": {0: "merged"}},
     )  # fmt: skip
 
     def prefill_inputs(rows):

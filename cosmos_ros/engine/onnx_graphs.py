@@ -4,10 +4,12 @@ Each wraps transformers' own submodules (composed, not copied); what the wrapper
 an exported graph cannot take from Python at run time:
 
 - `DenseVisionGraph` (Qwen2.5-VL): rotary positions, window order and the two attention
-  segmentations (one segment per frame for the full-attention blocks, one per window for the
+  segmentations (one block per frame for the full-attention layers, one per window for the
   others) are inputs computed outside the graph by `dense_vision_inputs` from `video_grid_thw`.
-  transformers splits attention by `cu_seqlens.tolist()`, which an export bakes in; here a
-  segment-id mask (`seg[:, None] == seg[None, :]`) does the same work with dynamic shapes.
+  transformers splits attention by `cu_seqlens.tolist()`, which an export bakes in; here each
+  segmentation comes as a padded gather index (blocks, longest block) with a key mask for the
+  padding and the index that puts the blocks' rows back in sequence order, so attention runs
+  batched over blocks — as cheap as transformers' per-window loop, with dynamic shapes.
 - `HybridVisionGraph` (InternVL): vision tower + pixel shuffle + projector as they are.
 - `LanguageGraph`: prefill (video embeddings scattered over the media tokens, all positions in,
   last position's logits out) or one decode step, with the KV cache — and the hybrid's Mamba-2
@@ -49,10 +51,19 @@ def state_names(config, prefix: str) -> list[str]:
     return names
 
 
-def segment_ids(cu_seqlens: torch.Tensor) -> torch.Tensor:
-    """Cumulative boundaries (S + 1,) → the segment of every position (cu_seqlens[-1],) int64."""
-    lengths = (cu_seqlens[1:] - cu_seqlens[:-1]).long()
-    return torch.repeat_interleave(torch.arange(len(lengths)), lengths)
+def attention_blocks(cu_seqlens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Contiguous segments (cumulative boundaries, S + 1) as padded blocks for batched attention:
+    index (S, longest) of each block's positions (padding repeats the block's first), key mask
+    (S, longest) bool, False on padding, and unblock (cu_seqlens[-1],): the row of the flattened
+    (S · longest) blocks that holds each position."""
+    starts = cu_seqlens[:-1].long()
+    lengths = cu_seqlens[1:].long() - starts
+    offsets = torch.arange(int(lengths.max()))
+    mask = offsets[None, :] < lengths[:, None]  # (S, longest)
+    index = torch.where(mask, starts[:, None] + offsets[None, :], starts[:, None])
+    block = torch.repeat_interleave(torch.arange(len(lengths)), lengths)  # (N,)
+    unblock = block * len(offsets) + torch.arange(len(block)) - starts[block]
+    return index, mask, unblock
 
 
 def dense_vision_inputs(grid_thw: torch.Tensor, vision_config) -> dict[str, torch.Tensor]:
@@ -66,12 +77,15 @@ def dense_vision_inputs(grid_thw: torch.Tensor, vision_config) -> dict[str, torc
     )
     n = positions.shape[0]
     in_window_order = positions.reshape(n // unit, unit, 2)[window_index].reshape(n, 2)
+    # Windows never cross frames, so each frame is a contiguous run in window order too.
+    frames = attention_blocks(get_vision_cu_seqlens(grid_thw))
+    windows = attention_blocks(cu_window)
     return {
         "rotary_position_ids": in_window_order.long(),
         "window_index": window_index.long(),
         "reverse_window_index": torch.argsort(window_index).long(),
-        "frame_segment_ids": segment_ids(get_vision_cu_seqlens(grid_thw)),
-        "window_segment_ids": segment_ids(cu_window),
+        **dict(zip(("frame_block_index", "frame_block_mask", "frame_unblock_index"), frames)),
+        **dict(zip(("window_block_index", "window_block_mask", "window_unblock_index"), windows)),
     }
 
 
@@ -85,13 +99,16 @@ class RopeIndex:
         self.config = config
 
 
-def _vision_attention(attn, x: torch.Tensor, cos, sin, mask: torch.Tensor) -> torch.Tensor:
+def _block_attention(attn, x: torch.Tensor, cos, sin, index, mask, unblock) -> torch.Tensor:
+    """Attention of x (N, C) within blocks: `index`, `mask` (blocks, L), `unblock` (N,)."""
     n = x.shape[0]
     q, k, v = attn.qkv(x).reshape(n, 3, attn.num_heads, -1).permute(1, 0, 2, 3).unbind(0)
-    q, k = apply_rotary_pos_emb_vision(q, k, cos, sin)
-    q, k, v = (t.transpose(0, 1).unsqueeze(0) for t in (q, k, v))  # (1, heads, N, d)
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=attn.scaling)
-    return attn.proj(out.squeeze(0).transpose(0, 1).reshape(n, -1))
+    q, k = apply_rotary_pos_emb_vision(q, k, cos, sin)  # (N, heads, d)
+    qkv = torch.stack((q, k, v))[:, index].transpose(2, 3)  # (3, blocks, heads, L, d)
+    out = F.scaled_dot_product_attention(
+        qkv[0], qkv[1], qkv[2], attn_mask=mask[:, None, None, :], scale=attn.scaling
+    )  # (blocks, heads, L, d)
+    return attn.proj(out.transpose(1, 2).reshape(-1, x.shape[1])[unblock])
 
 
 class DenseVisionGraph(nn.Module):
@@ -99,7 +116,8 @@ class DenseVisionGraph(nn.Module):
 
     input_names = (
         "pixel_values", "rotary_position_ids", "window_index", "reverse_window_index",
-        "frame_segment_ids", "window_segment_ids",
+        "frame_block_index", "frame_block_mask", "frame_unblock_index",
+        "window_block_index", "window_block_mask", "window_unblock_index",
     )  # fmt: skip
     output_names = ("media_embeds",)
 
@@ -108,17 +126,18 @@ class DenseVisionGraph(nn.Module):
         self.visual = model.model.visual
 
     def forward(self, pixel_values, rotary_position_ids, window_index, reverse_window_index,
-                frame_segment_ids, window_segment_ids):  # fmt: skip
+                frame_block_index, frame_block_mask, frame_unblock_index,
+                window_block_index, window_block_mask, window_unblock_index):  # fmt: skip
         v = self.visual
         x = v.patch_embed(pixel_values)  # (N, C)
         n = x.shape[0]
         x = x.reshape(n // v.spatial_merge_unit, v.spatial_merge_unit, -1)[window_index].reshape(n, -1)
         cos, sin = v.rotary_pos_emb(x, rotary_position_ids)  # (N, head_dim) each
-        full = frame_segment_ids[:, None] == frame_segment_ids[None, :]  # (N, N) bool
-        window = window_segment_ids[:, None] == window_segment_ids[None, :]
+        frames = (frame_block_index, frame_block_mask, frame_unblock_index)
+        windows = (window_block_index, window_block_mask, window_unblock_index)
         for i, block in enumerate(v.blocks):
-            mask = full if i in v.fullatt_block_indexes else window
-            x = x + _vision_attention(block.attn, block.norm1(x), cos, sin, mask)
+            blocks = frames if i in v.fullatt_block_indexes else windows
+            x = x + _block_attention(block.attn, block.norm1(x), cos, sin, *blocks)
             x = x + block.mlp(block.norm2(x))
         return v.merger(x)[reverse_window_index]  # (N / merge², hidden), back in patch order
 

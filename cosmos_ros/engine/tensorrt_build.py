@@ -118,9 +118,23 @@ def label_ranges(
             grids[1] * max(1, tokens[1]),
             grids[2] * max(1, tokens[1]) * profiles.batch[2],
         ]
+        unit = merge * merge
         ranges["merged"] = merged
-        ranges["patches"] = [m * merge * merge for m in merged]
+        ranges["patches"] = [m * unit for m in merged]
         ranges["media"] = merged
+        # Attention blocks: one per grid frame (all its patches), one per window (at most
+        # side² merged patches; windows at a frame's edge are cut short).
+        side = vision["window_size"] // patch // merge
+        largest = max(1, tokens[1])
+        frames = [grids[0], grids[1], grids[2] * profiles.batch[2]]
+        ranges["grid_frames"] = frames
+        ranges["frame_patches"] = [max(1, tokens[0]) * unit, largest * unit, largest * unit]
+        window = min(side * side, largest) * unit
+        ranges["window_patches"] = [unit, window, window]
+        # ceil(h/s)·ceil(w/s) windows for an h × w frame, at most this for h·w ≤ largest
+        # (h + w ≤ largest + 1: the thinnest frame has the most windows).
+        most = (largest + (side - 1) * (largest + 1) + (side - 1) ** 2) // side**2
+        ranges["windows"] = [frames[0], frames[1] * math.ceil(largest / side**2), frames[2] * most]
     return ranges
 
 
@@ -180,6 +194,7 @@ def build_engines(
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     require_tensorrt(device)
     import tensorrt as trt
+
     profiles = profiles or Profiles()
     import torch
 

@@ -117,14 +117,28 @@ def test_hybrid_profiles_round_prompt_lengths_up_to_the_chunk_and_count_media_pe
     assert ranges["frames"] == [1, 8, 32] and ranges["media"] == [256, 2048, 8192]
 
 
+DENSE_CONFIG = {"vision_config": {"spatial_merge_size": 2, "patch_size": 14, "temporal_patch_size": 2,
+                                   "window_size": 112}}  # fmt: skip
+DENSE_PROCESSOR = {"size": {"shortest_edge": 128 * 784, "longest_edge": 768 * 784}}
+
+
 def test_dense_profiles_count_merged_patches_from_the_pixel_budget():
-    config = {"vision_config": {"spatial_merge_size": 2, "patch_size": 14, "temporal_patch_size": 2}}
-    processor = {"size": {"shortest_edge": 128 * 784, "longest_edge": 768 * 784}}
     ranges = label_ranges(
-        fake_manifest("dense", 1), config, processor, Profiles(batch=(1, 1, 1), frames=(2, 8, 16))
+        fake_manifest("dense", 1), DENSE_CONFIG, DENSE_PROCESSOR, Profiles(batch=(1, 1, 1), frames=(2, 8, 16))
     )
     assert ranges["merged"] == [128, 4 * 768, 8 * 768]
     assert ranges["patches"] == [4 * m for m in ranges["merged"]]
+
+
+def test_dense_profiles_bound_the_attention_blocks_by_frames_and_windows():
+    ranges = label_ranges(
+        fake_manifest("dense", 1), DENSE_CONFIG, DENSE_PROCESSOR, Profiles(batch=(1, 1, 2), frames=(2, 8, 16))
+    )
+    assert ranges["grid_frames"] == [1, 4, 16]
+    assert ranges["frame_patches"] == [4 * 128, 4 * 768, 4 * 768]
+    assert ranges["window_patches"] == [4, 4 * 16, 4 * 16]  # a window: 4 × 4 merged patches
+    # opt: square frames of 768 merged patches (48 windows); max: 1 × 768 slivers (192 windows)
+    assert ranges["windows"] == [1, 4 * 48, 16 * 192]
 
 
 def test_profile_shapes_fill_each_dynamic_axis_with_min_opt_max():

@@ -93,3 +93,29 @@ def test_vision_and_projector_match_transformers_within_1e_4(exports, torch_engi
     (got,) = session.run(None, {k: v.numpy() for k, v in feeds.items()})
     assert got.shape == tuple(expected.shape)
     assert np.abs(got - expected.numpy()).max() <= 1e-4
+
+
+@pytest.mark.parametrize(
+    "grids",
+    [[[1, 10, 14]], [[3, 6, 10], [2, 12, 16]]],
+    ids=["windows-cut-short-at-the-frame-edge", "clips-of-several-frames-and-two-sizes"],
+)
+def test_dense_vision_matches_transformers_on_any_grid_within_1e_4(exports, torch_engines, grids):
+    from cosmos_ros.engine.onnx_graphs import dense_vision_inputs
+
+    model = torch_engines["tiny-dense"].model
+    vision_config = model.config.vision_config
+    window = vision_config.window_size // vision_config.patch_size
+    grid_thw = torch.tensor(grids)
+    assert any(h % window or w % window for _, h, w in grids)  # some windows are cut short
+    pixels = torch.randn(int(grid_thw.prod(dim=1).sum()), 3 * 2 * vision_config.patch_size**2)
+    with torch.inference_mode():
+        expected = model.model.get_video_features(pixels, grid_thw).pooler_output
+    expected = torch.cat(list(expected)) if isinstance(expected, (list, tuple)) else expected
+    session = ort.InferenceSession(
+        str(exports["tiny-dense"] / "vision.onnx"), providers=["CPUExecutionProvider"]
+    )
+    feeds = {"pixel_values": pixels, **dense_vision_inputs(grid_thw, vision_config)}
+    (got,) = session.run(None, {k: v.numpy() for k, v in feeds.items()})
+    assert got.shape == tuple(expected.shape)
+    assert np.abs(got - expected.numpy()).max() <= 1e-4
