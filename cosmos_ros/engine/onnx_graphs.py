@@ -15,14 +15,19 @@ an exported graph cannot take from Python at run time:
   last position's logits out) or one decode step, with the KV cache — and the hybrid's Mamba-2
   conv / SSM states — as explicit inputs (`past.*`) and outputs (`present.*`). The causal +
   padding mask is built in the graph from the 2-D `attention_mask`; dense mRoPE `position_ids`
-  come from outside (the torch runner's `get_rope_index`).
+  come from outside (the torch runner's `get_rope_index`). Attention runs as
+  `grouped_query_attention`: transformers' sdpa path repeats every key / value head for its
+  query heads when traced (`repeat_kv`), a copy of the whole cache per layer and step.
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers import AttentionInterface
 from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import (
     Qwen2_5_VLModel,
     apply_rotary_pos_emb_vision,
@@ -99,20 +104,40 @@ class RopeIndex:
         self.config = config
 
 
-def _block_attention(attn, x: torch.Tensor, cos, sin, index, mask, unblock) -> torch.Tensor:
-    """Attention of x (N, C) within blocks: `index`, `mask` (blocks, L), `unblock` (N,)."""
-    n = x.shape[0]
-    q, k, v = attn.qkv(x).reshape(n, 3, attn.num_heads, -1).permute(1, 0, 2, 3).unbind(0)
-    q, k = apply_rotary_pos_emb_vision(q, k, cos, sin)  # (N, heads, d)
-    qkv = torch.stack((q, k, v))[:, index].transpose(2, 3)  # (3, blocks, heads, L, d)
-    out = F.scaled_dot_product_attention(
-        qkv[0], qkv[1], qkv[2], attn_mask=mask[:, None, None, :], scale=attn.scaling
-    )  # (blocks, heads, L, d)
-    return attn.proj(out.transpose(1, 2).reshape(-1, x.shape[1])[unblock])
+def _rows(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """x[index] for an index of any shape, as one flat row gather (ONNX Gather, not GatherND)."""
+    return x.index_select(0, index.reshape(-1)).reshape(*index.shape, *x.shape[1:])
+
+
+class AttentionBlocks:
+    """One segmentation of the vision sequence, ready for `_block_attention`: the padded block
+    index (S, L), an additive key bias (S, 1, 1, L) that hides the padding, the rotary cos / sin
+    gathered into block order (S, L, head_dim) and the unblock index (N,)."""
+
+    def __init__(self, index, mask, unblock, cos, sin):
+        zero = torch.zeros((), dtype=cos.dtype)
+        self.index, self.unblock = index, unblock
+        self.bias = torch.where(mask, zero, torch.finfo(cos.dtype).min)[:, None, None, :]
+        self.cos, self.sin = _rows(cos, index), _rows(sin, index)
+
+
+def _block_attention(attn, x: torch.Tensor, blocks: AttentionBlocks) -> torch.Tensor:
+    """Attention of x (N, C) within each block, every block at once: (S, heads, L, L) scores."""
+    count, length = blocks.index.shape
+    qkv = _rows(attn.qkv(x), blocks.index).reshape(count, length, 3, attn.num_heads, -1)
+    q, k, v = qkv.unbind(2)  # (S, L, heads, d)
+    q, k = apply_rotary_pos_emb_vision(q, k, blocks.cos, blocks.sin)
+    scores = (q.transpose(1, 2) * attn.scaling) @ k.permute(0, 2, 3, 1) + blocks.bias  # (S, heads, L, L)
+    out = scores.softmax(dim=-1) @ v.transpose(1, 2)  # (S, heads, L, d)
+    out = out.transpose(1, 2).reshape(count * length, -1).index_select(0, blocks.unblock)  # (N, C)
+    return attn.proj(out)
 
 
 class DenseVisionGraph(nn.Module):
-    """Qwen2.5-VL vision tower + merger: (N, C·tp·p²) patches → (N / merge², hidden) embeddings."""
+    """Qwen2.5-VL vision tower + merger: (N, C·tp·p²) patches → (N / merge², hidden) embeddings.
+
+    The patch embedding's Conv3d has kernel = stride = one patch, so it runs as the matmul it is
+    (onnxruntime's Conv is several times slower on these shapes)."""
 
     input_names = (
         "pixel_values", "rotary_position_ids", "window_index", "reverse_window_index",
@@ -129,17 +154,18 @@ class DenseVisionGraph(nn.Module):
                 frame_block_index, frame_block_mask, frame_unblock_index,
                 window_block_index, window_block_mask, window_unblock_index):  # fmt: skip
         v = self.visual
-        x = v.patch_embed(pixel_values)  # (N, C)
+        weight = v.patch_embed.proj.weight
+        x = F.linear(pixel_values.to(weight.dtype), weight.reshape(weight.shape[0], -1))  # (N, C)
         n = x.shape[0]
-        x = x.reshape(n // v.spatial_merge_unit, v.spatial_merge_unit, -1)[window_index].reshape(n, -1)
+        x = _rows(x.reshape(n // v.spatial_merge_unit, -1), window_index).reshape(n, -1)
         cos, sin = v.rotary_pos_emb(x, rotary_position_ids)  # (N, head_dim) each
-        frames = (frame_block_index, frame_block_mask, frame_unblock_index)
-        windows = (window_block_index, window_block_mask, window_unblock_index)
+        frames = AttentionBlocks(frame_block_index, frame_block_mask, frame_unblock_index, cos, sin)
+        windows = AttentionBlocks(window_block_index, window_block_mask, window_unblock_index, cos, sin)
         for i, block in enumerate(v.blocks):
             blocks = frames if i in v.fullatt_block_indexes else windows
-            x = x + _block_attention(block.attn, block.norm1(x), cos, sin, *blocks)
+            x = x + _block_attention(block.attn, block.norm1(x), blocks)
             x = x + block.mlp(block.norm2(x))
-        return v.merger(x)[reverse_window_index]  # (N / merge², hidden), back in patch order
+        return _rows(v.merger(x), reverse_window_index)  # (N / merge², hidden), back in patch order
 
 
 class HybridVisionGraph(nn.Module):
@@ -217,6 +243,38 @@ def scatter_media(embeds: torch.Tensor, is_media: torch.Tensor, media: torch.Ten
     return torch.where(is_media[..., None], gathered, embeds)
 
 
+GROUPED_ATTENTION = "cosmos_ros_grouped"
+
+
+def grouped_query_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+    """A transformers attention function: the query heads of each key / value head attend as one
+    group against it, so keys and values are read where they are, never repeated per query head.
+    query (B, H, Q, d), key / value (B, G, K, d), additive mask (B, 1, Q, K) → (B, Q, H, d)."""
+    batch, heads, length, dim = query.shape
+    groups = key.shape[1]
+    scale = dim**-0.5 if scaling is None else scaling
+    grouped = query.reshape(batch, groups, heads // groups, length, dim) * scale
+    scores = grouped @ key[:, :, None].transpose(-1, -2)  # (B, G, H / G, Q, K)
+    if attention_mask is not None:
+        scores = scores + attention_mask[:, :, None]
+    out = scores.softmax(dim=-1) @ value[:, :, None]  # (B, G, H / G, Q, d)
+    return out.reshape(batch, heads, length, dim).transpose(1, 2), None
+
+
+AttentionInterface.register(GROUPED_ATTENTION, grouped_query_attention)
+
+
+@contextmanager
+def attention_implementation(config, name: str):
+    """Run a model under another registered attention function, restoring its own afterwards."""
+    previous = config._attn_implementation
+    config._attn_implementation = name
+    try:
+        yield
+    finally:
+        config._attn_implementation = previous
+
+
 def causal_mask(attention_mask: torch.Tensor, query_length: int, dtype: torch.dtype) -> torch.Tensor:
     """(B, K) 0/1 padding mask → (B, 1, Q, K) additive mask for the last Q of K positions.
 
@@ -259,9 +317,15 @@ class LanguageGraph(nn.Module):
 
     def forward(self, *inputs: torch.Tensor):
         named = dict(zip(self.input_names, inputs))
-        input_ids, attention_mask = named["input_ids"], named["attention_mask"]
         past = {name.removeprefix("past."): named[name] for name in self.past_names if name in named}
         cache = ExplicitCache(past)
+        with attention_implementation(self.text.config, GROUPED_ATTENTION):
+            logits = self._logits(named, cache)
+        names = [n.removeprefix("present.") for n in self.output_names[1:]]
+        return (logits, *(cache.present[n] for n in names))
+
+    def _logits(self, named: dict, cache: ExplicitCache) -> torch.Tensor:
+        input_ids, attention_mask = named["input_ids"], named["attention_mask"]
         embed = self.text.embed_tokens if self.dense else self.text.embeddings
         hidden = embed(input_ids)  # (B, L, H)
         if self.step == "prefill":
@@ -281,6 +345,4 @@ class LanguageGraph(nn.Module):
                 layer_mask = mask if layer.block_type == "full_attention" else recurrent_mask
                 hidden = layer(hidden, attention_mask=layer_mask, cache=cache, use_cache=True)
             hidden = self.text.norm_f(hidden[:, -1:])
-        logits = self.lm_head(hidden)[:, 0].float()  # (B, V)
-        names = [n.removeprefix("present.") for n in self.output_names[1:]]
-        return (logits, *(cache.present[n] for n in names))
+        return self.lm_head(hidden)[:, 0].float()  # (B, V)
