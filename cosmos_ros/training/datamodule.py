@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import logging
 import random
+import zlib
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from cosmos_ros.core.types import Clip
 from cosmos_ros.training.data import (
     Record,
     SkipCounter,
@@ -33,13 +36,25 @@ from cosmos_ros.training.data import (
 log = logging.getLogger(__name__)
 
 
+def mirrors(seed: int, epoch: int, index: int) -> bool:
+    """Whether example `index` is shown mirrored in `epoch`: a fair coin that is a pure function of
+    its arguments, so a resumed run sees the same augmentation as an uninterrupted one."""
+    return zlib.crc32(f"{seed}:{epoch}:{index}".encode()) & 1 == 1
+
+
 class VideoQADataset(Dataset):
-    """Records → `Example`s (None for a clip that does not decode; counted once per clip)."""
+    """Records → `Example`s (None for a clip that does not decode; counted once per clip).
+
+    hflip_categories: category prefixes whose answers do not change when the video is mirrored
+    left-right; their clips are mirrored in half of the epochs (`mirrors`), set `epoch` per epoch.
+    """
 
     def __init__(self, records: list[Record], processor, *, fps: float, max_frames: int,
-                 skips: SkipCounter, encode_kwargs: dict | None = None):  # fmt: skip
+                 skips: SkipCounter, encode_kwargs: dict | None = None,
+                 hflip_categories: tuple[str, ...] = (), seed: int = 0):  # fmt: skip
         self.records, self.processor, self.fps, self.max_frames = records, processor, fps, max_frames
         self.skips, self.encode_kwargs = skips, encode_kwargs or {}
+        self.hflip_categories, self.seed, self.epoch = tuple(hflip_categories), seed, 0
         self._clips: dict[Path, object] = {}
 
     def __len__(self) -> int:
@@ -57,7 +72,11 @@ class VideoQADataset(Dataset):
     def __getitem__(self, index: int):
         record = self.records[index]
         clip = self.clip(record.video)
-        return None if clip is None else encode_example(self.processor, clip, record, **self.encode_kwargs)
+        if clip is None:
+            return None
+        if record.category.startswith(self.hflip_categories) and mirrors(self.seed, self.epoch, index):
+            clip = Clip(np.ascontiguousarray(clip.frames[:, :, ::-1]), clip.stamps, clip.cameras)
+        return encode_example(self.processor, clip, record, **self.encode_kwargs)
 
     def length(self, index: int) -> int:
         record = self.records[index]
@@ -120,6 +139,7 @@ class ResumableLoader(DataLoader):
         self._iterations += 1
         self.batch_sampler.set_epoch(epoch)
         self.batch_sampler.skip = skip
+        self.dataset.epoch = epoch
         return super().__iter__()
 
 
@@ -129,6 +149,9 @@ class VideoQADataModule(L.LightningDataModule):
     batch_size is global (split among DDP processes). answer_weight / format_weight: loss weight of
     the answer-letter tokens / the other assistant tokens. think_sentences: keep that many sentences
     of the reference reasoning (None: all). fps / max_frames: clip sampling (None: the processor's fps).
+    hflip_categories: category prefixes (e.g. `[object_permanence, arrow_of_time]`) whose training
+    clips are mirrored left-right in half of the epochs — only where a mirror keeps the answer
+    (not the spatial puzzle, whose answer names patch positions).
     """
 
     def __init__(
@@ -149,6 +172,7 @@ class VideoQADataModule(L.LightningDataModule):
         limit_train: int | None = None,
         limit_eval: int | None = None,
         seed: int = 0,
+        hflip_categories: list[str] | None = None,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -177,9 +201,11 @@ class VideoQADataModule(L.LightningDataModule):
             records = records[:limit] if limit else records
             encode = {"answer_weight": hp.answer_weight, "format_weight": hp.format_weight,
                       "think_sentences": hp.think_sentences}  # fmt: skip
+            train = split == hp.train_split
             self.datasets[split] = VideoQADataset(
                 records, self.processor, fps=self.fps, max_frames=hp.max_frames, skips=self.skips,
-                encode_kwargs=encode,
+                encode_kwargs=encode, hflip_categories=tuple(hp.hflip_categories or ()) if train else (),
+                seed=hp.seed,
             )  # fmt: skip
             log.info("%s: %d records from %s", split, len(records), ", ".join(self.data_dirs))
         return self.datasets[split]

@@ -95,3 +95,35 @@ def test_bucket_sampler_reshuffles_per_epoch_reproducibly():
 def test_read_records_resolves_videos_next_to_the_jsonl(toy_data):
     records = read_records(toy_data / "train.jsonl")
     assert all(r.video.is_file() for r in records) and torch.tensor(len(records)) == 12
+
+
+def test_mirroring_flips_listed_categories_in_half_the_epochs_reproducibly(toy_data):
+    from cosmos_ros.training.datamodule import mirrors
+
+    plain = VideoQADataModule(str(toy_data), batch_size=4).dataset("train")
+    dm = VideoQADataModule(str(toy_data), batch_size=4, hflip_categories=["toy"])
+    flipped = dm.dataset("train")
+    seen = {True: 0, False: 0}
+    for epoch in range(4):
+        flipped.epoch = epoch
+        for index in range(len(flipped)):
+            mirrored = mirrors(dm.hparams.seed, epoch, index)
+            seen[mirrored] += 1
+            a = flipped[index].inputs.pixel_values_videos
+            b = plain[index].inputs.pixel_values_videos
+            assert torch.equal(a, b) is not mirrored
+    assert seen[True] > 0 and seen[False] > 0
+    # the answer is unchanged, and evaluation splits and unlisted categories are never mirrored
+    assert flipped[0].record.answer == plain[0].record.answer
+    assert dm.dataset("test").hflip_categories == ()
+    other = VideoQADataModule(str(toy_data), batch_size=4, hflip_categories=["object_permanence"])
+    assert all(torch.equal(other.dataset("train")[i].inputs.pixel_values_videos,
+                           plain[i].inputs.pixel_values_videos) for i in range(len(plain)))  # fmt: skip
+
+
+def test_mirrors_is_a_pure_fair_coin():
+    from cosmos_ros.training.datamodule import mirrors
+
+    draws = [mirrors(0, epoch, index) for epoch in range(20) for index in range(50)]
+    assert draws == [mirrors(0, epoch, index) for epoch in range(20) for index in range(50)]
+    assert 0.4 < sum(draws) / len(draws) < 0.6
