@@ -229,7 +229,8 @@ def hybrid_jobs(bundle: ModelBundle) -> list[GraphJob]:
 
 
 def _relabel(path: Path, labels: dict[str, dict[int, str]]) -> None:
-    """Give the dynamic axes of graph inputs and outputs the manifest's labels (torch names them s0, s1...)."""
+    """Give the dynamic axes of graph inputs and outputs the manifest's labels (torch names them
+    s0, s1...), and divide by square roots instead of multiplying by their reciprocals."""
     import onnx
 
     model = onnx.load(str(path), load_external_data=False)
@@ -238,7 +239,40 @@ def _relabel(path: Path, labels: dict[str, dict[int, str]]) -> None:
             dim = value.type.tensor_type.shape.dim[axis]
             dim.ClearField("dim_value")
             dim.dim_param = label
+    _divide_by_square_roots(model.graph)
     onnx.save(model, str(path))
+
+
+def _divide_by_square_roots(graph) -> None:
+    """`x * Reciprocal(Sqrt(v))` (how `torch.rsqrt` exports) → `x / Sqrt(v)`: the form in which
+    onnxruntime fuses RMSNorm into one SimplifiedLayerNormalization kernel; the same value to
+    rounding. Reciprocals that still have other readers stay."""
+    from onnx import helper
+
+    producer = {out: node for node in graph.node for out in node.output}
+    readers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    graph_outputs = {value.name for value in graph.output}
+    for node in list(graph.node):
+        if node.op_type != "Reciprocal" or node.output[0] in graph_outputs:
+            continue
+        root = producer.get(node.input[0])
+        if root is None or root.op_type != "Sqrt":
+            continue
+        kept = False
+        for reader in readers.get(node.output[0], []):
+            if reader.op_type != "Mul" or list(reader.input).count(node.output[0]) != 1:
+                kept = True
+                continue
+            other = next(name for name in reader.input if name != node.output[0])
+            divide = helper.make_node("Div", [other, node.input[0]], list(reader.output), name=reader.name)
+            position = list(graph.node).index(reader)
+            graph.node.remove(reader)
+            graph.node.insert(position, divide)
+        if not kept:
+            graph.node.remove(node)
 
 
 def _specs(path: Path) -> tuple[list[TensorSpec], list[TensorSpec]]:

@@ -119,3 +119,15 @@ def test_dense_vision_matches_transformers_on_any_grid_within_1e_4(exports, torc
     (got,) = session.run(None, {k: v.numpy() for k, v in feeds.items()})
     assert got.shape == tuple(expected.shape)
     assert np.abs(got - expected.numpy()).max() <= 1e-4
+
+
+def test_rms_norms_are_exported_in_the_form_onnxruntime_fuses(exports, tmp_path):
+    path = Manifest.load(exports["tiny-dense"]).graph_path(exports["tiny-dense"], "decode")
+    assert "Reciprocal" not in {
+        node.op_type for node in onnx.load(str(path), load_external_data=False).graph.node
+    }
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "decode.optimized.onnx")
+    ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    fused = onnx.load(options.optimized_model_filepath, load_external_data=False).graph.node
+    assert any(node.op_type.endswith("SimplifiedLayerNormalization") for node in fused)
