@@ -1,6 +1,6 @@
 """Engine speed: the onnxruntime (and, on a GPU, TensorRT) backends against torch, in one run.
 
-CPU (default), on one ≈50M-parameter dense model (Qwen2.5-VL architecture, random init, the
+CPU (default), on one ≈55M-parameter dense model (Qwen2.5-VL architecture, random init, the
 `bench-50m` config below) exported once into the engine cache:
 - decode tokens/s of the onnxruntime backend vs transformers' `model.generate` (greedy, KV
   cache, stop tokens ignored; decode rate = tokens after the first / their time);
@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import statistics
 import sys
 import time
@@ -55,7 +56,7 @@ console = Console(highlight=False)
 if not console.is_terminal:
     console.width = 140
 
-# ≈50M parameters: a 12-layer 512-wide Qwen2 LM with a 4-block vision tower; the offline tokenizer's vocab.
+# ≈55M parameters: a 12-layer 512-wide Qwen2 LM with a 4-block vision tower; the offline tokenizer's vocab.
 BENCH_50M = ModelPreset(
     name="bench-50m",
     text=TextConfig(hidden_size=512, num_layers=12, num_heads=8, num_kv_heads=4, intermediate_size=1536,
@@ -128,7 +129,9 @@ def cpu_runs(args) -> dict:
     ort_engine = OnnxRuntimeEngine(export_dir, num_threads=args.threads or None)
     clip = make_clip(args.frames, args.size)
     inputs = bundle.processor(clip, PROMPT)
-    results = {"parameters_m": parameters / 1e6, "prompt_tokens": inputs.num_prompt_tokens}
+    # Both sides run in turn on a machine that may be shared: the load says how far to trust them.
+    results = {"parameters_m": parameters / 1e6, "prompt_tokens": inputs.num_prompt_tokens,
+               "load_1m_before": os.getloadavg()[0]}  # fmt: skip
 
     results["ort_decode_tok_s"] = engine_decode_rate(ort_engine, inputs, args.new_tokens, args.repeats)
     results["transformers_decode_tok_s"] = hf_decode_rate(bundle.model, inputs, args.new_tokens, args.repeats)
@@ -146,6 +149,7 @@ def cpu_runs(args) -> dict:
             bundle.model.model.get_video_features(inputs.pixel_values_videos, inputs.video_grid_thw)
 
     results["torch_vision_ms"] = 1e3 * median_time(torch_vision, args.repeats)
+    results["load_1m_after"] = os.getloadavg()[0]
     return results
 
 
