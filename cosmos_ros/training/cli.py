@@ -10,6 +10,9 @@ is in the YAML and any can be overridden on the command line. `data.model` follo
 `checkpoints/last.ckpt` when there is one (optimizer, schedule, loop position and sampler epoch
 are restored). After fitting, the weights are exported as an HF-layout directory (default
 `<trainer.default_root_dir>/export`) that `create_engine("torch", DIR)` and the reasoner node load.
+`--select val/answer_acc` (SFT) or `--select val/accuracy` (GRPO) exports the weights of the
+validation round where that metric was highest instead of the last ones: held-out accuracy as the
+stopping rule, since on these tasks it plateaus and jumps while the loss tells little.
 """
 
 from __future__ import annotations
@@ -59,6 +62,9 @@ def _cli_class():
             )
             parser.add_argument("--export", default=None, help="HF directory to export to after fitting")
             parser.add_argument("--checkpoint_every", type=int, default=250, help="steps between checkpoints")
+            parser.add_argument(
+                "--select", default=None, help="validation metric (higher is better) picking the exported weights"
+            )
 
         def instantiate_trainer(self, **kwargs):
             # Logs and checkpoints live under the run's root, so one override moves the whole run.
@@ -72,6 +78,10 @@ def _cli_class():
             callbacks = list(self._get(self.config_init, "trainer.callbacks") or [])
             callbacks.append(ModelCheckpoint(root / "checkpoints", save_last=True, save_top_k=-1,
                                              every_n_train_steps=every))  # fmt: skip
+            select = self._get(self.config, "select")
+            if select:
+                callbacks.append(ModelCheckpoint(root / "best", monitor=select, mode="max", save_top_k=1,
+                                                 filename="best", auto_insert_metric_name=False))  # fmt: skip
             kwargs["callbacks"] = callbacks
             return super().instantiate_trainer(**kwargs)
 
@@ -101,13 +111,35 @@ def train(stage: str, args: list[str]) -> int:
     ckpt = resume_path(cli.config.get("resume"), root)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt)
     skipped = dict(cli.datamodule.skips)
+    selected = select_best(cli.trainer, cli.model, cli.config.get("select"))
     if cli.trainer.is_global_zero:
         export = Path(cli.config.get("export") or root / "export")
         cli.model.export(export)
         print(
-            json.dumps({"exported": str(export), "skipped": skipped, "global_step": cli.trainer.global_step})
+            json.dumps({"exported": str(export), "skipped": skipped, "global_step": cli.trainer.global_step,
+                        **selected})  # fmt: skip
         )
     return 0
+
+
+def select_best(trainer, module, metric: str | None) -> dict:
+    """Load the weights of the best validation round of `metric` into `module` (no-op without one)."""
+    import torch
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    if not metric:
+        return {}
+    best = next((c for c in trainer.checkpoint_callbacks
+                 if isinstance(c, ModelCheckpoint) and c.monitor == metric), None)  # fmt: skip
+    if best is None or not best.best_model_path:
+        print(f"cosmos-ros train: no validation round logged {metric!r}; exporting the last weights",
+              file=sys.stderr)  # fmt: skip
+        return {"selected": None}
+    # This run's own checkpoint; tensors only (weights_only), never arbitrary objects.
+    state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)
+    module.load_state_dict(state["state_dict"])
+    return {"selected": {"metric": metric, "value": float(best.best_model_score),
+                         "step": int(state.get("global_step", -1))}}  # fmt: skip
 
 
 def evaluate(ns: argparse.Namespace) -> int:
