@@ -63,7 +63,9 @@ def _cli_class():
             parser.add_argument("--export", default=None, help="HF directory to export to after fitting")
             parser.add_argument("--checkpoint_every", type=int, default=250, help="steps between checkpoints")
             parser.add_argument(
-                "--select", default=None, help="validation metric (higher is better) picking the exported weights"
+                "--select",
+                default=None,
+                help="validation metric (higher is better) picking the exported weights",
             )
 
         def instantiate_trainer(self, **kwargs):
@@ -115,10 +117,8 @@ def train(stage: str, args: list[str]) -> int:
     if cli.trainer.is_global_zero:
         export = Path(cli.config.get("export") or root / "export")
         cli.model.export(export)
-        print(
-            json.dumps({"exported": str(export), "skipped": skipped, "global_step": cli.trainer.global_step,
-                        **selected})  # fmt: skip
-        )
+        summary = {"exported": str(export), "skipped": skipped, "global_step": cli.trainer.global_step}
+        print(json.dumps({**summary, **selected}))
     return 0
 
 
