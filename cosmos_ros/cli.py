@@ -1,6 +1,7 @@
 """`cosmos-ros`: the front door.
 
-cosmos-ros demo [--duration S]        camera -> reasoner -> planner listener, real ROS 2
+cosmos-ros demo [--duration S]        the trained tiny model answers physics questions about live sim
+                                      clips, each answer scored (sim camera -> reasoner -> evaluator)
 cosmos-ros launch NAME [arg:=value]   run launch/NAME.launch.yaml without ROS 2's launch tools
 cosmos-ros model info PRESET          architecture and parameter count of a model preset
 cosmos-ros gen-data --tasks T --out D simulated clips + QA datasets (MuJoCo; USD for Isaac)
@@ -75,10 +76,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo", help="run the demo graph (synthetic camera -> reasoner -> planner)")
+    demo = sub.add_parser(
+        "demo", help="the trained tiny model on live sim clips, scored (launch/sim_demo.launch.yaml)"
+    )
     demo.add_argument("--duration", type=float, default=30.0, help="seconds to run; 0 = until Ctrl-C")
     demo.add_argument(
-        "arguments", nargs="*", help="launch arguments name:=value (see launch demo --show-args)"
+        "arguments", nargs="*", help="launch arguments name:=value (see launch sim_demo --show-args)"
     )
 
     run = sub.add_parser("launch", help="run a launch file of this package (launch/NAME.launch.yaml)")
@@ -106,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ns = parser.parse_args(argv)
     if ns.command == "demo":
-        return _launch("demo", ns.arguments, ns.duration or None, False)
+        return _launch("sim_demo", ns.arguments, ns.duration or None, False)
     if ns.command == "launch":
         return _launch(ns.name, ns.arguments, ns.duration or None, ns.show_args)
     if ns.command == "model":

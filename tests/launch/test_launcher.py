@@ -547,3 +547,21 @@ def test_run_graph_restores_the_signal_handlers():
     before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     run_graph(Graph(nodes=[script_node("/quick", "pass")]), duration_s=2.0, sink=Sink(), grace_s=1.0)
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+
+
+def test_sim_demo_plays_held_out_tiny_clips_to_the_shipped_trained_model_in_its_input_format():
+    from cosmos_ros.sim.scenarios import load_config
+
+    graph = load_graph(find_launch_file("sim_demo"), {"scenario": "object_permanence"}, env={})
+    nodes = by_label(graph)
+    assert list(nodes) == ["/demo/camera", "/demo/reasoner", "/demo/evaluator"]
+    camera = dict(a[1].split(":=", 1) for a in ros_args(nodes["/demo/camera"].command) if a[0] == "-p")
+    reasoner = dict(a[1].split(":=", 1) for a in ros_args(nodes["/demo/reasoner"].command) if a[0] == "-p")
+    scenario = load_config(camera["scenario"])  # the installed sim/tiny config, as trained on
+    assert scenario.task == "object_permanence" and (camera["width"], camera["height"]) == ("56", "56")
+    assert int(camera["seed"]) != scenario.seed  # clips the model was not trained on
+    model = Path(reasoner["model"])
+    assert model.name == "cosmos-reason1-tiny" and (model / "model.safetensors").is_file()
+    # a whole 4 s clip at the 4 fps / 16 frames the model was trained with
+    assert float(reasoner["window_s"]) >= scenario.render.duration_s
+    assert (float(reasoner["fps"]), int(reasoner["max_frames"])) == (scenario.render.fps, scenario.render.num_frames)

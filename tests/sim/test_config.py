@@ -34,3 +34,22 @@ def test_clip_seeds_are_stable_and_distinct_per_task_and_index():
 
 def test_the_light_task_list_names_every_registered_scenario():
     assert tuple(TASKS) == TASK_NAMES
+
+
+def test_the_tiny_model_scenarios_narrow_only_nuisances_and_keep_the_physics():
+    from pathlib import Path
+
+    from cosmos_ros.sim.scenarios.arrow import ArrowConfig
+
+    folder = Path(__file__).resolve().parents[2] / "sim" / "tiny"
+    permanence = load_config(str(folder / "object_permanence.yaml"))
+    arrow = load_config(str(folder / "arrow_of_time.yaml"))
+    assert isinstance(permanence, PermanenceConfig) and isinstance(arrow, ArrowConfig)
+    for cfg in (permanence, arrow):
+        camera = cfg.scene.camera
+        assert camera.distance.low == camera.distance.high and camera.lookat_jitter == 0
+        assert (cfg.render.width, cfg.render.height, cfg.render.fps) == (56, 56, 4.0)
+    # the plausible and the impossible occluder runs both stay in the mix
+    assert permanence.variants["occluder_vanish"] > 0 and permanence.variants["occluder_stay"] > 0
+    assert permanence.rolling_friction == PermanenceConfig().rolling_friction
+    assert arrow.reverse_probability == ArrowConfig().reverse_probability
