@@ -47,7 +47,8 @@ def add_parsers(subparsers) -> None:
     ev.add_argument("--batch-size", type=int, default=32)
     ev.add_argument("--limit", type=int, default=None, help="first N questions only")
     ev.add_argument("--depth", type=int, default=1, help="category path parts to group by (0: full)")
-    ev.add_argument("--no-random", action="store_true", help="omit the random-guessing column")
+    ev.add_argument("--no-random", action="store_true",
+                    help="omit the baselines (uniform guessing; always the category's most frequent answer)")  # fmt: skip
 
 
 def _cli_class():
@@ -143,7 +144,7 @@ def select_best(trainer, module, metric: str | None) -> dict:
 
 
 def evaluate(ns: argparse.Namespace) -> int:
-    from cosmos_ros.training.evaluate import chance, evaluate_model, markdown_table, write_report
+    from cosmos_ros.training.evaluate import chance, evaluate_model, majority, markdown_table, write_report
 
     names = ns.name or []
     if names and len(names) != len(ns.model):
@@ -157,7 +158,7 @@ def evaluate(ns: argparse.Namespace) -> int:
             batch_size=ns.batch_size, limit=ns.limit, samples_out=ns.out / f"samples_{name}.jsonl",
         )  # fmt: skip
     if not ns.no_random and records:
-        results = {"random": chance(records, ns.depth), **results}
+        results = {"random": chance(records, ns.depth), "majority": majority(records, ns.depth), **results}
     files = write_report(results, ns.out)
     print(markdown_table(results))
     print(f"wrote {files['table']}, {files['chart']}")

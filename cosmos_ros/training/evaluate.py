@@ -1,7 +1,7 @@
 """Held-out MCQ accuracy by category, scored exactly as the GRPO reward scores (core.answers).
 
     results = evaluate_model("model/cosmos-reason1-tiny", ["data/sim"], split="test")
-    write_report({"random": chance(records), "sft": r1, "grpo": r2}, "runs/eval")  # table.md + chart.png
+    write_report({"random": chance(records), "majority": majority(records), "sft": r1}, "runs/eval")
 
 Generation is greedy (temperature 0, as served) with the same prompt, processor and positions as
 the engine. Categories are the dataset's `category` field, cut to `depth` path parts
@@ -34,6 +34,32 @@ def chance(records: list[Record], depth: int = 1) -> dict:
             sums[key] += 1 / max(1, len(r.options))
             counts[key] += 1
     return {k: {"accuracy": sums[k] / counts[k], "format": 0.0, "none": 0.0, "n": counts[k]} for k in counts}
+
+
+def answer_text(record: Record) -> str:
+    """The reference answer as option text (a letter names its option), for comparing across orders."""
+    letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    if len(record.answer) == 1 and record.answer in letters[: len(record.options)]:
+        return record.options[letters.index(record.answer)]
+    return record.answer
+
+
+def majority(records: list[Record], depth: int = 1) -> dict:
+    """Accuracy of always giving each category's most frequent answer (as text, whatever its letter)
+    among these records: what an answer prior alone scores. Options are shuffled per question, so
+    this can sit well above uniform guessing when a category's answers are unbalanced."""
+    from collections import Counter
+
+    answers: dict[str, Counter] = defaultdict(Counter)
+    for r in records:
+        answers[category_of(r, depth)][answer_text(r)] += 1
+    rows, total, hits = {}, 0, 0
+    for key, counter in answers.items():
+        n, top = sum(counter.values()), counter.most_common(1)[0][1]
+        rows[key] = {"accuracy": top / n, "format": 0.0, "none": 0.0, "n": n}
+        total, hits = total + n, hits + top
+    rows[ALL] = {"accuracy": hits / max(1, total), "format": 0.0, "none": 0.0, "n": total}
+    return rows
 
 
 def summarize(records: list[Record], texts: list[str], depth: int = 1) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cosmos_ros.training.data import Record
-from cosmos_ros.training.evaluate import chance, markdown_table, summarize, write_report
+from cosmos_ros.training.evaluate import chance, majority, markdown_table, summarize, write_report
 
 
 def _record(category: str, answer: str = "A", options=("x", "y")) -> Record:
@@ -31,6 +31,18 @@ def test_chance_is_one_over_the_number_of_options():
     results = chance([_record("a", options=("x", "y")), _record("b", options=("p", "q", "r", "s"))])
     assert results["a"]["accuracy"] == 0.5 and results["b"]["accuracy"] == 0.25
     assert results["all"]["accuracy"] == pytest.approx(0.375)
+
+
+def test_majority_counts_the_most_frequent_answer_text_whatever_its_letter():
+    yes_no, no_yes = ("yes", "no"), ("no", "yes")
+    records = [
+        _record("p", "A", yes_no), _record("p", "B", no_yes), _record("p", "A", no_yes),  # yes, yes, no
+        _record("q", "C", ("l", "m", "n")),
+    ]  # fmt: skip
+    results = majority(records)
+    assert results["p"]["accuracy"] == pytest.approx(2 / 3)  # "yes" twice, under two letters
+    assert results["q"]["accuracy"] == 1.0
+    assert results["all"] == {"accuracy": 0.75, "format": 0.0, "none": 0.0, "n": 4}
 
 
 def test_report_writes_a_markdown_table_and_a_png_chart(tmp_path):
