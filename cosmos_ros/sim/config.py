@@ -118,8 +118,16 @@ class TaskConfig:
     scene: SceneConfig = SceneConfig()
     variants: dict[str, float] = field(default_factory=dict)
     max_attempts: int = 40  # draws before a degenerate-sample streak is an error
+    # "shuffled": the correct option at a uniformly random letter (no letter prior to learn);
+    # "sorted": options in alphabetical order, the same order for the same set every time (a small
+    # model then need not learn which letter carries which text; see model/cosmos-reason1-tiny).
+    option_order: str = "shuffled"
 
     def __post_init__(self) -> None:
+        if self.option_order not in ("shuffled", "sorted"):
+            raise ValueError(
+                f"{self.task}: option_order must be 'shuffled' or 'sorted', got {self.option_order!r}"
+            )
         if (
             not self.variants
             or any(w < 0 for w in self.variants.values())

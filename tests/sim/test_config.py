@@ -53,3 +53,25 @@ def test_the_tiny_model_scenarios_narrow_only_nuisances_and_keep_the_physics():
     assert permanence.variants["occluder_vanish"] > 0 and permanence.variants["occluder_stay"] > 0
     assert permanence.rolling_friction == PermanenceConfig().rolling_friction
     assert arrow.reverse_probability == ArrowConfig().reverse_probability
+
+
+def test_sorted_option_order_keeps_the_answer_text_and_leaves_fixed_lists_alone():
+    from cosmos_ros.sim.sample import Question
+    from cosmos_ros.sim.scenarios import sorted_options
+
+    q = Question("Which?", ("In reverse", "Forward"), answer=0, category="arrow_of_time/falling")
+    s = sorted_options(q)
+    assert s.options == ("Forward", "In reverse") and s.options[s.answer] == "In reverse"
+    failure = Question("Did it fail?", ("yes", "no"), answer=1, category="failure", kind="failure")
+    assert sorted_options(failure) is failure
+    with pytest.raises(ValueError, match="option_order"):
+        from_plain(PermanenceConfig, {"task": "object_permanence", "option_order": "random"}, "test.yaml")
+
+
+def test_the_tiny_model_scenarios_ask_with_sorted_options():
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[2] / "sim" / "tiny"
+    for name in ("object_permanence", "arrow_of_time", "spatial_puzzle"):
+        assert load_config(str(folder / f"{name}.yaml")).option_order == "sorted"
+    assert load_config("arrow_of_time").option_order == "shuffled"

@@ -19,7 +19,7 @@ from cosmos_ros.sim.config import (
     from_plain,
     read_yaml,
 )
-from cosmos_ros.sim.sample import Sample
+from cosmos_ros.sim.sample import Question, Sample
 from cosmos_ros.sim.scenarios import arrow, manipulation, permanence, puzzle
 
 TASKS = {
@@ -68,7 +68,20 @@ def generate(
 ) -> Sample:
     """Clip `index` of the config (its seed is clip_seed(task, cfg.seed, index)), or an explicit seed."""
     _, generator = TASKS[cfg.task]
-    return generator(cfg, clip_seed(cfg.task, cfg.seed, index) if seed is None else seed, variant, **kw)
+    sample = generator(cfg, clip_seed(cfg.task, cfg.seed, index) if seed is None else seed, variant, **kw)
+    if cfg.option_order == "sorted":
+        sample = dataclasses.replace(sample, questions=[sorted_options(q) for q in sample.questions])
+    return sample
+
+
+def sorted_options(question: Question) -> Question:
+    """The question with its options in alphabetical order (free-form kinds keep theirs)."""
+    if question.kind != "question":
+        return question  # next_subtask / failure options are the prompt builders' fixed lists
+    options = tuple(sorted(question.options))
+    return dataclasses.replace(
+        question, options=options, answer=options.index(question.options[question.answer])
+    )
 
 
 __all__ = ["TASKS", "RenderConfig", "generate", "load_config", "scenario_dirs"]
