@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Reproduce model/cosmos-reason1-tiny: sim data -> SFT from random init -> GRPO -> held-out eval.
-#   training/reproduce.sh [ROOT]     (default runs/tiny; about an hour on 2 CPU cores)
+#   training/reproduce.sh [ROOT]     (default runs/tiny; about 45 min on 2 CPU cores)
 set -euo pipefail
 ROOT=${1:-runs/tiny}
 DATA="[$ROOT/data/easy56,$ROOT/data/puzzle84]"
@@ -8,10 +8,11 @@ export MUJOCO_GL=${MUJOCO_GL:-egl}
 
 # 1. data: object permanence and arrow of time with the nuisances narrowed for a 2 M-parameter
 #    model (sim/tiny/*.yaml: one camera, one light, 56x56, 4 s at 4 fps); the puzzle at 84x84 so
-#    the 2x2 seams fall inside merged tokens (design.md).
+#    the 2x2 seams fall inside merged tokens (design.md). All three ask with sorted options: with
+#    options shuffled per question the tiny model stayed at chance (see its card).
 cosmos-ros gen-data --tasks sim/tiny/object_permanence.yaml,sim/tiny/arrow_of_time.yaml --n 1000 \
     --no-usd --workers 2 --out "$ROOT/data/easy56"
-cosmos-ros gen-data --tasks spatial_puzzle --n 950 --width 84 --height 84 --no-usd --workers 2 \
+cosmos-ros gen-data --tasks sim/tiny/spatial_puzzle.yaml --n 950 --no-usd --workers 2 \
     --out "$ROOT/data/puzzle84"
 
 # 2. SFT from random init; exports the weights of the best validation round (resumable: re-run
