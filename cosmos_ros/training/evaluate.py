@@ -11,12 +11,13 @@ the engine. Categories are the dataset's `category` field, cut to `depth` path p
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import torch
 
 from cosmos_ros.core.answers import AnswerStatus, accuracy_reward, format_reward, parse_answer
+from cosmos_ros.core.prompts import OPTION_LETTERS
 from cosmos_ros.training.data import Record
 
 ALL = "all"
@@ -38,18 +39,15 @@ def chance(records: list[Record], depth: int = 1) -> dict:
 
 def answer_text(record: Record) -> str:
     """The reference answer as option text (a letter names its option), for comparing across orders."""
-    letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-    if len(record.answer) == 1 and record.answer in letters[: len(record.options)]:
-        return record.options[letters.index(record.answer)]
+    if len(record.answer) == 1 and record.answer in OPTION_LETTERS[: len(record.options)]:
+        return record.options[OPTION_LETTERS.index(record.answer)]
     return record.answer
 
 
 def majority(records: list[Record], depth: int = 1) -> dict:
     """Accuracy of always giving each category's most frequent answer (as text, whatever its letter)
-    among these records: what an answer prior alone scores. Options are shuffled per question, so
-    this can sit well above uniform guessing when a category's answers are unbalanced."""
-    from collections import Counter
-
+    among these records: what an answer prior alone scores. It sits above uniform guessing when a
+    category's answers are unbalanced, and equals a letter prior when options come in a fixed order."""
     answers: dict[str, Counter] = defaultdict(Counter)
     for r in records:
         answers[category_of(r, depth)][answer_text(r)] += 1
