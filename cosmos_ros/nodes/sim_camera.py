@@ -137,6 +137,9 @@ class SimCamera(Node):
 
     def destroy_node(self) -> None:
         self._stop.set()
+        # Let the renderer leave MuJoCo / EGL before the interpreter tears down: a daemon thread
+        # still inside the GL context at exit can hang the process past SIGINT and SIGTERM.
+        self._renderer.join(timeout=5.0)
         super().destroy_node()
 
 
