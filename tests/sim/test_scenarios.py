@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -82,6 +84,29 @@ def test_puzzle_answers_restore_the_rendered_frames_and_distractors_do_not(confi
             restored = puzzle.restore(sample.frames, puzzle.parse_option(option))
             assert np.array_equal(restored, sample.original_frames) == (i == question.answer)
         assert len(set(question.options)) == 4
+
+
+def test_puzzle_corner_questions_name_the_patch_that_held_the_corner(configs):
+    cfg = dataclasses.replace(configs["spatial_puzzle"], question="corner", option_order="sorted")
+    asked = set()
+    for index in range(4):
+        sample = generate(cfg, index)
+        question = sample.questions[0]
+        corner = sample.labels["corner"]
+        asked.add(corner)
+        assert corner in question.question and question.options == puzzle.PATCH_OPTIONS
+        # sorted options: letter A is patch 1, so the letter is a property of the video alone
+        patch = puzzle.patches(sample.frames)[question.answer]
+        original = puzzle.restore(sample.frames, sample.labels["correct_option"])
+        assert np.array_equal(patch, puzzle.patches(original)[puzzle.CORNERS.index(corner)])
+        assert sample.labels["best_rival_seam_cost"] >= cfg.seam_margin * sample.labels["seam_cost"]
+    assert len(asked) > 1  # drawn among all four corners by default
+    only = dataclasses.replace(cfg, corners=("top-left",))
+    assert generate(only, 0).labels["corner"] == "top-left"
+    with pytest.raises(ValueError, match="corners"):
+        dataclasses.replace(cfg, corners=("middle",))
+    with pytest.raises(ValueError, match="question"):
+        dataclasses.replace(cfg, question="jigsaw")
 
 
 def test_manipulation_failure_labels_follow_the_physics(configs):

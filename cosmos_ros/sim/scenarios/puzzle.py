@@ -1,12 +1,20 @@
 """Spatial puzzle: a rendered video whose frames are cut into 2x2 patches and shuffled.
 
 The scene (objects on a checker floor, a ball rolling through) is rendered, every frame is cut
-into four patches, and the patches are permuted (the same way in every frame). Four options
-list, for each position of the original (top-left, top-right, bottom-left, bottom-right), which
-shuffled patch belongs there; exactly one restores the original. Correct by construction, and
-checked: the correct option rebuilds the rendered frames exactly, and its seams are the most
-continuous by a margin, so the answer is recoverable from the pixels (draws where a distractor
-would fit as well, e.g. a patch of bare floor, are rejected).
+into four patches, and the patches are permuted (the same way in every frame). Two questions:
+
+- "arrangement": four options list, for each position of the original (top-left, top-right,
+  bottom-left, bottom-right), which shuffled patch belongs there; exactly one restores the
+  original.
+- "corner": which shuffled patch was one named corner of the original (options patch 1-4).
+  Every question has the same four options, so with `option_order: sorted` the answer letter is
+  a property of the video alone.
+
+Correct by construction, and checked: the correct arrangement rebuilds the rendered frames
+exactly, and its seams are more continuous by a margin than those of every arrangement the
+question must tell it from (the other options; for "corner", every arrangement with another
+patch at that corner), so the answer is recoverable from the pixels (draws where a wrong patch
+would fit as well, e.g. one of bare floor, are rejected).
 """
 
 from __future__ import annotations
@@ -30,6 +38,13 @@ QUESTION = (
     "Which patches, read in the order top-left, top-right, bottom-left, bottom-right, restore the "
     "original video?"
 )
+CORNER_QUESTION = (
+    "The frames of this video were cut into 2x2 patches and the patches were shuffled. In the "
+    "shuffled video, patch 1 is top-left, 2 is top-right, 3 is bottom-left and 4 is bottom-right. "
+    "Which patch shows the {corner} of the original video?"
+)
+CORNERS = ("top-left", "top-right", "bottom-left", "bottom-right")
+PATCH_OPTIONS = tuple(f"patch {k}" for k in range(1, 5))
 PERMUTATIONS = [p for p in itertools.permutations(range(4)) if p != (0, 1, 2, 3)]
 
 
@@ -45,9 +60,19 @@ class PuzzleConfig(TaskConfig):
     num_objects: Range = Range(3, 6)
     object_size: Range = Range(0.08, 0.16)
     seam_margin: float = 1.15  # best distractor's seam cost / the correct one's, at least
+    question: str = "arrangement"  # or "corner"
+    corners: tuple[str, ...] = CORNERS  # asked about by "corner" questions, one drawn per clip
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.question not in ("arrangement", "corner"):
+            raise ValueError(
+                f"spatial_puzzle question must be 'arrangement' or 'corner', got {self.question!r}"
+            )
+        if not self.corners or set(self.corners) - set(CORNERS):
+            raise ValueError(
+                f"spatial_puzzle corners must be among {list(CORNERS)}, got {list(self.corners)}"
+            )
         if set(self.variants) - {"static", "moving"}:
             raise ValueError(
                 f"spatial_puzzle variants are 'static' and 'moving', got {sorted(self.variants)}"
@@ -124,35 +149,44 @@ def _attempt(cfg: PuzzleConfig, rng: np.random.Generator, variant: str) -> Sampl
     shuffled = shuffle(original, order)
     # position j of the original holds original patch j, which sits at shuffled index order.index(j)
     correct = tuple(order.index(j) + 1 for j in range(4))
-    pool = [
-        tuple(p + 1 for p in perm)
-        for perm in itertools.permutations(range(4))
-        if tuple(p + 1 for p in perm) != correct
-    ]
-    texts = [option_text(p) for p in pool]
-    options, answer = balanced_options(option_text(correct), texts, rng, 4)
-
-    if not np.array_equal(restore(shuffled, parse_option(options[answer])), original):
-        raise AssertionError("puzzle construction error: the correct option does not restore the frames")
-    parts = patches(original)
-    if min(float(p.std()) for p in parts) < 6.0:
+    arrangements = [tuple(p + 1 for p in perm) for perm in itertools.permutations(range(4))]
+    if not np.array_equal(restore(shuffled, correct), original):
+        raise AssertionError("puzzle construction error: the correct arrangement does not restore the frames")
+    if min(float(p.std()) for p in patches(original)) < 6.0:
         raise Rejected("a patch is nearly uniform")
-    costs = [seam_cost(restore(shuffled, parse_option(o))) for o in options]
-    best_other = min(c for i, c in enumerate(costs) if i != answer)
-    if best_other < cfg.seam_margin * costs[answer]:
+
+    if cfg.question == "corner":
+        corner = cfg.corners[int(rng.integers(len(cfg.corners)))]
+        at = CORNERS.index(corner)
+        options, answer = PATCH_OPTIONS, correct[at] - 1
+        rivals = [a for a in arrangements if a[at] != correct[at]]
+        text = CORNER_QUESTION.format(corner=corner)
+        think = (
+            f"Only with patch {correct[at]} at the {corner} do the floor pattern, the horizon and the "
+            "objects continue across both centre lines."
+        )
+    else:
+        texts = [option_text(a) for a in arrangements if a != correct]
+        options, answer = balanced_options(option_text(correct), texts, rng, 4)
+        rivals = [parse_option(o) for i, o in enumerate(options) if i != answer]
+        text, corner = QUESTION, None
+        think = (
+            f"Placing patches {options[answer]} at top-left, top-right, bottom-left and bottom-right "
+            "makes the floor pattern, the horizon and the objects continue across both centre lines; "
+            "every other option leaves a visible break."
+        )
+    cost = seam_cost(original)
+    best_rival = min(seam_cost(restore(shuffled, a)) for a in rivals)
+    if best_rival < cfg.seam_margin * cost:
         raise Rejected("a wrong arrangement has seams about as continuous as the right one")
 
-    think = (
-        f"Placing patches {options[answer]} at top-left, top-right, bottom-left and bottom-right "
-        "makes the floor "
-        "pattern, the horizon and the objects continue across both centre lines; every other option leaves "
-        "a visible break."
-    )
-    question = Question(QUESTION, options, answer, f"{TASK}/{variant}", think=think)
+    question = Question(text, options, answer, f"{TASK}/{variant}", think=think)
     labels = {
         "shuffle_order": list(order),
         "correct_option": list(correct),
-        "seam_costs": [round(c, 3) for c in costs],
+        "seam_cost": round(cost, 3),
+        "best_rival_seam_cost": round(best_rival, 3),
+        "corner": corner,
         "moving": variant == "moving",
         "num_objects": count,
     }
