@@ -5,7 +5,11 @@ format_reward_weight · format_reward (both from `cosmos_ros.core.answers`, the 
 advantage (r − mean) / (std + 1e-6) within the group; then `ppo_epochs` updates of the clipped
 objective min(ρ·A, clip(ρ, 1−ε_low, 1+ε_high)·A), ρ = π/π_old per token, averaged over all
 completion tokens of the batch (token-mean), plus β · KL(π‖π_ref) (k3 estimator) when β > 0.
-Groups whose rewards are all equal carry no signal (advantage 0) and are counted.
+Groups whose rewards are all equal carry no signal (advantage 0) and are counted; with
+`drop_zero_signal_groups` (default) they are also left out of the token mean, where they would
+only dilute the others, and a batch with no signal at all makes no update: AdamW would otherwise
+still move every weight by its momentum and decay, drift without signal that lowered held-out
+accuracy of a model that already answers most questions right (model/cosmos-reason1-tiny's card).
 """
 
 from __future__ import annotations
@@ -26,6 +30,12 @@ def group_advantages(rewards: torch.Tensor, group_size: int, eps: float = 1e-6) 
     mean = groups.mean(dim=1, keepdim=True)
     std = groups.std(dim=1, unbiased=False, keepdim=True)
     return ((groups - mean) / (std + eps)).view(-1)
+
+
+def signal_mask(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
+    """(N·G,) rewards, groups contiguous → (N·G,) bool: whether the completion's group has unequal rewards."""
+    groups = rewards.view(-1, group_size)
+    return (groups != groups[:, :1]).any(dim=1).repeat_interleave(group_size)
 
 
 def clipped_policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor,
@@ -89,6 +99,7 @@ class GRPOModule(OptimizerMixin, L.LightningModule):
         min_lr_ratio: float = 0.1,
         gradient_clip_val: float = 1.0,
         lora: dict | None = None,
+        drop_zero_signal_groups: bool = True,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -142,6 +153,31 @@ class GRPOModule(OptimizerMixin, L.LightningModule):
             hp.format_reward_weight,
         )
         advantages = group_advantages(scores["reward"], hp.group_size)
+        signal = signal_mask(scores["reward"], hp.group_size)
+        mask = completions.mask * signal[:, None] if hp.drop_zero_signal_groups else completions.mask
+        # every DDP process updates when any has signal (they all-reduce gradients in step)
+        updated = self.trainer.strategy.reduce_boolean_decision(bool(mask.any()), all=False)
+        loss, stats = torch.zeros(()), {"clip_fraction": torch.zeros(())}
+        if updated:
+            loss, stats = self.update(prompts, completions, advantages, mask)
+        size = len(batch["records"])
+        metrics = {
+            "train/reward": scores["reward"].mean(), "train/accuracy_reward": scores["accuracy"].mean(),
+            "train/format_reward": scores["format"].mean(), "train/none_fraction": scores["none"].mean(),
+            "train/response_length": completions.mask.sum(1).mean(), "train/loss": loss.detach(),
+            "train/clip_fraction": stats["clip_fraction"],
+            "train/zero_signal_groups": 1 - signal.float().mean(),
+            "train/updated": float(updated),
+        }  # fmt: skip
+        if "kl" in stats:
+            metrics["train/kl"] = stats["kl"]
+        self.log_dict(metrics, batch_size=size, prog_bar=False)
+        self.log("reward", metrics["train/reward"], prog_bar=True, batch_size=size, logger=False)
+        return loss.detach()
+
+    def update(self, prompts, completions, advantages, mask):
+        """`ppo_epochs` clipped-objective updates on one rollout; the loss and stats of the last."""
+        hp = self.hparams
         with torch.no_grad():
             old_logp = completion_logprobs(self.model, prompts, completions)
             ref_logp = (
@@ -152,7 +188,7 @@ class GRPOModule(OptimizerMixin, L.LightningModule):
         optimizer, schedule = self.optimizers(), self.lr_schedulers()
         for _ in range(hp.ppo_epochs):
             logp = completion_logprobs(self.model, prompts, completions)
-            loss, stats = clipped_policy_loss(logp, old_logp, advantages, completions.mask, hp.eps_low, hp.eps_high,
+            loss, stats = clipped_policy_loss(logp, old_logp, advantages, mask, hp.eps_low, hp.eps_high,
                                               ref_logp, hp.beta)  # fmt: skip
             optimizer.zero_grad()
             self.manual_backward(loss)
@@ -161,20 +197,7 @@ class GRPOModule(OptimizerMixin, L.LightningModule):
             )
             optimizer.step()
             schedule.step()  # per update: trainer.max_steps counts updates (training steps × ppo_epochs)
-        flat = scores["reward"].view(-1, hp.group_size)
-        size = len(batch["records"])
-        metrics = {
-            "train/reward": scores["reward"].mean(), "train/accuracy_reward": scores["accuracy"].mean(),
-            "train/format_reward": scores["format"].mean(), "train/none_fraction": scores["none"].mean(),
-            "train/response_length": completions.mask.sum(1).mean(), "train/loss": loss.detach(),
-            "train/clip_fraction": stats["clip_fraction"],
-            "train/zero_signal_groups": (flat.std(dim=1) == 0).float().mean(),
-        }  # fmt: skip
-        if "kl" in stats:
-            metrics["train/kl"] = stats["kl"]
-        self.log_dict(metrics, batch_size=size, prog_bar=False)
-        self.log("reward", metrics["train/reward"], prog_bar=True, batch_size=size, logger=False)
-        return loss.detach()
+        return loss.detach(), stats
 
     def validation_step(self, batch, batch_idx):
         if batch is None:

@@ -7,7 +7,7 @@ import torch
 
 from cosmos_ros.core.answers import accuracy_reward, format_reward
 from cosmos_ros.training.data import Record
-from cosmos_ros.training.grpo import clipped_policy_loss, group_advantages, score
+from cosmos_ros.training.grpo import clipped_policy_loss, group_advantages, score, signal_mask
 
 
 def test_advantages_are_normalized_within_each_group():
@@ -107,3 +107,44 @@ def test_a_grpo_step_raises_a_toy_reward(toy_data):
             optimizer.step()
     after = torch.stack([reward_of(rollout(100 + s)).mean() for s in range(3)]).mean()
     assert after > before + 0.1, (before, after)
+
+
+def test_signal_mask_marks_the_groups_whose_rewards_differ():
+    rewards = torch.tensor([1.5, 1.5, 1.5, 0.5, 1.5, 0.5, 0.0, 0.0, 0.0])
+    assert signal_mask(rewards, 3).tolist() == [False] * 3 + [True] * 3 + [False] * 3
+
+
+@pytest.mark.parametrize("rewards", [[1.0] * 8 + [0.0] * 8, [1.0] * 8 + [0.0, 1.0] * 4])
+def test_a_rollout_without_signal_makes_no_update(toy_data, monkeypatch, rewards):
+    """All groups equal: no optimizer step (AdamW would still move every weight by momentum and
+    decay). One group with signal: one step, and the loss is its token mean alone."""
+    import lightning as L
+
+    from cosmos_ros.training import grpo
+    from cosmos_ros.training.datamodule import VideoQADataModule
+
+    def constant_score(texts, records, group_size, *weights):
+        r = torch.tensor(rewards)
+        return {"reward": r, "accuracy": r, "format": torch.ones_like(r), "none": torch.zeros_like(r)}
+
+    monkeypatch.setattr(grpo, "score", constant_score)
+    seen = []
+    loss_fn = grpo.clipped_policy_loss
+    monkeypatch.setattr(
+        grpo, "clipped_policy_loss", lambda *a, **k: seen.append(a[3].clone()) or loss_fn(*a, **k)
+    )
+    torch.manual_seed(0)
+    module = grpo.GRPOModule(model="tiny-dense", group_size=8, max_new_tokens=3, ppo_epochs=1, lr=1e-2)
+    before = {k: v.clone() for k, v in module.model.state_dict().items()}
+    trainer = L.Trainer(max_epochs=1, limit_train_batches=1, limit_val_batches=0, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        accelerator="cpu")  # fmt: skip
+    trainer.fit(module, VideoQADataModule(str(toy_data), batch_size=2))
+    changed = any(not torch.equal(v, before[k]) for k, v in module.model.state_dict().items())
+    with_signal = len(set(rewards[8:])) > 1  # the first group is always all equal
+    assert trainer.global_step == int(with_signal) and changed == with_signal
+    if with_signal:
+        (mask,) = seen
+        assert mask[:8].sum() == 0 and mask[8:].sum() > 0  # the equal group is left out of the mean
+    else:
+        assert seen == []
