@@ -46,6 +46,8 @@ CORNER_QUESTION = (
 CORNERS = ("top-left", "top-right", "bottom-left", "bottom-right")
 PATCH_OPTIONS = tuple(f"patch {k}" for k in range(1, 5))
 PERMUTATIONS = [p for p in itertools.permutations(range(4)) if p != (0, 1, 2, 3)]
+# every answer to the arrangement question: shuffled patch (1-based) per original position
+ARRANGEMENTS = [tuple(p + 1 for p in perm) for perm in itertools.permutations(range(4))]
 
 
 def _default_variants() -> dict[str, float]:
@@ -149,7 +151,6 @@ def _attempt(cfg: PuzzleConfig, rng: np.random.Generator, variant: str) -> Sampl
     shuffled = shuffle(original, order)
     # position j of the original holds original patch j, which sits at shuffled index order.index(j)
     correct = tuple(order.index(j) + 1 for j in range(4))
-    arrangements = [tuple(p + 1 for p in perm) for perm in itertools.permutations(range(4))]
     if not np.array_equal(restore(shuffled, correct), original):
         raise AssertionError("puzzle construction error: the correct arrangement does not restore the frames")
     if min(float(p.std()) for p in patches(original)) < 6.0:
@@ -159,14 +160,14 @@ def _attempt(cfg: PuzzleConfig, rng: np.random.Generator, variant: str) -> Sampl
         corner = cfg.corners[int(rng.integers(len(cfg.corners)))]
         at = CORNERS.index(corner)
         options, answer = PATCH_OPTIONS, correct[at] - 1
-        rivals = [a for a in arrangements if a[at] != correct[at]]
+        rivals = [a for a in ARRANGEMENTS if a[at] != correct[at]]
         text = CORNER_QUESTION.format(corner=corner)
         think = (
             f"Only with patch {correct[at]} at the {corner} do the floor pattern, the horizon and the "
             "objects continue across both centre lines."
         )
     else:
-        texts = [option_text(a) for a in arrangements if a != correct]
+        texts = [option_text(a) for a in ARRANGEMENTS if a != correct]
         options, answer = balanced_options(option_text(correct), texts, rng, 4)
         rivals = [parse_option(o) for i, o in enumerate(options) if i != answer]
         text, corner = QUESTION, None
