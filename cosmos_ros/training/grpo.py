@@ -8,8 +8,7 @@ completion tokens of the batch (token-mean), plus β · KL(π‖π_ref) (k3 esti
 Groups whose rewards are all equal carry no signal (advantage 0) and are counted; with
 `drop_zero_signal_groups` (default) they are also left out of the token mean, where they would
 only dilute the others, and a batch with no signal at all makes no update: AdamW would otherwise
-still move every weight by its momentum and decay, drift without signal that lowered held-out
-accuracy of a model that already answers most questions right (model/cosmos-reason1-tiny's card).
+still move every weight by its momentum and decay, a step that no reward asked for.
 """
 
 from __future__ import annotations
