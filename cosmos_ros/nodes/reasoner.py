@@ -378,7 +378,8 @@ class Reasoner(ReasonerLogic, Node):
         self._activate()
 
     def destroy_node(self) -> None:
-        self.worker.stop()
+        if hasattr(self, "worker"):  # rclpy also destroys a node whose parameters were refused
+            self.worker.stop()
         super().destroy_node()
 
 

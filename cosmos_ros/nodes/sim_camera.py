@@ -35,6 +35,9 @@ from cosmos_ros.nodes.runner import run_node
 class SimCamera(Node):
     def __init__(self, **kwargs):
         super().__init__("sim_camera", **kwargs)
+        # set first: rclpy destroys a node whose construction failed, and destroy_node needs these
+        self._stop = threading.Event()
+        self._renderer: threading.Thread | None = None
         describe = lambda text: ParameterDescriptor(description=text, read_only=True)  # noqa: E731
         self.declare_parameter("scenario", "object_permanence", describe("task name or scenario YAML path"))
         self.declare_parameter("seed", -1, describe("base seed; -1 = the scenario config's"))
@@ -66,7 +69,6 @@ class SimCamera(Node):
         )
         self._truth_pub = self.create_publisher(String, "~/ground_truth", truth_qos)
         self._ready: queue.Queue = queue.Queue(maxsize=1)
-        self._stop = threading.Event()
         self._renderer = threading.Thread(target=self._render_ahead, daemon=True)
         self._renderer.start()
         self._clip = None  # (clip id, sample, question stops)
@@ -139,7 +141,8 @@ class SimCamera(Node):
         self._stop.set()
         # Let the renderer leave MuJoCo / EGL before the interpreter tears down: a daemon thread
         # still inside the GL context at exit can hang the process past SIGINT and SIGTERM.
-        self._renderer.join(timeout=5.0)
+        if self._renderer is not None:
+            self._renderer.join(timeout=5.0)
         super().destroy_node()
 
 
