@@ -98,6 +98,9 @@ class SceneConfig:
     camera: CameraConfig = CameraConfig()
     lighting: LightingConfig = LightingConfig()
     colors: tuple[str, ...] = tuple(COLORS)
+    # False: objects take the colours in the listed order (the first object the first colour),
+    # a narrowing for small models that cannot yet bind a colour word to pixels.
+    shuffle_colors: bool = True
     floor_brightness: Range = Range(0.35, 0.7)
 
     def __post_init__(self) -> None:

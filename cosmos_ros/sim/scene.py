@@ -157,7 +157,8 @@ def sample_sky(rng: np.random.Generator) -> tuple[float, float, float]:
 def sample_colors(cfg: SceneConfig, rng: np.random.Generator, count: int) -> list[str]:
     if count > len(cfg.colors):
         raise ValueError(f"need {count} distinct colours, scene.colors has {len(cfg.colors)}")
-    return [cfg.colors[i] for i in rng.permutation(len(cfg.colors))[:count]]
+    order = rng.permutation(len(cfg.colors)) if cfg.shuffle_colors else np.arange(len(cfg.colors))
+    return [cfg.colors[i] for i in order[:count]]
 
 
 def rgba(color: str, alpha: float = 1.0) -> tuple[float, float, float, float]:

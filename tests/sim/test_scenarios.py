@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+from cosmos_ros.core.prompts import next_subtask_prompt
 from cosmos_ros.sim.render import render
 from cosmos_ros.sim.sample import Rejected
 from cosmos_ros.sim.scenarios import arrow, generate, puzzle
@@ -128,6 +129,58 @@ def test_next_subtask_questions_show_the_clip_up_to_a_subtask_boundary(configs):
     assert question.answer_text == sample.labels["subtasks"][finished + 1]
     assert end == len(per_frame) or per_frame[end] == finished + 1
     assert question.prompt().kind.value == "next_subtask"
+
+
+def _stream(configs, **fields):
+    return dataclasses.replace(configs["manipulation"], stream_windows=8, window_frames=12, **fields)
+
+
+@pytest.mark.parametrize("variant", ["pick_success", "pick_drop", "push_missed_push"])
+def test_stream_windows_ask_the_plan_step_after_the_last_frame(configs, variant):
+    sample = generate(_stream(configs), 2, variant=variant)
+    plan = sample.labels["subtasks"]
+    per_frame = sample.labels["frames"]["subtask_index"]
+    asked = [q for q in sample.questions if q.kind == "next_subtask"]
+    assert asked
+    for question in asked:
+        start, end = sample.videos[question.video]
+        assert 0 < end - start <= 12 and (start == 0 or end - start == 12)
+        assert question.options == tuple(plan)  # the planner's plan, in order
+        assert question.answer == per_frame[end - 1] + 1
+        assert question.prompt().text == next_subtask_prompt(question.task, plan).text
+
+
+@pytest.mark.parametrize("variant", ["pick_missed_grasp", "pick_drop", "pick_collision", "pick_wrong_object",
+                                     "push_missed_push"])  # fmt: skip
+def test_stream_failure_answers_change_when_the_failure_shows(configs, variant):
+    sample = generate(_stream(configs, failure_margin_frames=2), 1, variant=variant)
+    shown = sample.labels["failure_frame"]
+    assert 0 < shown < len(sample.frames)
+    for question in (q for q in sample.questions if q.kind == "failure"):
+        last = sample.videos[question.video][1] - 1
+        assert not shown <= last < shown + 2  # the frames right after the event are not asked
+        assert question.answer_text == ("Yes, the robot failed" if last >= shown else "No, the robot did not fail")
+
+
+def test_the_failure_frame_is_when_the_physics_shows_it(configs):
+    drop = generate(configs["manipulation"], 0, variant="pick_drop")
+    z = np.asarray(drop.labels["frames"]["block_positions"])[:, 0, 2]
+    frame = drop.labels["failure_frame"]
+    assert z[:frame].max() > z[frame] + 0.02  # lifted, then visibly lower
+    collision = generate(configs["manipulation"], 0, variant="pick_collision")
+    bystander = np.asarray(collision.labels["frames"]["block_positions"])[:, 1, :2]
+    moved = np.linalg.norm(bystander - bystander[0], axis=1)
+    frame = collision.labels["failure_frame"]
+    assert moved[frame] > 0.01 and moved[frame - 1] <= 0.01
+    assert generate(configs["manipulation"], 0, variant="pick_success").labels["failure_frame"] is None
+
+
+def test_manipulation_config_rejects_bad_phase_weights_and_windows(configs):
+    cfg = configs["manipulation"]
+    with pytest.raises(ValueError, match="pick_phase_weights"):
+        dataclasses.replace(cfg, pick_phase_weights=(1.0, 1.0))
+    with pytest.raises(ValueError, match="window_frames"):
+        dataclasses.replace(cfg, window_frames=1)
 
 
 def test_segmentation_render_matches_the_rgb_pass(configs):

@@ -36,6 +36,9 @@ MODES = {
     "missed_push": "The gripper went past the block without pushing it",
 }
 WHAT_WENT_WRONG = "The robot was asked to {task}. What went wrong, if anything?"
+# move above, lower, grasp, lift, carry, lower onto, release, back up / behind, lower, push, lift
+PICK_PHASE_WEIGHTS = (0.9, 0.5, 0.4, 0.5, 1.0, 0.5, 0.3, 0.5)
+PUSH_PHASE_WEIGHTS = (0.9, 0.5, 1.6, 0.5)
 
 
 def _default_variants() -> dict[str, float]:
@@ -60,6 +63,19 @@ class ManipulationConfig(TaskConfig):
     num_blocks: Range = Range(2, 3)
     carry_height: Range = Range(0.26, 0.34)  # palm height while carrying
     visible_px: int = 30  # the gripper at 256x256, in every frame
+    # Relative phase durations (the script fills the clip); each is scaled by U(1 - j, 1 + j).
+    pick_phase_weights: tuple[float, ...] = PICK_PHASE_WEIGHTS
+    push_phase_weights: tuple[float, ...] = PUSH_PHASE_WEIGHTS
+    phase_jitter: float = 0.0
+    mode_options: int = 4  # options of "what went wrong"; 5 = every outcome the skill can have
+    # Questions as the reasoner meets the live stream: `stream_windows` videos per clip, each the
+    # last `window_frames` frames (fewer near the start) up to a random frame, asking the next
+    # subtask (options: the plan, in order) and whether the robot has failed by then. Windows
+    # ending within `failure_margin_frames` after the failure shows are not asked about failure.
+    # 0 = a prefix ending at a subtask boundary (successes only) and the whole clip instead.
+    stream_windows: int = 0
+    window_frames: int = 12
+    failure_margin_frames: int = 2
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -67,6 +83,20 @@ class ManipulationConfig(TaskConfig):
             raise ValueError(
                 f"unknown manipulation variants {sorted(set(self.variants) - set(_default_variants()))}"
             )
+        for name, expected in (("pick_phase_weights", PICK_PHASE_WEIGHTS), ("push_phase_weights", PUSH_PHASE_WEIGHTS)):
+            weights = getattr(self, name)
+            if len(weights) != len(expected) or min(weights) <= 0:
+                raise ValueError(f"{name} needs {len(expected)} positive weights, got {list(weights)}")
+        checks = [
+            (0 <= self.phase_jitter < 1, f"phase_jitter must be in [0, 1), got {self.phase_jitter}"),
+            (2 <= self.mode_options <= 5, f"mode_options must be 2..5, got {self.mode_options}"),
+            (self.stream_windows >= 0, f"stream_windows must be >= 0, got {self.stream_windows}"),
+            (self.window_frames >= 2, f"window_frames must be >= 2, got {self.window_frames}"),
+            (self.failure_margin_frames >= 0, "failure_margin_frames must be >= 0"),
+        ]
+        problems = [message for ok, message in checks if not ok]
+        if problems:
+            raise ValueError("manipulation: " + "; ".join(problems))
 
 
 def generate(cfg: ManipulationConfig, seed: int, variant: str | None = None) -> Sample:
@@ -186,14 +216,18 @@ def _attempt(cfg: ManipulationConfig, rng: np.random.Generator, variant: str) ->
                 color_name=block_colors[i],
             )
         )
-    weights = np.array([0.9, 0.5, 0.4, 0.5, 1.0, 0.5, 0.3, 0.5] if skill == "pick" else [0.9, 0.5, 1.6, 0.5])
+    weights = np.array(cfg.pick_phase_weights if skill == "pick" else cfg.push_phase_weights)
+    if cfg.phase_jitter:
+        weights = weights * rng.uniform(1 - cfg.phase_jitter, 1 + cfg.phase_jitter, len(weights))
     durations = list(weights / weights.sum() * (r.duration_s - 0.3))  # scripts fill the clip
+    # Subtasks are the planner's steps, so they name the task's block even when the robot
+    # (wrong_object) carries them out on another one.
     if skill == "pick":
         phases = _pick_script(
-            cfg, rng, blocks_xy[handled], pad_xy, half, name(handled), zone, mode, durations
+            cfg, rng, blocks_xy[handled], pad_xy, half, name(target), zone, mode, durations
         )
     else:
-        phases = _push_script(rng, blocks_xy[handled], pad_xy, half, name(handled), zone, mode, durations)
+        phases = _push_script(rng, blocks_xy[handled], pad_xy, half, name(target), zone, mode, durations)
     script = Script(phases, start_delay=0.2)
     tracked = ("gripper", *(f"block_{i}" for i in range(count)))
     scene = base_scene(
@@ -216,30 +250,30 @@ def _attempt(cfg: ManipulationConfig, rng: np.random.Generator, variant: str) ->
     subtasks = list(dict.fromkeys(p.subtask for p in phases))  # in order, drop's split phase once
     frame_phase = [script.phase_at(t) for t in trajectory.times]
     frame_subtask = [phases[i].subtask if i >= 0 else "" for i in frame_phase]
+    frame_subtask_index = [subtasks.index(s) if s else -1 for s in frame_subtask]
     failed = mode != "success"
+    failure_frame = (
+        _failure_frame(mode, trajectory, count, target, handled, half, pad_xy) if failed else None
+    )
     reason = _reason(mode, name(target), name(handled), zone)
-    verdict = FAILED_CHOICE if failed else 1 - FAILED_CHOICE
-    question = f"Did the robot fail to complete the task: '{task_text}'?"
-    questions = [
-        Question(
-            question,
-            FAILURE_OPTIONS,
-            verdict,
-            f"{TASK}/failure",
-            kind="failure",
-            task=task_text,
-            think=reason,
-        )
-    ]
     relevant = [m for m in MODES if m != ("missed_grasp" if skill == "push" else "missed_push")]
-    options, answer = balanced_options(MODES[mode], [MODES[m] for m in relevant if m != mode], rng, 4)
-    questions.append(
+    options, answer = balanced_options(
+        MODES[mode], [MODES[m] for m in relevant if m != mode], rng, cfg.mode_options
+    )
+    questions = [
         Question(
             WHAT_WENT_WRONG.format(task=task_text), options, answer, f"{TASK}/failure_mode", think=reason
         )
-    )
+    ]
     videos = {}
-    if not failed:
+    if cfg.stream_windows:
+        stream = _stream_questions(cfg, rng, task_text, subtasks, frame_subtask_index, failure_frame, reason)
+        questions += stream[0]
+        videos.update(stream[1])
+    else:
+        verdict = FAILED_CHOICE if failed else 1 - FAILED_CHOICE
+        questions.insert(0, _failure_question(task_text, verdict, reason))
+    if not failed and not cfg.stream_windows:
         boundary, video = _next_subtask_video(rng, script, subtasks, r)
         videos[video] = (0, boundary[0])
         correct = subtasks[boundary[1] + 1]
@@ -258,10 +292,11 @@ def _attempt(cfg: ManipulationConfig, rng: np.random.Generator, variant: str) ->
         "handled_block": name(handled),
         "zone": zone,
         "subtasks": subtasks,
+        "failure_frame": failure_frame,  # first frame that shows the failure; None on success
         **facts,
         "frames": {
             "subtask": frame_subtask,
-            "subtask_index": [subtasks.index(s) if s else -1 for s in frame_subtask],
+            "subtask_index": frame_subtask_index,
             "gripper_position": rounded(trajectory.position("gripper")),
             "block_positions": rounded(
                 np.stack([trajectory.position(f"block_{i}") for i in range(count)], 1)
@@ -299,6 +334,70 @@ def _outcome(trajectory, count, target, handled, half, pad_xy, pad_half, skill) 
     else:
         outcome = "missed_grasp" if not lifted[target] else "drop"
     return outcome, facts
+
+
+def _failure_question(task_text: str, verdict: int, think: str, video: str = "clip") -> Question:
+    question = f"Did the robot fail to complete the task: '{task_text}'?"
+    return Question(
+        question, FAILURE_OPTIONS, verdict, f"{TASK}/failure", kind="failure", task=task_text, think=think,
+        video=video,
+    )  # fmt: skip
+
+
+def _failure_frame(mode, trajectory, count, target, handled, half, pad_xy) -> int:
+    """The first frame that shows the failure: from then on the reasoner could see it."""
+    gripper = trajectory.position("gripper")  # (T, 3) palm
+    blocks = np.stack([trajectory.position(f"block_{i}") for i in range(count)], 1)  # (T, N, 3)
+    if mode == "missed_grasp":  # the hand rises from its lowest point and the block stays down
+        lowest = int(np.argmin(gripper[:, 2]))
+        shown = (np.arange(len(gripper)) > lowest) & (gripper[:, 2] > gripper[lowest, 2] + 0.04)
+    elif mode == "drop":  # the block, once lifted, has fallen visibly
+        z = blocks[:, target, 2]
+        peak = np.maximum.accumulate(z)
+        shown = (peak > half + 0.04) & (z < peak - 0.03)
+    elif mode == "collision":  # another block has been knocked
+        moved = np.linalg.norm(blocks[:, :, :2] - blocks[0, :, :2], axis=2)  # (T, N)
+        bystanders = [i for i in range(count) if i not in (target, handled)]
+        shown = (moved[:, bystanders] > 0.01).any(axis=1)
+    elif mode == "wrong_object":  # the other block is off the table
+        shown = blocks[:, handled, 2] > half + 0.02
+    elif mode == "missed_push":  # the palm, down at the table, has swept past the block's front face
+        start = blocks[0, target, :2]
+        direction = (pad_xy - start) / np.linalg.norm(pad_xy - start)
+        shown = (gripper[:, 2] < FINGER_REACH + 0.05) & ((gripper[:, :2] - start) @ direction > half + 0.03)
+    else:
+        raise ValueError(f"no failure event for outcome {mode!r}")
+    frames = np.flatnonzero(shown)
+    if frames.size == 0:
+        raise Rejected(f"the {mode} never shows in the clip")
+    return int(frames[0])
+
+
+def _stream_questions(cfg, rng, task_text, subtasks, frame_subtask_index, failure_frame, reason):
+    """Questions about windows of the clip as the reasoner sees the live stream (config
+    `stream_windows`): the next subtask after the one running at the window's last frame, and
+    whether the failure (if any) has shown by then."""
+    questions, videos = [], {}
+    for k in range(cfg.stream_windows):
+        end = int(rng.integers(2, cfg.render.num_frames + 1))  # exclusive: the last frame is end - 1
+        video = f"window_{k}"
+        asked = []
+        current = frame_subtask_index[end - 1]
+        if 0 <= current < len(subtasks) - 1:
+            think = f"The robot is doing: {subtasks[current]}. Next it should {subtasks[current + 1]}."
+            asked.append(
+                Question("next subtask", tuple(subtasks), current + 1, f"{TASK}/next_subtask",
+                         kind="next_subtask", task=task_text, think=think, video=video)
+            )  # fmt: skip
+        if failure_frame is None or end - 1 < failure_frame:
+            think = "So far the robot has done what the task needs."
+            asked.append(_failure_question(task_text, 1 - FAILED_CHOICE, think, video))
+        elif end - 1 >= failure_frame + cfg.failure_margin_frames:
+            asked.append(_failure_question(task_text, FAILED_CHOICE, reason, video))
+        if asked:
+            questions += asked
+            videos[video] = (max(0, end - cfg.window_frames), end)
+    return questions, videos
 
 
 def _next_subtask_video(rng, script: Script, subtasks: list[str], r) -> tuple[tuple[int, int], str]:
