@@ -6,15 +6,22 @@ camera, keyed by header stamp (capture time, not arrival time), and resamples
 them into a `Clip` on demand. The node adds frames from the executor thread and
 a worker thread asks for clips, so every public method takes one lock; the heavy
 work of a clip (resampling, stacking, tiling) runs on a snapshot outside it.
+
+Clock jumps (a rebooted driver, a replayed bag, a sim reset, one frame stamped a
+year ahead): a stamp more than `clock_jump_s` behind the camera's newest, or ahead
+of it by more than the arrival time since then plus `clock_jump_s`, empties the
+camera's ring and starts a new timeline. Smaller steps back are reordering: dropped.
+An outlier costs the history (twice: out and back) but cannot blind the camera.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Sequence
 
 import numpy as np
 
@@ -34,8 +41,9 @@ class CameraStats:
     """Counters for one camera, for /diagnostics.
 
     received = accepted + out_of_order + duplicates. Frames leave the ring either
-    because capacity was exceeded (`evicted`) or they grew older than max_age_s
-    behind the newest stamp (`expired`).
+    because capacity was exceeded (`evicted`), they grew older than max_age_s
+    behind the newest stamp (`expired`) or the camera's clock jumped (the ring is
+    emptied; `clock_jumps` counts the jumps, not the frames).
     """
 
     received: int = 0
@@ -44,9 +52,10 @@ class CameraStats:
     duplicates: int = 0  # stamp equal to a frame already held
     evicted: int = 0
     expired: int = 0
+    clock_jumps: int = 0
     last_stamp: float = float("nan")  # newest accepted header stamp, seconds
     last_received_wall: float = float("nan")  # arrival time of that frame (caller's clock)
-    rate_hz: float = 0.0  # accepted frames per second over recent arrivals
+    rate_hz: float = 0.0  # accepted frames per second over recent arrivals; 0 once silent
 
 
 @dataclass
@@ -64,18 +73,38 @@ class FrameBuffer:
     max_age_s: frames older than this behind their camera's newest stamp are
         dropped (None keeps up to capacity). Bounded either way.
     rate_window: how many recent arrivals the rate estimate spans.
+    rate_horizon_s: arrivals older than this (or two mean frame intervals, if
+        longer) stop counting, so a silent camera's rate falls to 0.
+    clock_jump_s: the clock-jump tolerance (module docstring); None never resets.
+    on_clock_jump: called with (camera, newest stamp, new stamp), outside the lock.
     """
 
-    def __init__(self, capacity_per_camera: int = 256, max_age_s: float | None = 30.0, *, rate_window: int = 30):
+    def __init__(
+        self,
+        capacity_per_camera: int = 256,
+        max_age_s: float | None = 30.0,
+        *,
+        rate_window: int = 30,
+        rate_horizon_s: float = 2.0,
+        clock_jump_s: float | None = 1.0,
+        on_clock_jump: Callable[[str, float, float], None] | None = None,
+    ):
         if capacity_per_camera < 1:
             raise ValueError(f"capacity_per_camera must be >= 1, got {capacity_per_camera}")
         if max_age_s is not None and max_age_s <= 0:
             raise ValueError(f"max_age_s must be > 0 or None, got {max_age_s}")
         if rate_window < 2:
             raise ValueError(f"rate_window must be >= 2, got {rate_window}")
+        if not rate_horizon_s > 0:
+            raise ValueError(f"rate_horizon_s must be > 0, got {rate_horizon_s}")
+        if clock_jump_s is not None and not clock_jump_s > 0:
+            raise ValueError(f"clock_jump_s must be > 0 or None, got {clock_jump_s}")
         self.capacity_per_camera = capacity_per_camera
         self.max_age_s = max_age_s
+        self.clock_jump_s = clock_jump_s
         self._rate_window = rate_window
+        self._rate_horizon_s = rate_horizon_s
+        self._on_clock_jump = on_clock_jump
         self._cameras: dict[str, _Camera] = {}
         self._lock = threading.Lock()
 
@@ -85,14 +114,19 @@ class FrameBuffer:
         """Store an (H, W, 3) uint8 RGB frame captured at `stamp` seconds.
 
         Returns False, and counts it, when the stamp is not newer than the
-        camera's newest frame: rings stay sorted by stamp. `received` is the
-        arrival time (default time.monotonic()); use the same clock for is_stale.
-        The frame is kept by reference: do not modify it afterwards.
+        camera's newest frame (rings stay sorted by stamp), unless the step is a
+        clock jump (module docstring): then the ring restarts from this frame.
+        `received` is the arrival time (default time.monotonic()); use the same
+        clock for is_stale and stats. The frame is kept by reference: do not
+        modify it afterwards.
         """
         if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
             raise ValueError(f"frame must be (H, W, 3) uint8 RGB, got {frame.shape} {frame.dtype}")
         stamp = float(stamp)
+        if not math.isfinite(stamp):
+            raise ValueError(f"stamp must be finite seconds, got {stamp}")
         received = time.monotonic() if received is None else float(received)
+        jumped_from = None
         with self._lock:
             cam = self._cameras.get(camera)
             if cam is None:
@@ -100,6 +134,11 @@ class FrameBuffer:
                 self._cameras[camera] = cam
             stats = cam.stats
             stats.received += 1
+            if cam.stamps and self._is_clock_jump(stamp, received, cam):
+                jumped_from = cam.stamps[-1]
+                cam.stamps.clear()
+                cam.frames.clear()
+                stats.clock_jumps += 1
             if cam.stamps and stamp <= cam.stamps[-1]:
                 held = np.asarray(cam.stamps)
                 if (held == stamp).any():
@@ -113,8 +152,6 @@ class FrameBuffer:
             stats.accepted += 1
             stats.last_stamp = stamp
             stats.last_received_wall = received
-            span = cam.arrivals[-1] - cam.arrivals[0]
-            stats.rate_hz = (len(cam.arrivals) - 1) / span if span > 0 else 0.0
             while len(cam.stamps) > self.capacity_per_camera:
                 self._pop_oldest(cam)
                 stats.evicted += 1
@@ -122,7 +159,16 @@ class FrameBuffer:
                 while cam.stamps[0] < stamp - self.max_age_s:
                     self._pop_oldest(cam)
                     stats.expired += 1
-            return True
+        if jumped_from is not None and self._on_clock_jump is not None:
+            self._on_clock_jump(camera, jumped_from, stamp)
+        return True
+
+    def _is_clock_jump(self, stamp: float, received: float, cam: _Camera) -> bool:
+        if self.clock_jump_s is None:
+            return False
+        newest = cam.stamps[-1]
+        elapsed = max(0.0, received - cam.stats.last_received_wall)
+        return stamp < newest - self.clock_jump_s or stamp - newest > elapsed + self.clock_jump_s
 
     @staticmethod
     def _pop_oldest(cam: _Camera) -> None:
@@ -154,15 +200,26 @@ class FrameBuffer:
             cam = self._cameras.get(camera)
             return len(cam.stamps) if cam else 0
 
-    def stats(self, camera: str) -> CameraStats:
-        """A copy of one camera's counters (all zero for a camera never seen)."""
+    def stats(self, camera: str, now: float | None = None) -> CameraStats:
+        """A copy of one camera's counters (all zero for a camera never seen).
+        now: the time on add's `received` clock, for rate_hz; None = the newest arrival."""
         with self._lock:
             cam = self._cameras.get(camera)
-            return replace(cam.stats) if cam else CameraStats()
+            return self._stats_copy(cam, now) if cam else CameraStats()
 
-    def all_stats(self) -> dict[str, CameraStats]:
+    def all_stats(self, now: float | None = None) -> dict[str, CameraStats]:
         with self._lock:
-            return {name: replace(cam.stats) for name, cam in self._cameras.items()}
+            return {name: self._stats_copy(cam, now) for name, cam in self._cameras.items()}
+
+    def _stats_copy(self, cam: _Camera, now: float | None) -> CameraStats:
+        arrivals = list(cam.arrivals)
+        if len(arrivals) >= 2:
+            now = arrivals[-1] if now is None else now
+            mean_interval = (arrivals[-1] - arrivals[0]) / (len(arrivals) - 1)
+            horizon = max(self._rate_horizon_s, 2 * mean_interval)
+            arrivals = [t for t in arrivals if now - t <= horizon]
+        span = arrivals[-1] - arrivals[0] if len(arrivals) >= 2 else 0.0
+        return replace(cam.stats, rate_hz=(len(arrivals) - 1) / span if span > 0 else 0.0)
 
     def newest_stamp(self, camera: str) -> float | None:
         """Header stamp of the camera's newest held frame; None when it holds none."""
@@ -200,9 +257,11 @@ class FrameBuffer:
         *,
         cameras: Sequence[str] | None = None,
         end: float | None = None,
+        since: float | None = None,
         align_tolerance_s: float | None = None,
     ) -> Clip:
-        """The last `window_s` seconds ending at `end`, resampled at `fps`.
+        """The last `window_s` seconds ending at `end`, resampled at `fps`; with `since`,
+        nothing older than that stamp (e.g. frames from before the current task began).
 
         Resampling: grid times end, end - 1/fps, ... back to end - window_s; each
         takes the nearest held frame in the window, and a frame chosen twice is
@@ -218,20 +277,25 @@ class FrameBuffer:
         are tiled left to right in camera order, scaled to the reference height.
         cameras=None means every camera, in order of first arrival.
 
-        Raises EmptyClipError when the window holds no (aligned) frame.
+        Raises EmptyClipError when the window holds no (aligned) frame. Memory and
+        time grow with the frames held, not with window_s x fps.
         """
-        if window_s < 0 or fps <= 0 or max_frames < 1:
-            raise ValueError(f"need window_s >= 0, fps > 0, max_frames >= 1; got {window_s}, {fps}, {max_frames}")
+        finite = math.isfinite(window_s) and math.isfinite(fps)
+        if not finite or window_s < 0 or fps <= 0 or max_frames < 1:
+            raise ValueError(
+                f"need finite window_s >= 0 and fps > 0, max_frames >= 1; got {window_s}, {fps}, {max_frames}"
+            )
         names = tuple(cameras) if cameras is not None else self.cameras
         if not names:
             raise EmptyClipError("the frame buffer holds no cameras")
         tolerance = 0.5 / fps if align_tolerance_s is None else align_tolerance_s
         ref_stamps, ref_frames = self._snapshot(names[0])
         end = float(ref_stamps[-1]) if end is None else float(end)
-        picks = _resample(ref_stamps, end - window_s, end, fps)  # (T,) indices into the reference
+        start = end - window_s if since is None else max(end - window_s, float(since))
+        picks = _resample(ref_stamps, start, end, fps)  # (T,) indices into the reference
         if picks.size == 0:
             raise EmptyClipError(
-                f"camera {names[0]!r} has no frame in [{end - window_s:.3f}, {end:.3f}] s "
+                f"camera {names[0]!r} has no frame in [{start:.3f}, {end:.3f}] s "
                 f"(it holds {ref_stamps[0]:.3f} .. {ref_stamps[-1]:.3f})"
             )
         stamps = ref_stamps[picks]  # (T,)
@@ -299,16 +363,30 @@ def _nearest(stamps: np.ndarray, times: np.ndarray) -> np.ndarray:
 
 
 def _resample(stamps: np.ndarray, start: float, end: float, fps: float) -> np.ndarray:
-    """Indices of the frames nearest to the grid end - k/fps within [start, end],
-    each frame at most once, in increasing stamp order."""
+    """Indices of the frames nearest to the grid end - k/fps (k = 0..steps) within
+    [start, end], each frame at most once, in increasing stamp order.
+
+    The grid may have far more points than frames are held (a long window at a
+    high fps), so it is never built: each frame owns the grid indices between the
+    midpoints to its neighbours; one owning an index over two steps from every
+    midpoint is picked outright, and only indices near a midpoint or a grid end,
+    where rounding decides ties, are looked up. O(frames held)."""
     eps = 1e-9  # stamps built from sec + nanosec carry float rounding
     lo = np.searchsorted(stamps, start - eps, side="left")
     hi = np.searchsorted(stamps, end + eps, side="right")
     if hi <= lo:
         return np.empty(0, np.intp)
-    steps = int(np.floor((end - start) * fps + eps))
-    grid = end - np.arange(steps + 1) / fps  # (K,) newest first
-    return np.unique(lo + _nearest(stamps[lo:hi], grid))
+    held = stamps[lo:hi]  # (N,)
+    steps = np.floor((end - start) * fps + eps)
+    with np.errstate(over="ignore"):  # a huge fps overflows to inf; the clip bounds it
+        k_mid = np.clip((end - (held[:-1] + held[1:]) / 2) * fps, 0, steps)  # (N - 1,)
+    near = np.floor(np.concatenate([[0.0, steps], k_mid]))[:, None] + np.arange(-2, 3)  # (N + 1, 5)
+    k_near = np.unique(np.clip(near, 0, steps))
+    looked_up = _nearest(held, end - k_near / fps)
+    newest_k = np.concatenate([k_mid, [0.0]])  # (N,) frame j owns indices from here...
+    oldest_k = np.concatenate([[steps], k_mid])  # (N,) ...to here
+    outright = np.flatnonzero(np.floor(newest_k + 2) + 1 < oldest_k - 2)
+    return lo + np.union1d(looked_up, outright)
 
 
 def _even_subsample(count: int, max_count: int) -> np.ndarray:

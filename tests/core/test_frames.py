@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -62,6 +63,11 @@ def test_a_repeated_stamp_is_rejected_and_counted_as_a_duplicate():
     assert (stats.duplicates, stats.out_of_order) == (2, 0)
 
 
+def test_a_stamp_that_is_not_finite_is_refused():
+    with pytest.raises(ValueError, match="finite"):
+        FrameBuffer().add("cam", float("nan"), frame())
+
+
 def test_stats_track_last_stamp_arrival_and_rate():
     buffer = FrameBuffer()
     for i in range(11):
@@ -70,6 +76,22 @@ def test_stats_track_last_stamp_arrival_and_rate():
     assert stats.last_stamp == pytest.approx(51.0)
     assert stats.last_received_wall == pytest.approx(1001.0)
     assert stats.rate_hz == pytest.approx(10.0)
+
+
+def test_the_rate_of_a_silent_camera_falls_to_zero():
+    buffer = FrameBuffer(rate_horizon_s=2.0)
+    for i in range(11):
+        buffer.add("cam", 50.0 + i / 10, frame(), received=1000.0 + i / 10)
+    assert buffer.stats("cam", now=1001.05).rate_hz == pytest.approx(10.0)
+    assert buffer.stats("cam", now=1003.5).rate_hz == 0.0
+    assert buffer.all_stats(now=1003.5)["cam"].rate_hz == 0.0
+
+
+def test_a_slow_camera_keeps_its_rate_between_two_frames():
+    buffer = FrameBuffer(rate_horizon_s=2.0)
+    for i in range(4):
+        buffer.add("cam", float(i * 3), frame(), received=float(i * 3))
+    assert buffer.stats("cam", now=11.0).rate_hz == pytest.approx(1 / 3)
 
 
 def test_stats_of_an_unknown_camera_are_zero():
@@ -86,6 +108,59 @@ def test_cameras_are_listed_in_order_of_first_frame():
     fill(buffer, "wrist", [1.0])
     fill(buffer, "head", [1.0])
     assert buffer.cameras == ("wrist", "head")
+
+
+# ---- clock jumps -------------------------------------------------------------
+
+
+def test_one_frame_stamped_a_year_ahead_does_not_blind_the_camera():
+    buffer = FrameBuffer(clock_jump_s=1.0)
+    fill(buffer, "cam", [100.0, 100.1, 100.2])
+    assert buffer.add("cam", 100.3 + 3.15e7, frame(), received=100.3)
+    assert buffer.add("cam", 100.4, frame(), received=100.4)
+    assert buffer.add("cam", 100.5, frame(), received=100.5)
+    np.testing.assert_array_equal(buffer.clip(1.0, 10.0, 10).stamps, [100.4, 100.5])
+    assert buffer.stats("cam").clock_jumps == 2
+
+
+def test_a_camera_whose_clock_restarts_behind_is_accepted_at_once():
+    buffer = FrameBuffer(clock_jump_s=1.0)
+    fill(buffer, "cam", [500.0, 500.1])
+    assert buffer.add("cam", 0.0, frame(), received=500.2)  # sim time reset
+    assert buffer.add("cam", 0.1, frame(), received=500.3)
+    assert buffer.newest_stamp("cam") == 0.1 and buffer.num_frames("cam") == 2
+    stats = buffer.stats("cam")
+    assert (stats.clock_jumps, stats.out_of_order, stats.accepted) == (1, 0, 4)
+
+
+def test_a_step_back_within_the_tolerance_is_dropped_as_out_of_order():
+    buffer = FrameBuffer(clock_jump_s=1.0)
+    fill(buffer, "cam", [10.0, 11.0])
+    assert buffer.add("cam", 10.5, frame(), received=11.0) is False
+    stats = buffer.stats("cam")
+    assert (stats.clock_jumps, stats.out_of_order) == (0, 1)
+
+
+def test_a_camera_resuming_after_a_silence_is_not_a_clock_jump():
+    buffer = FrameBuffer(clock_jump_s=1.0, max_age_s=None)
+    fill(buffer, "cam", [10.0, 10.1])
+    assert buffer.add("cam", 40.0, frame(), received=40.0)  # stamps and arrivals both moved 30 s
+    assert buffer.add("cam", 40.1, frame(), received=200.0)  # a paused sim: its clock lags ours
+    assert buffer.stats("cam").clock_jumps == 0 and buffer.num_frames("cam") == 4
+
+
+def test_each_clock_jump_is_reported_with_the_stamps_it_jumped_between():
+    jumps = []
+    buffer = FrameBuffer(clock_jump_s=1.0, on_clock_jump=lambda *jump: jumps.append(jump))
+    fill(buffer, "cam", [10.0])
+    buffer.add("cam", 2.0, frame(), received=10.1)
+    assert jumps == [("cam", 10.0, 2.0)]
+
+
+def test_without_a_jump_tolerance_a_stamp_far_ahead_drops_every_later_frame():
+    buffer = FrameBuffer(clock_jump_s=None)
+    fill(buffer, "cam", [10.0, 1e9])
+    assert buffer.add("cam", 10.1, frame(), received=10.1) is False
 
 
 # ---- staleness ---------------------------------------------------------------
@@ -175,6 +250,32 @@ def test_an_unknown_camera_raises_empty_clip_error_naming_the_known_ones():
 def test_empty_clip_error_is_a_lookup_error():
     with pytest.raises(LookupError):
         FrameBuffer().clip(1.0, 4.0, 8)
+
+
+@pytest.mark.parametrize(
+    "window_s, fps",
+    [(1e9, 4.0), (3.4e38, 4.0), (4.0, 1e300), (1e5, 60.0)],
+    ids=["1e9 s", "3.4e38 s", "1e300 fps", "1e5 s at 60 fps"],
+)
+def test_a_huge_window_or_fps_costs_what_the_frames_held_cost(window_s, fps):
+    buffer = FrameBuffer(capacity_per_camera=64, max_age_s=None)
+    fill(buffer, "cam", camera_stamps(fps=15.0, seconds=8.0))
+    tracemalloc.start()
+    try:
+        clip = buffer.clip(window_s, fps, 16)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert clip.num_frames == 16 and clip.end == pytest.approx(107.933, abs=1e-3)
+    assert peak < 1_000_000  # a grid of window_s x fps points would take gigabytes
+
+
+@pytest.mark.parametrize("window_s, fps", [(float("inf"), 4.0), (float("nan"), 4.0), (1.0, float("inf"))])
+def test_clip_rejects_a_window_or_fps_that_is_not_finite(window_s, fps):
+    buffer = FrameBuffer()
+    fill(buffer, "cam", [1.0, 2.0])
+    with pytest.raises(ValueError, match="finite"):
+        buffer.clip(window_s, fps, 8)
 
 
 @pytest.mark.parametrize("window_s, fps, max_frames", [(-1.0, 4.0, 8), (1.0, 0.0, 8), (1.0, 4.0, 0)])
