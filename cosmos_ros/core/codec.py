@@ -23,6 +23,10 @@ from typing import Any
 import numpy as np
 
 DEFAULT_MAX_PIXELS = 8192 * 8192
+# Shapes a vision model can use, for callers that ingest frames for one: the Qwen2.5-VL resize
+# refuses aspect ratios of 200 and more, and cameras tiled side by side multiply the ratio.
+FRAME_MIN_SIDE = 8
+FRAME_MAX_ASPECT = 20.0
 
 DECODE_CAUSES = (
     "unknown_encoding",  # encoding string we do not know
@@ -31,6 +35,8 @@ DECODE_CAUSES = (
     "bad_step",  # step smaller than one row of pixels
     "size_mismatch",  # len(data) != step * height
     "bad_shape",  # dimensions the encoding cannot hold (odd-width yuv422)
+    "too_small",  # a side below the caller's min_side
+    "bad_aspect",  # longer side / shorter side above the caller's max_aspect
     "bad_data",  # data is not a byte buffer
     "unsupported_encoding",  # a known encoding with no RGB meaning (2-channel data)
     "unsupported_format",  # compressed format we do not decode (compressedDepth)
@@ -177,7 +183,29 @@ def image_to_array(msg: Any, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndar
     return array[..., 0] if spec.channels == 1 else array
 
 
-def image_to_rgb8(msg: Any, *, max_pixels: int = DEFAULT_MAX_PIXELS, max_side: int | None = None) -> np.ndarray:
+def check_proportions(
+    width: int, height: int, what: str, min_side: int = 1, max_aspect: float | None = None
+) -> None:
+    """Raises ImageDecodeError ("too_small" / "bad_aspect") for a frame no model should get."""
+    if max_aspect is not None and max(width, height) > max_aspect * min(width, height):
+        raise ImageDecodeError(
+            "bad_aspect",
+            f"{what} is {width}x{height}; the aspect ratio must be at most {max_aspect:g}",
+        )
+    if min(width, height) < min_side:
+        raise ImageDecodeError(
+            "too_small", f"{what} is {width}x{height}; both sides must be at least {min_side} pixels"
+        )
+
+
+def image_to_rgb8(
+    msg: Any,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_side: int | None = None,
+    min_side: int = 1,
+    max_aspect: float | None = None,
+) -> np.ndarray:
     """The frame the model consumes: (H, W, 3) uint8 RGB, a new C-contiguous array.
 
     The result owns its memory, so it may outlive msg (the FrameBuffer keeps it).
@@ -192,9 +220,12 @@ def image_to_rgb8(msg: Any, *, max_pixels: int = DEFAULT_MAX_PIXELS, max_side: i
     aspect kept). Where the colour conversion works pixel by pixel the scaling happens first,
     on the source layout, so the conversion touches fewer pixels (720p bgr8 to 448: ~2x
     cheaper); YUV and Bayer data are converted first, since their pixels share samples.
+    min_side, max_aspect: refuse frames with a shorter side or a larger aspect ratio, checked
+    on the message's size before any pixel is converted (see check_proportions).
     """
     spec = _lookup(msg.encoding)
     array = image_to_array(msg, max_pixels=max_pixels)  # (H, W[, C])
+    check_proportions(array.shape[1], array.shape[0], f"image ({msg.encoding})", min_side, max_aspect)
     to_rgb = spec.to_rgb
     if to_rgb == "data":
         if spec.channels not in _DATA_TO_RGB:
@@ -279,7 +310,12 @@ def array_to_image_fields(array: np.ndarray, encoding: str, *, bigendian: bool =
 
 
 def compressed_to_rgb8(
-    msg: Any, *, max_pixels: int = DEFAULT_MAX_PIXELS, max_side: int | None = None
+    msg: Any,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_side: int | None = None,
+    min_side: int = 1,
+    max_aspect: float | None = None,
 ) -> np.ndarray:
     """Decode a sensor_msgs/CompressedImage (jpeg or png) to (H, W, 3) uint8 RGB.
 
@@ -287,7 +323,8 @@ def compressed_to_rgb8(
     "mono16; png compressed mono16"; the compressed stream itself is always in
     OpenCV's BGR/gray order, so the decoded pixels are converted from that. The
     image size is read from the jpeg/png header first, so a decompression bomb is
-    refused before any pixels are allocated. max_side as in image_to_rgb8.
+    refused before any pixels are allocated. max_side, min_side and max_aspect as in
+    image_to_rgb8 (checked on the header's size, before decoding).
     """
     fmt = str(getattr(msg, "format", "") or "").lower()
     what = f"compressed image ({fmt or 'no format'})"
@@ -302,6 +339,7 @@ def compressed_to_rgb8(
     width, height = size
     if width * height > max_pixels:
         raise ImageDecodeError("too_large", f"{what} is {width}x{height}; at most {max_pixels} pixels allowed")
+    check_proportions(width, height, what, min_side, max_aspect)
     cv2 = _cv2()
     decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)  # (H, W[, C]) BGR order
     if decoded is None or decoded.size == 0:

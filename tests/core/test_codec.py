@@ -402,3 +402,31 @@ def test_compressed_frames_are_scaled_on_decode():
     fields = rgb8_to_compressed_fields(frame, "png")
     rgb = compressed_to_rgb8(SimpleNamespace(**fields), max_side=100)
     assert rgb.shape == (25, 100, 3) and (rgb == 200).all()
+
+
+# ---- shape sanity on arrival ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "height, width, cause",
+    [(1, 100_000, "bad_aspect"), (4000, 10, "bad_aspect"), (4, 64, "too_small")],
+    ids=["100000x1", "10x4000", "64x4"],
+)
+def test_absurdly_shaped_images_are_refused_on_arrival(height, width, cause):
+    msg = image_msg(**array_to_image_fields(np.zeros((height, width, 3), np.uint8), "bgr8"))
+    assert cause_of(image_to_rgb8, msg, max_side=640, min_side=8, max_aspect=20.0) == cause
+    assert cause in DECODE_CAUSES
+
+
+def test_absurdly_shaped_compressed_images_are_refused_before_decoding():
+    fields = rgb8_to_compressed_fields(np.zeros((2, 600, 3), np.uint8), "png")
+    msg = SimpleNamespace(**fields)
+    assert cause_of(compressed_to_rgb8, msg, max_aspect=20.0) == "bad_aspect"
+    assert cause_of(compressed_to_rgb8, msg, min_side=8) == "too_small"
+
+
+def test_the_aspect_limit_is_inclusive_and_off_by_default():
+    msg = image_msg(**array_to_image_fields(np.zeros((10, 200, 3), np.uint8), "bgr8"))
+    assert image_to_rgb8(msg, max_aspect=20.0).shape == (10, 200, 3)
+    strip = image_msg(**array_to_image_fields(np.zeros((1, 500, 3), np.uint8), "bgr8"))
+    assert image_to_rgb8(strip).shape == (1, 500, 3)
