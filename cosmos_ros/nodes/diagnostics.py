@@ -8,7 +8,8 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
 from cosmos_ros.core.frames import CameraStats
-from cosmos_ros.nodes.worker import WorkerStats
+from cosmos_ros.nodes.tasks import TaskInput
+from cosmos_ros.nodes.worker import Settings, WorkerStats
 
 
 def _kv(key: str, value) -> KeyValue:
@@ -89,3 +90,22 @@ def diagnostic_array(stamp, statuses: list[DiagnosticStatus]) -> DiagnosticArray
     array.header.stamp = stamp
     array.status = statuses
     return array
+
+
+def task_status(node_name: str, tasks: TaskInput, settings: Settings) -> DiagnosticStatus:
+    """What the periodic answers are about, and the TaskContext messages refused."""
+    status = DiagnosticStatus(name=f"{node_name}: task", hardware_id=settings.task_id or "parameters")
+    refused = sum(tasks.refused.values())
+    if refused:
+        status.level, status.message = DiagnosticStatus.WARN, f"{refused} task messages refused"
+    else:
+        status.level, status.message = DiagnosticStatus.OK, "ok" if settings.task else "no task: no periodic answers"
+    status.values = [
+        _kv("task_id", settings.task_id),
+        _kv("task", settings.task),
+        _kv("source", "topic" if tasks.current is not None else "parameters"),
+        _kv("received", tasks.received),
+        _kv("refused", refused),
+        *(_kv(f"refused.{cause}", n) for cause, n in sorted(tasks.refused.items())),
+    ]
+    return status

@@ -62,12 +62,10 @@ def _fill_common(msg, outcome: Outcome, stamps: StampBase, frame_id: str) -> Non
         msg.cameras = list(outcome.cameras)
 
 
-def subtask_prediction(
-    outcome: Outcome, stamps: StampBase, task: str, frame_id: str = ""
-) -> SubtaskPrediction:
+def subtask_prediction(outcome: Outcome, stamps: StampBase, frame_id: str = "") -> SubtaskPrediction:
     msg = SubtaskPrediction()
     _fill_common(msg, outcome, stamps, frame_id)
-    msg.task = task
+    msg.task, msg.task_id = outcome.task, outcome.task_id
     msg.options = list(outcome.prompt.options) if outcome.prompt else []
     parsed = outcome.parsed
     msg.choice_index = parsed.choice_index if parsed else -1
@@ -76,13 +74,10 @@ def subtask_prediction(
     return msg
 
 
-def failure_detection(
-    outcome: Outcome, stamps: StampBase, task: str, subtask: str = "", frame_id: str = ""
-) -> FailureDetection:
+def failure_detection(outcome: Outcome, stamps: StampBase, frame_id: str = "") -> FailureDetection:
     msg = FailureDetection()
     _fill_common(msg, outcome, stamps, frame_id)
-    msg.task = task
-    msg.subtask = subtask
+    msg.task, msg.task_id, msg.subtask = outcome.task, outcome.task_id, outcome.subtask
     parsed = outcome.parsed
     if outcome.status is OutcomeStatus.OK and parsed is not None and parsed.choice_index >= 0:
         failed = parsed.choice_index == FAILED_CHOICE

@@ -22,7 +22,7 @@ from rcl_interfaces.msg import ParameterDescriptor, ParameterType, SetParameters
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy, HistoryPolicy, qos_profile_sensor_data
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.task import Future
 from sensor_msgs.msg import CompressedImage, Image
 
@@ -30,8 +30,9 @@ from cosmos_ros.action import Reason as ReasonAction
 from cosmos_ros.core.codec import ImageDecodeError, compressed_to_rgb8, image_to_rgb8
 from cosmos_ros.core.frames import FrameBuffer
 from cosmos_ros.engine import create_engine
-from cosmos_ros.msg import FailureDetection, SubtaskPrediction
+from cosmos_ros.msg import FailureDetection, SubtaskPrediction, TaskContext
 from cosmos_ros.nodes import diagnostics, messages
+from cosmos_ros.nodes.tasks import TaskFields, TaskInput, TaskRefused
 from cosmos_ros.nodes.worker import Cancelled, Outcome, OutcomeStatus, ReasoningWorker, Request, Settings
 from cosmos_ros.srv import Reason as ReasonService
 from cosmos_ros.nodes.runner import run_node
@@ -43,9 +44,9 @@ PARAMETERS = {
     "cameras": (["camera"], "camera names; subscribes <name>/image_raw for each", True),
     "image_transport": ("raw", "'raw' (sensor_msgs/Image) or 'compressed' (CompressedImage)", True),
     "camera_reliability": ("best_effort", "'best_effort' (matches any publisher) or 'reliable'", True),
-    "task": ("", "the task the robot is performing; empty = no periodic answers", False),
-    "subtask_options": ([""], "candidate next subtasks (MCQ); [''] = free-form answer", False),
-    "failure_subtask": ("", "the subtask to check for failure; empty = the whole task", False),
+    "task": ("", "the task until a TaskContext arrives on ~/task; empty = no periodic answers", False),
+    "subtask_options": ([""], "candidate next subtasks until a TaskContext arrives; [''] = free-form", False),
+    "failure_subtask": ("", "the subtask to check for failure until a TaskContext arrives; empty = whole task", False),
     "window_s": (4.0, "seconds of video per clip", False),
     "fps": (4.0, "frames per second the clip is resampled to (Cosmos-Reason1: 4)", False),
     "max_frames": (16, "most frames per clip", False),
@@ -131,6 +132,7 @@ class ReasonerLogic:
         self._logged_causes: set[str] = set()
         self.stamps = messages.StampBase()
         self._frame_ids: dict[str, str] = {}
+        self.tasks = TaskInput()
         self.buffer = FrameBuffer(self._values["buffer_capacity"], max_age_s=max(30.0, 2 * settings.window_s))
         self.worker = ReasoningWorker(
             self.buffer,
@@ -150,6 +152,11 @@ class ReasonerLogic:
     def _activate(self) -> None:
         """Subscribes the cameras, starts the periodic questions and serves ~/reason."""
         self._active = self._subscribe_cameras(self.worker.settings.cameras)
+        # The planner's current task: a reasoner that starts (or activates) late still gets it.
+        latched = QoSProfile(
+            depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+        )
+        self._active.append(self.create_subscription(TaskContext, "~/task", self._on_task, latched))
         requests = ReentrantCallbackGroup()
         # Deep queues: a burst of concurrent calls must reach the callback to get BUSY, not vanish.
         deep = QoSProfile(depth=256, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
@@ -243,18 +250,29 @@ class ReasonerLogic:
             self.get_logger().warning(message + " (logged once; counts on /diagnostics)")
 
     def _publish_periodic(self, kind: str, outcome: Outcome) -> None:
-        settings = self.worker.settings
         frame_id = self._frame_ids.get(outcome.cameras[0], "") if outcome.cameras else ""
         if kind == "next_subtask":
-            self._subtask_pub.publish(
-                messages.subtask_prediction(outcome, self.stamps, settings.task, frame_id)
-            )
+            self._subtask_pub.publish(messages.subtask_prediction(outcome, self.stamps, frame_id))
         else:
-            self._failure_pub.publish(
-                messages.failure_detection(
-                    outcome, self.stamps, settings.task, settings.failure_subtask, frame_id
-                )
-            )
+            self._failure_pub.publish(messages.failure_detection(outcome, self.stamps, frame_id))
+
+    def _on_task(self, msg: TaskContext) -> None:
+        stamp = msg.header.stamp
+        fields = TaskFields(
+            task_id=msg.task_id,
+            task=msg.task,
+            subtasks=tuple(msg.candidate_subtasks),
+            failure_subtask=msg.failure_subtask,
+            since=self.stamps.to_seconds(stamp) if stamp.sec or stamp.nanosec else None,
+        )
+        try:
+            changed = self.tasks.offer(fields)
+        except TaskRefused as exc:
+            self._log_once(f"task:{exc.cause}", f"task {msg.task_id!r} refused ({exc.cause}): {exc}")
+            return
+        if changed:
+            self.worker.settings = self.tasks.apply(self.worker.settings)
+            self.get_logger().info(f"task {msg.task_id!r}: {fields.task.strip()}")
 
     def _publish_diagnostics(self) -> None:
         name = self.get_fully_qualified_name()
@@ -281,6 +299,7 @@ class ReasonerLogic:
                 self.worker.engine_error,
             )
         )
+        statuses.append(diagnostics.task_status(name, self.tasks, self.worker.settings))
         self._diag_pub.publish(diagnostics.diagnostic_array(self.get_clock().now().to_msg(), statuses))
 
     def _on_set_parameters(self, params) -> SetParametersResult:
@@ -298,7 +317,7 @@ class ReasonerLogic:
             return SetParametersResult(successful=False, reason=problem)
         rate_changed = values["rate_hz"] != self._values["rate_hz"]
         self._values = values
-        self.worker.settings = settings_from(values)
+        self.worker.settings = self.tasks.apply(settings_from(values))  # a planner's task wins
         if rate_changed and self._active:
             self._timer.timer_period_ns = int(1e9 / values["rate_hz"])
             self._timer.reset()

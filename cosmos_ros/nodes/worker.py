@@ -65,6 +65,10 @@ class Settings:
     stale_timeout_s: float = 2.0
     publish_subtask: bool = True
     publish_failure: bool = True
+    # From the planner's TaskContext: its id (echoed in the answers) and its start stamp in
+    # buffer seconds (periodic clips hold no older frame; None = no bound).
+    task_id: str = ""
+    task_since: float | None = None
 
 
 @dataclass
@@ -82,6 +86,10 @@ class Outcome:
     num_frames: int = 0
     latency_s: float = 0.0
     model_id: str = ""
+    # what a periodic answer was asked about (the settings may change while the model runs)
+    task: str = ""
+    task_id: str = ""
+    subtask: str = ""
 
 
 @dataclass
@@ -266,16 +274,21 @@ class ReasoningWorker:
         request.done(outcome)
 
     def _periodic(self) -> None:
-        settings = self.settings
+        settings = self.settings  # one snapshot: a task that arrives meanwhile applies next time
         if not settings.task:
             return
         self.stats.periodic_runs += 1
         if settings.publish_subtask:
             prompt = prompts.next_subtask_prompt(settings.task, settings.subtask_options)
-            self._on_periodic("next_subtask", self._answer(prompt, settings.cameras, settings))
+            outcome = self._answer(prompt, settings.cameras, settings, since=settings.task_since)
+            outcome.task, outcome.task_id = settings.task, settings.task_id
+            self._on_periodic("next_subtask", outcome)
         if settings.publish_failure:
             prompt = prompts.failure_prompt(settings.task, settings.failure_subtask or None)
-            self._on_periodic("failure", self._answer(prompt, settings.cameras, settings))
+            outcome = self._answer(prompt, settings.cameras, settings, since=settings.task_since)
+            outcome.task, outcome.task_id = settings.task, settings.task_id
+            outcome.subtask = settings.failure_subtask
+            self._on_periodic("failure", outcome)
 
     def _answer(
         self,
@@ -283,6 +296,7 @@ class ReasoningWorker:
         cameras: Sequence[str],
         settings: Settings,
         on_token: Callable[[str], None] | None = None,
+        since: float | None = None,
     ) -> Outcome:
         started = self._clock()
         stale = [c for c in cameras if self.buffer.is_stale(c, started, settings.stale_timeout_s)]
@@ -295,7 +309,9 @@ class ReasoningWorker:
                 cameras=tuple(cameras),
             )
         try:
-            clip = self.buffer.clip(settings.window_s, settings.fps, settings.max_frames, cameras=cameras)
+            clip = self.buffer.clip(
+                settings.window_s, settings.fps, settings.max_frames, cameras=cameras, since=since
+            )
         except EmptyClipError as exc:
             self.stats.stale += 1
             return Outcome(OutcomeStatus.STALE, str(exc), prompt=prompt, cameras=tuple(cameras))
