@@ -9,12 +9,18 @@ clip. Ticks do not queue up: while the engine is busy, further ticks collapse in
 next periodic answer always sees the latest frames. Requests (service / action) wait in a
 bounded FIFO; when it is full `submit` refuses at once and the caller answers BUSY. Requests and
 ticks alternate so neither starves the other.
+
+Every request is answered exactly once, whatever its fields: INVALID for fields out of range, and
+an ERROR naming the stage (request, prompt, buffer, engine, parser, delivery) for any unexpected
+exception, counted in `stats.errors` as "<stage>.<ExceptionType>" and reported once per cause.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import enum
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -24,6 +30,10 @@ from cosmos_ros.core import prompts
 from cosmos_ros.core.answers import AnswerStatus, ParsedAnswer, parse_answer
 from cosmos_ros.core.frames import EmptyClipError, FrameBuffer
 from cosmos_ros.core.types import Clip, Prompt, Reasoning
+
+# The bounds of a request's window_s and max_new_tokens; the node's parameters share them.
+MAX_WINDOW_S = 600.0
+MAX_NEW_TOKENS = 32768
 
 
 class OutcomeStatus(enum.IntEnum):
@@ -113,7 +123,7 @@ class WorkerStats:
     requests_done: int = 0
     busy_rejections: int = 0
     stale: int = 0
-    errors: dict[str, int] = field(default_factory=dict)  # exception type name -> count
+    errors: dict[str, int] = field(default_factory=dict)  # "<stage>.<exception type>" -> count
     last_latency_s: float = float("nan")
     latencies: collections.deque = field(default_factory=lambda: collections.deque(maxlen=100))
 
@@ -154,6 +164,7 @@ class ReasoningWorker:
         self._cv = threading.Condition()
         self._stop = False
         self._ready = threading.Event()
+        self._closed = False
         self._thread = threading.Thread(target=self._run, name="cosmos_ros-reasoner", daemon=True)
 
     # ---- control, from any thread --------------------------------------------------------------
@@ -161,20 +172,26 @@ class ReasoningWorker:
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 10.0) -> bool:
+        """Queued requests are answered ERROR at once; the one being served finishes (or is
+        cancelled through its on_token). Waits up to timeout for the thread; the engine is closed,
+        once, only after the thread has ended. Returns whether it has; safe to call again."""
         with self._cv:
             self._stop = True
             pending, self._requests = list(self._requests), collections.deque()
             self._cv.notify_all()
         for request in pending:
-            try:
-                request.done(Outcome(OutcomeStatus.ERROR, "the reasoner is shutting down"))
-            except Exception as exc:
-                self._report(f"callback:{type(exc).__name__}", f"answer delivery failed: {exc}")
-        self._thread.join(timeout)
-        close = getattr(self._engine, "close", None)
-        if close is not None:
-            close()
+            self._deliver(request, Outcome(OutcomeStatus.ERROR, "the reasoner is shutting down"))
+        if self._thread.ident is not None:
+            self._thread.join(timeout)
+        if self._thread.is_alive():
+            return False
+        if not self._closed:
+            self._closed = True
+            close = getattr(self._engine, "close", None)
+            if close is not None:
+                close()
+        return True
 
     def wait_ready(self, timeout: float | None = None) -> bool:
         """True once the engine has loaded (or failed to load)."""
@@ -236,11 +253,16 @@ class ReasoningWorker:
                 else:
                     self._periodic()
             except Exception as exc:  # a failing callback must not end the thread that answers
-                self._report(
-                    f"callback:{type(exc).__name__}", f"answer delivery failed: {type(exc).__name__}: {exc}"
-                )
+                self._count_failure("periodic", exc)
 
     def _serve(self, request: Request) -> None:
+        try:
+            outcome = self._request_outcome(request)
+        except Exception as exc:  # whatever a request holds, its caller gets an answer
+            outcome = Outcome(OutcomeStatus.ERROR, self._count_failure("request", exc))
+        self._deliver(request, outcome)
+
+    def _request_outcome(self, request: Request) -> Outcome:
         settings = self.settings
         try:
             prompt = (
@@ -249,29 +271,43 @@ class ReasoningWorker:
                 else prompts.free_prompt(request.question)
             )
         except ValueError as exc:
-            request.done(Outcome(OutcomeStatus.INVALID, str(exc)))
-            return
+            return Outcome(OutcomeStatus.INVALID, str(exc))
+        except Exception as exc:  # a prompt bug is ours, not the caller's: ERROR, not INVALID
+            return Outcome(OutcomeStatus.ERROR, self._count_failure("prompt", exc))
         if request.cameras:
             unknown = [c for c in request.cameras if c not in settings.cameras]
             if unknown:
-                request.done(
-                    Outcome(
-                        OutcomeStatus.INVALID,
-                        f"unknown cameras {unknown}; this reasoner watches {list(settings.cameras)}",
-                    )
+                return Outcome(
+                    OutcomeStatus.INVALID,
+                    f"unknown cameras {unknown}; this reasoner watches {list(settings.cameras)}",
                 )
-                return
-        if request.window_s < 0:
-            request.done(Outcome(OutcomeStatus.INVALID, f"window_s must be >= 0, got {request.window_s}"))
-            return
-        if request.window_s > 0:
-            settings = replace(settings, window_s=request.window_s)
-        if request.max_new_tokens > 0:
-            settings = replace(settings, max_new_tokens=request.max_new_tokens)
+        window_s, max_new_tokens = float(request.window_s), int(request.max_new_tokens)
+        if not (math.isfinite(window_s) and 0 <= window_s <= MAX_WINDOW_S):
+            return Outcome(
+                OutcomeStatus.INVALID,
+                f"window_s must be within 0..{MAX_WINDOW_S:g} s (0 = default), got {window_s}",
+            )
+        if not 0 <= max_new_tokens <= MAX_NEW_TOKENS:
+            return Outcome(
+                OutcomeStatus.INVALID,
+                f"max_new_tokens must be within 0..{MAX_NEW_TOKENS} (0 = default), got {max_new_tokens}",
+            )
+        if window_s > 0:
+            settings = replace(settings, window_s=window_s)
+        if max_new_tokens > 0:
+            settings = replace(settings, max_new_tokens=max_new_tokens)
         cameras = request.cameras or settings.cameras
         outcome = self._answer(prompt, cameras, settings, on_token=request.on_token)
         self.stats.requests_done += 1
-        request.done(outcome)
+        return outcome
+
+    def _deliver(self, request: Request, outcome: Outcome) -> None:
+        try:
+            request.done(outcome)
+        except Exception as exc:  # tell the caller through the same callback, once more
+            message = self._count_failure("delivery", exc)
+            with contextlib.suppress(Exception):  # counted above; there is no other way to the caller
+                request.done(Outcome(OutcomeStatus.ERROR, message, cameras=outcome.cameras))
 
     def _periodic(self) -> None:
         settings = self.settings  # one snapshot: a task that arrives meanwhile applies next time
@@ -315,6 +351,9 @@ class ReasoningWorker:
         except EmptyClipError as exc:
             self.stats.stale += 1
             return Outcome(OutcomeStatus.STALE, str(exc), prompt=prompt, cameras=tuple(cameras))
+        except Exception as exc:  # a clip that cannot be built is an answer too, not a lost request
+            message = self._count_failure("buffer", exc)
+            return Outcome(OutcomeStatus.ERROR, message, prompt=prompt, cameras=tuple(cameras))
         outcome = self._infer(clip, prompt, settings, on_token)
         outcome.latency_s = self._clock() - started
         if outcome.status is not OutcomeStatus.ERROR:
@@ -349,19 +388,30 @@ class ReasoningWorker:
             base.message = "cancelled"
             return base
         except Exception as exc:  # any engine failure becomes an ERROR answer, never a dead node
-            cause = type(exc).__name__
-            self.stats.errors[cause] = self.stats.errors.get(cause, 0) + 1
-            base.message = f"engine failed: {cause}: {exc}"
-            self._report(f"engine:{cause}", base.message)
+            base.message = self._count_failure("engine", exc)
             return base
         self.stats.inferences += 1
-        parsed = parse_answer(reasoning.text, prompt.options)
-        base.status = _FROM_ANSWER[parsed.status]
+        try:
+            parsed = parse_answer(reasoning.text, prompt.options)
+            status = _FROM_ANSWER[parsed.status]
+        except Exception as exc:  # an engine's odd output must not cost the caller its answer
+            base.message = self._count_failure("parser", exc)
+            return base
+        base.status = status
         base.message = parsed.reason
         base.parsed = parsed
         base.reasoning = reasoning
         base.model_id = reasoning.model_id or base.model_id
         return base
+
+    def _count_failure(self, stage: str, exc: Exception) -> str:
+        """Counts an unexpected exception by stage and type, reports each cause once; returns
+        the message for the ERROR answer."""
+        cause = f"{stage}.{type(exc).__name__}"
+        self.stats.errors[cause] = self.stats.errors.get(cause, 0) + 1
+        message = f"{stage} failed: {type(exc).__name__}: {exc}"
+        self._report(cause, message)
+        return message
 
     def _report(self, cause: str, message: str) -> None:
         if cause not in self._reported_causes:

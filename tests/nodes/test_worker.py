@@ -301,10 +301,10 @@ def test_engine_errors_are_counted_by_type_and_reported_once_per_cause(make_work
     worker, _, errors = make_worker(FakeEngine("A", before=failing))
     for _ in range(5):
         assert ask(worker).status is OutcomeStatus.ERROR
-    assert worker.stats.errors == {"RuntimeError": 5}
+    assert worker.stats.errors == {"engine.RuntimeError": 5}
     assert len(errors.calls) == 1
     cause, message = errors.calls[0]
-    assert cause == "engine:RuntimeError" and "RuntimeError" in message
+    assert cause == "engine.RuntimeError" and "RuntimeError" in message
 
 
 def test_each_new_cause_of_error_is_reported_once(make_worker):
@@ -316,8 +316,8 @@ def test_each_new_cause_of_error_is_reported_once(make_worker):
     worker, _, errors = make_worker(FakeEngine("A", before=raise_next))
     for _ in exceptions:
         ask(worker)
-    assert [cause for cause, _ in errors.calls] == ["engine:RuntimeError", "engine:ValueError"]
-    assert worker.stats.errors == {"RuntimeError": 2, "ValueError": 2}
+    assert [cause for cause, _ in errors.calls] == ["engine.RuntimeError", "engine.ValueError"]
+    assert worker.stats.errors == {"engine.RuntimeError": 2, "engine.ValueError": 2}
 
 
 def test_the_request_after_an_engine_failure_is_served(make_worker):
