@@ -1,40 +1,53 @@
 """The pip-install launcher: runs the graphs of launch/*.launch.yaml without ROS 2's launch tools.
 
 The launch files are ROS 2 YAML launch files (`ros2 launch cosmos_ros demo.launch.yaml` reads
-the very same file), so a graph has one source of truth. This reads the subset our files use:
+the very same file), so a graph has one source of truth. This reads a subset of the format:
 
     launch:                          # list of actions, run in order
-    - arg: {name, default, description}
+    - arg: {name, default, description, choice: [{value}]}
     - let: {name, value}
     - set_env: {name, value}
     - include: {file, arg: [{name, value}]}
-    - node: {pkg, exec, name, namespace, output, args, param: [{name, value} | {from}],
+    - node: {pkg, exec, name, namespace, output, args, ros_args,
+             param: [{name, value} | {name, param: [...]} | {from}],
              remap: [{from, to}], env: [{name, value}]}
 
 with the substitutions $(var NAME), $(env NAME [DEFAULT]), $(find-pkg-share PKG) and
-$(dirname). Anything else is refused with an error naming it, rather than silently skipped.
+$(dirname), and gives each construct the meaning launch / launch_ros give it (see README,
+"Launch", and tests/launch/test_conformance.py). Anything else is refused with an error naming
+it, rather than silently skipped. Two things are refused on purpose where ros2 launch carries on:
+a command-line argument no file of the graph declares (ros2 launch ignores it) and a missing
+`from:` parameter file (ros2 launch warns and starts the node without it).
 
-Each node runs as its own process with `--ros-args` built exactly as launch_ros builds them
-(`-r __node:=`, `-r __ns:=`, `--params-file`, `-p name:=value`, `-r from:=to`). Ctrl-C (or
-SIGTERM) sends SIGINT to every node, waits, then escalates to SIGTERM and SIGKILL.
+Each node runs as its own process with `--ros-args` built as launch_ros builds them
+(`-r __node:=`, `-r __ns:=`, `--params-file`, `-r from:=to`); name/value parameters go into a
+parameter file keyed by the node's full name, written when the graph starts, as launch_ros
+does, so rcl reads their types from YAML exactly as under ros2 launch. Ctrl-C (or SIGTERM)
+sends SIGINT to every node, waits, then escalates to SIGTERM and SIGKILL.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shlex
-import signal
-import subprocess
 import sys
-import threading
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-from cosmos_ros.transport import configure_transport
+# The front door of the launcher: reading files here, running them in launch_process.
+from cosmos_ros.launch_process import Graph, NodeProcess, run_graph
+from cosmos_ros.launch_values import (
+    LaunchError,
+    Substitution,
+    parameter_value,
+    parse_template,
+    perform,
+    split_command_line,
+)
+
+__all__ = ["Graph", "LaunchError", "NodeProcess", "find_launch_file", "load_graph", "parse_arguments",
+           "run_graph", "share_directories"]
 
 PACKAGE = "cosmos_ros"
 # Our executables run as modules of this interpreter: no PATH lookups, no stale copies.
@@ -46,11 +59,8 @@ EXECUTABLES = {
     "sim_camera": "cosmos_ros.nodes.sim_camera",
     "evaluator": "cosmos_ros.nodes.evaluator",
 }
-_SUBSTITUTION = re.compile(r"\$\(([a-z-]+)((?:\s+[^)\s]+)*)\s*\)")
-
-
-class LaunchError(ValueError):
-    """A launch file or argument the launcher cannot run; the message says which and why."""
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # rcl's rule for a node name and a namespace token
+_MAX_INCLUDE_DEPTH = 8
 
 
 def share_directories(package: str) -> list[Path]:
@@ -90,226 +100,262 @@ def find_launch_file(name: str) -> Path:
     raise LaunchError(f"no launch file {name!r}; available: {', '.join(available) or 'none found'}")
 
 
-@dataclass
-class NodeProcess:
-    """One node of the graph, resolved: the command line and environment to run it with."""
+class _Launch:
+    """What every file of one graph shares. Like ros2 launch, an include does not scope launch
+    configurations or the environment: what an included file sets stays set after it."""
 
-    label: str
-    command: list[str]
-    env: dict[str, str]
-    process: subprocess.Popen | None = None
-
-
-@dataclass
-class Graph:
-    nodes: list[NodeProcess] = field(default_factory=list)
-    arguments: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (default, description)
-
-
-class _Context:
-    def __init__(self, file: Path, arguments: dict[str, str], env: dict[str, str]):
-        self.file = file
-        self.variables: dict[str, str] = {}
-        self.given = dict(arguments)
+    def __init__(self, arguments: dict[str, str], env: dict[str, str], graph: Graph):
+        self.configurations = dict(arguments)
         self.env = env
+        self.graph = graph
+        self.declared: set[str] = set()
 
-    def substitute(self, value) -> str:
-        if isinstance(value, (list, tuple)):
-            return "[" + ", ".join(self.substitute(v) for v in value) + "]"
-        if not isinstance(value, str):
-            return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
-        return _SUBSTITUTION.sub(self._one, value)
 
-    def _one(self, match: re.Match) -> str:
-        kind, args = match.group(1), match.group(2).split()
-        if kind == "var":
-            if args[0] not in self.variables:
-                raise LaunchError(f"{self.file.name}: $(var {args[0]}) is not declared")
-            return self.variables[args[0]]
-        if kind == "env":
-            if args[0] in self.env:
-                return self.env[args[0]]
+class _File:
+    """One launch file being read: its actions run in order against the shared _Launch."""
+
+    def __init__(self, path: Path, launch: _Launch, passed: set[str], depth: int):
+        self.path, self.launch, self.passed, self.depth = path, launch, passed, depth
+
+    def fail(self, why: str) -> LaunchError:
+        return LaunchError(f"{self.path.name}: {why}")
+
+    # ---- values ----------------------------------------------------------------------------
+
+    def resolve(self, sub: Substitution) -> str:
+        args = [perform(a, self.resolve) for a in sub.arguments]
+        expected = {"var": (1, 1), "env": (1, 2), "find-pkg-share": (1, 1), "dirname": (0, 0)}
+        if sub.kind not in expected:
+            raise self.fail(
+                f"unsupported substitution $({sub.kind}); supported: $(var), $(env), $(find-pkg-share), $(dirname)"
+            )
+        low, high = expected[sub.kind]
+        if not low <= len(args) <= high:
+            raise self.fail(f"$({sub.kind}) takes {low}..{high} arguments, got {args}")
+        if sub.kind == "var":
+            if args[0] not in self.launch.configurations:
+                raise self.fail(f"$(var {args[0]}) is not declared (no arg or let sets it before this point)")
+            return self.launch.configurations[args[0]]
+        if sub.kind == "env":
+            if args[0] in self.launch.env:
+                return self.launch.env[args[0]]
             if len(args) > 1:
                 return args[1]
-            raise LaunchError(f"{self.file.name}: environment variable {args[0]} is not set")
-        if kind == "find-pkg-share":
+            raise self.fail(f"environment variable {args[0]} is not set and $(env {args[0]}) has no default")
+        if sub.kind == "find-pkg-share":
             shares = share_directories(args[0])
             if not shares:
-                raise LaunchError(f"{self.file.name}: package {args[0]!r} not found")
+                raise self.fail(f"package {args[0]!r} not found")
             return str(shares[0])
-        if kind == "dirname":
-            return str(self.file.parent)
-        raise LaunchError(f"{self.file.name}: unsupported substitution $({kind})")
+        return str(self.path.parent)
+
+    def text(self, spec: dict, key: str, what: str) -> str:
+        """A string attribute with substitutions. Like launch_yaml, a YAML number or bool is
+        refused here rather than converted: `default: 15` is an error, `default: "15"` is not."""
+        if key not in spec:
+            raise self.fail(f"{what} needs '{key}'")
+        value = spec[key]
+        if not isinstance(value, str):
+            raise self.fail(f"{what} '{key}' must be a string, got {value!r} ({type(value).__name__}); quote it")
+        return perform(parse_template(value), self.resolve)
+
+    def literal(self, spec: dict, key: str, what: str) -> str:
+        if not isinstance(spec.get(key), str):
+            raise self.fail(f"{what} '{key}' must be a string, got {spec.get(key)!r}")
+        return spec[key]
+
+    def check_keys(self, spec, allowed: set[str], what: str) -> None:
+        if not isinstance(spec, dict):
+            raise self.fail(f"{what} must be a mapping, got {spec!r}")
+        unknown = set(spec) - allowed
+        if unknown:
+            raise self.fail(
+                f"{what} attributes {sorted(unknown)} are not supported here; supported: {sorted(allowed)}"
+            )
+
+    def entries(self, spec: dict, key: str, what: str) -> list[dict]:
+        value = spec.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            raise self.fail(f"{what} '{key}' must be a list of mappings, got {value!r}")
+        return value
+
+    # ---- actions ---------------------------------------------------------------------------
+
+    def run(self) -> None:
+        if self.depth > _MAX_INCLUDE_DEPTH:
+            raise self.fail(f"includes nested more than {_MAX_INCLUDE_DEPTH} deep")
+        try:
+            document = yaml.safe_load(self.path.read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise LaunchError(f"cannot read launch file {self.path}: {exc}") from exc
+        if not isinstance(document, dict) or not isinstance(document.get("launch"), list):
+            raise LaunchError(f"{self.path}: expected a top-level 'launch:' list")
+        actions = {"arg": self.arg, "let": self.let, "set_env": self.set_env, "include": self.include,
+                   "node": self.node}
+        for entry in document["launch"]:
+            if not isinstance(entry, dict) or len(entry) != 1:
+                raise self.fail(f"each action must be a one-key mapping, got {entry!r}")
+            ((kind, spec),) = entry.items()
+            if kind not in actions:
+                raise self.fail(f"action {kind!r} is not supported by cosmos-ros launch")
+            actions[kind](spec)
+
+    def arg(self, spec) -> None:
+        self.check_keys(spec, {"name", "default", "description", "choice"}, "arg")
+        name = self.literal(spec, "name", "arg")
+        default = self.literal(spec, "default", f"arg {name!r}") if "default" in spec else None
+        self.launch.declared.add(name)
+        if self.depth == 0:
+            self.launch.graph.arguments[name] = (default or "", str(spec.get("description", "")))
+        if default is None and name not in self.passed:
+            if self.depth == 0:
+                raise self.fail(f"argument {name!r} is required (pass {name}:=VALUE)")
+            raise self.fail(f"argument {name!r} is required and the include of this file does not pass it")
+        if name not in self.launch.configurations:
+            self.launch.configurations[name] = perform(parse_template(default), self.resolve)
+        choices = [self.literal(c, "value", f"arg {name!r} choice") for c in self.entries(spec, "choice", "arg")]
+        value = self.launch.configurations[name]
+        if choices and value not in choices:
+            raise self.fail(f"argument {name!r} is {value!r}; expected one of {choices}")
+
+    def let(self, spec) -> None:
+        self.check_keys(spec, {"name", "value"}, "let")
+        self.launch.configurations[self.text(spec, "name", "let")] = self.text(spec, "value", "let")
+
+    def set_env(self, spec) -> None:
+        self.check_keys(spec, {"name", "value"}, "set_env")
+        self.launch.env[self.text(spec, "name", "set_env")] = self.text(spec, "value", "set_env")
+
+    def include(self, spec) -> None:
+        self.check_keys(spec, {"file", "arg"}, "include")
+        path = Path(self.text(spec, "file", "include"))
+        if path.suffix not in (".yaml", ".yml"):
+            raise self.fail(f"include of {path.name}: cosmos-ros launch reads YAML launch files only")
+        passed = set()
+        # As in launch, the include's arguments are set in the including file's scope, one after
+        # the other, before the included file runs.
+        for item in self.entries(spec, "arg", "include"):
+            self.check_keys(item, {"name", "value"}, "include arg")
+            name = self.text(item, "name", "include arg")
+            self.launch.configurations[name] = self.text(item, "value", f"include arg {name!r}")
+            passed.add(name)
+        _File(path, self.launch, passed, self.depth + 1).run()
+
+    def node(self, spec) -> None:
+        allowed = {"pkg", "exec", "name", "namespace", "output", "args", "ros_args", "param", "remap", "env"}
+        self.check_keys(spec, allowed, "node")
+        exe = self.text(spec, "exec", "node")
+        command = self.executable(self.text(spec, "pkg", "node") if "pkg" in spec else None, exe)
+        for key in ("args", "ros_args"):
+            if key in spec:
+                words = split_command_line(parse_template(self.literal(spec, key, "node")), self.resolve)
+                command += ["--ros-args", *words] if key == "ros_args" else words
+        command.append("--ros-args")
+        name = namespace = None
+        if "name" in spec:
+            name = self.text(spec, "name", "node")
+            if not _NAME.fullmatch(name):
+                raise self.fail(f"node name {name!r} is not a valid ROS name (letters, digits, _; not a digit first)")
+            command += ["-r", f"__node:={name}"]
+        if "namespace" in spec:
+            namespace = _absolute_namespace(self.text(spec, "namespace", "node"))
+            if namespace != "/" and not all(_NAME.fullmatch(t) for t in namespace[1:].split("/")):
+                raise self.fail(f"namespace {namespace!r} is not a valid ROS namespace")
+            command += ["-r", f"__ns:={namespace}"]
+        label = _full_name(namespace or "/", name or exe)
+        # launch_ros keys a node's parameters by its full name only when both are given.
+        key = label if name is not None and namespace is not None else "/**"
+        node = NodeProcess(label=label, command=command, env=dict(self.launch.env))
+        for index, source in enumerate(self.parameter_sources(self.entries(spec, "param", "node"))):
+            if isinstance(source, Path):
+                command += ["--params-file", str(source)]
+            else:
+                stem = label.strip("/").replace("/", ".") or "root"
+                path = self.launch.graph.parameter_dir / f"{len(self.launch.graph.nodes):02d}.{stem}.{index}.yaml"
+                node.parameter_files[str(path)] = {key: {"ros__parameters": source}}
+                command += ["--params-file", str(path)]
+        for remap in self.entries(spec, "remap", "node"):
+            self.check_keys(remap, {"from", "to"}, "remap")
+            command += ["-r", f"{self.text(remap, 'from', 'remap')}:={self.text(remap, 'to', 'remap')}"]
+        for item in self.entries(spec, "env", "node"):
+            self.check_keys(item, {"name", "value"}, "node env")
+            node.env[self.text(item, "name", "node env")] = self.text(item, "value", "node env")
+        self.launch.graph.nodes.append(node)
+
+    def executable(self, pkg: str | None, exe: str) -> list[str]:
+        if pkg is None:
+            return [exe]
+        if pkg == PACKAGE and exe in EXECUTABLES:
+            return [sys.executable, "-m", EXECUTABLES[exe]]
+        for prefix in self.launch.env.get("AMENT_PREFIX_PATH", "").split(os.pathsep):
+            if prefix and (Path(prefix) / "lib" / pkg / exe).is_file():
+                return [str(Path(prefix) / "lib" / pkg / exe)]
+        raise self.fail(f"executable {exe!r} of package {pkg!r} not found")
+
+    def parameter_sources(self, entries: list[dict]) -> list[Path | dict]:
+        """The node's parameters in file order: `from:` files, and mappings of the name/value
+        entries between them (consecutive ones share one mapping; later names win either way)."""
+        sources: list[Path | dict] = []
+        for entry in entries:
+            if "from" in entry:
+                self.check_keys(entry, {"from"}, "param with 'from'")
+                path = Path(self.text(entry, "from", "param"))
+                if not path.is_file():
+                    raise self.fail(
+                        f"parameter file {path} not found (ros2 launch would only warn and start the node "
+                        "without it; cosmos-ros launch refuses, so a wrong path cannot go unnoticed)"
+                    )
+                sources.append(path)
+            elif sources and isinstance(sources[-1], dict):
+                sources[-1].update(self.named_parameters([entry], prefix=""))
+            else:
+                sources.append(self.named_parameters([entry], prefix=""))
+        return sources
+
+    def named_parameters(self, entries: list[dict], prefix: str) -> dict:
+        """`{name, value}` and nested `{name, param: [...]}` → {'group.name': typed value}."""
+        values = {}
+        for entry in entries:
+            self.check_keys(entry, {"name", "value", "param"}, "param")
+            name = prefix + self.text(entry, "name", "param")
+            if ("value" in entry) == ("param" in entry):
+                raise self.fail(f"param {name!r} needs exactly one of 'value' or nested 'param'")
+            if "value" in entry:
+                try:
+                    values[name] = parameter_value(entry["value"], name, self.resolve)
+                except LaunchError as exc:
+                    raise self.fail(str(exc)) from exc
+            else:
+                values.update(self.named_parameters(self.entries(entry, "param", f"param {name!r}"), name + "."))
+        return values
 
 
-def _node_command(spec: dict, ctx: _Context) -> NodeProcess:
-    unknown = set(spec) - {"pkg", "exec", "name", "namespace", "output", "args", "param", "remap", "env"}
-    if unknown:
-        raise LaunchError(f"{ctx.file.name}: node attributes {sorted(unknown)} are not supported here")
-    pkg, exe = ctx.substitute(spec["pkg"]), ctx.substitute(spec["exec"])
-    if pkg == PACKAGE and exe in EXECUTABLES:
-        command = [sys.executable, "-m", EXECUTABLES[exe]]
-    else:
-        found = [
-            Path(p) / "lib" / pkg / exe
-            for p in ctx.env.get("AMENT_PREFIX_PATH", "").split(os.pathsep)
-            if p and (Path(p) / "lib" / pkg / exe).is_file()
-        ]
-        if not found:
-            raise LaunchError(f"{ctx.file.name}: executable {exe!r} of package {pkg!r} not found")
-        command = [str(found[0])]
-    if "args" in spec:
-        command += shlex.split(ctx.substitute(spec["args"]))
-    command.append("--ros-args")
-    name = ctx.substitute(spec["name"]) if "name" in spec else exe
-    if "name" in spec:
-        command += ["-r", f"__node:={name}"]
-    namespace = ctx.substitute(spec.get("namespace", "")).strip("/")
-    if namespace:
-        command += ["-r", f"__ns:=/{namespace}"]
-    for param in spec.get("param", []):
-        if "from" in param:
-            path = Path(ctx.substitute(param["from"]))
-            if not path.is_file():
-                raise LaunchError(f"{ctx.file.name}: parameter file {path} not found")
-            command += ["--params-file", str(path)]
-        else:
-            command += ["-p", f"{ctx.substitute(param['name'])}:={ctx.substitute(param['value'])}"]
-    for remap in spec.get("remap", []):
-        command += ["-r", f"{ctx.substitute(remap['from'])}:={ctx.substitute(remap['to'])}"]
-    env = dict(ctx.env)
-    for item in spec.get("env", []):
-        env[ctx.substitute(item["name"])] = ctx.substitute(item["value"])
-    label = f"/{namespace}/{name}" if namespace else f"/{name}"
-    return NodeProcess(label=label, command=command, env=env)
+def _absolute_namespace(namespace: str) -> str:
+    """launch_ros: trailing slashes go, a relative namespace is made absolute, '' becomes '/'."""
+    if namespace != "/":
+        namespace = namespace.rstrip("/")
+    return namespace if namespace.startswith("/") else "/" + namespace
+
+
+def _full_name(namespace: str, name: str) -> str:
+    return f"/{name}" if namespace == "/" else f"{namespace}/{name}"
 
 
 def load_graph(file: Path, arguments: dict[str, str], env: dict[str, str] | None = None) -> Graph:
     """Resolves a YAML launch file into the node processes it would start."""
-    env = dict(os.environ if env is None else env)
     graph = Graph()
-    _load(Path(file), arguments, env, graph, depth=0)
+    launch = _Launch(arguments, dict(os.environ if env is None else env), graph)
+    file = Path(file).resolve()
+    # ros2 launch passes the command-line arguments to the top file as an include passes its own.
+    _File(file, launch, set(arguments), depth=0).run()
+    unknown = set(arguments) - launch.declared
+    if unknown:
+        raise LaunchError(
+            f"{file.name}: unknown arguments {sorted(unknown)}; the graph takes {sorted(launch.declared) or 'none'} "
+            "(ros2 launch would silently ignore them; cosmos-ros launch refuses them so a typo cannot "
+            "run the defaults)"
+        )
     return graph
-
-
-def _load(file: Path, arguments: dict[str, str], env: dict[str, str], graph: Graph, depth: int) -> None:
-    if depth > 8:
-        raise LaunchError(f"{file.name}: includes nested more than 8 deep")
-    try:
-        document = yaml.safe_load(file.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise LaunchError(f"cannot read launch file {file}: {exc}") from exc
-    if not isinstance(document, dict) or not isinstance(document.get("launch"), list):
-        raise LaunchError(f"{file}: expected a top-level 'launch:' list")
-    ctx = _Context(file, arguments, env)
-    for entry in document["launch"]:
-        if not isinstance(entry, dict) or len(entry) != 1:
-            raise LaunchError(f"{file.name}: each action must be a one-key mapping, got {entry!r}")
-        ((kind, spec),) = entry.items()
-        if kind == "arg":
-            name = spec["name"]
-            if depth == 0:
-                graph.arguments[name] = (str(spec.get("default", "")), spec.get("description", ""))
-            if name in ctx.given:
-                ctx.variables[name] = ctx.given[name]
-            elif "default" in spec:
-                ctx.variables[name] = ctx.substitute(spec["default"])
-            else:
-                raise LaunchError(f"{file.name}: argument {name!r} is required (pass {name}:=VALUE)")
-        elif kind == "let":
-            ctx.variables[spec["name"]] = ctx.substitute(spec["value"])
-        elif kind == "set_env":
-            env[ctx.substitute(spec["name"])] = ctx.substitute(spec["value"])
-        elif kind == "include":
-            included = Path(ctx.substitute(spec["file"]))
-            args = {a["name"]: ctx.substitute(a["value"]) for a in spec.get("arg", [])}
-            # As in ros2 launch, the included file sees the launch configurations set so far.
-            _load(included, {**ctx.given, **ctx.variables, **args}, env, graph, depth + 1)
-        elif kind == "node":
-            graph.nodes.append(_node_command(spec, ctx))
-        else:
-            raise LaunchError(f"{file.name}: action {kind!r} is not supported by cosmos-ros launch")
-    if depth == 0:
-        unknown = set(arguments) - set(graph.arguments)
-        if unknown:
-            raise LaunchError(
-                f"{file.name}: unknown arguments {sorted(unknown)}; it takes {sorted(graph.arguments) or 'none'}"
-            )
-
-
-def _pump(stream, label: str, sink) -> None:
-    for line in iter(stream.readline, ""):
-        sink.write(f"[{label}] {line}")
-        sink.flush()
-    stream.close()
-
-
-def run_graph(graph: Graph, *, duration_s: float | None = None, sink=None, grace_s: float = 10.0) -> int:
-    """Starts every node, streams their output, stops them all on Ctrl-C / SIGTERM / timeout or
-    when any node exits. Returns 0 when all stopped cleanly, else the first non-zero code."""
-    sink = sink or sys.stdout
-    note = configure_transport(env := {})
-    stop = threading.Event()
-    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
-    pumps = []
-    try:
-        for node in graph.nodes:
-            node.env.setdefault("PYTHONUNBUFFERED", "1")
-            for key, value in env.items():
-                node.env.setdefault(key, value)
-            node.process = subprocess.Popen(
-                node.command,
-                env=node.env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                start_new_session=True,  # we deliver the signals, once, in order
-            )
-            pump = threading.Thread(target=_pump, args=(node.process.stdout, node.label, sink), daemon=True)
-            pump.start()
-            pumps.append(pump)
-        sink.write(f"[launch] started {len(graph.nodes)} nodes; transport: {note}\n")
-        deadline = time.monotonic() + duration_s if duration_s else None
-        while not stop.is_set():
-            if any(n.process.poll() is not None for n in graph.nodes):
-                break
-            if deadline is not None and time.monotonic() >= deadline:
-                break
-            stop.wait(0.2)
-    finally:
-        codes = _shutdown(graph, grace_s, sink)
-        for pump in pumps:
-            pump.join(timeout=2)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    bad = [c for c in codes if c not in (0, -signal.SIGINT)]
-    return bad[0] if bad else 0
-
-
-def _shutdown(graph: Graph, grace_s: float, sink) -> list[int]:
-    alive = [n for n in graph.nodes if n.process is not None and n.process.poll() is None]
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
-        for node in alive:
-            try:
-                node.process.send_signal(sig)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + grace_s
-        while alive and time.monotonic() < deadline:
-            alive = [n for n in alive if n.process.poll() is None]
-            time.sleep(0.05)
-        if not alive:
-            break
-        sink.write(f"[launch] {', '.join(n.label for n in alive)} ignored {signal.Signals(sig).name}\n")
-        grace_s = 3.0
-    codes = []
-    for node in graph.nodes:
-        if node.process is not None:
-            code = node.process.wait()
-            if code not in (0, -signal.SIGINT):
-                sink.write(f"[launch] {node.label} exited with {code}\n")
-            codes.append(code)
-    return codes
 
 
 def parse_arguments(items: list[str]) -> dict[str, str]:

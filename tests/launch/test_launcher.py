@@ -9,11 +9,11 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import textwrap
 import threading
 from pathlib import Path
 
 import pytest
+from launch_files import by_label, node_parameters, ros_args, write_launch
 
 from cosmos_ros.launch import (
     Graph,
@@ -24,23 +24,6 @@ from cosmos_ros.launch import (
     parse_arguments,
     run_graph,
 )
-
-
-def write_launch(tmp_path: Path, name: str, text: str) -> Path:
-    path = tmp_path / name
-    path.write_text(textwrap.dedent(text))
-    return path
-
-
-def ros_args(command: list[str]) -> list[tuple[str, str]]:
-    """The (flag, value) pairs after --ros-args: ('-r', 'from:=to'), ('-p', ...), ('--params-file', ...)."""
-    rest = command[command.index("--ros-args") + 1 :]
-    assert len(rest) % 2 == 0, rest
-    return list(zip(rest[::2], rest[1::2]))
-
-
-def by_label(graph: Graph) -> dict[str, NodeProcess]:
-    return {node.label: node for node in graph.nodes}
 
 
 @pytest.fixture(scope="module")
@@ -68,14 +51,12 @@ def test_demo_names_and_namespaces_the_reasoner_as_launch_ros_does(demo):
 
 
 def test_demo_passes_the_shipped_reasoner_params_file_before_the_overrides(demo):
-    args = ros_args(by_label(demo)["/demo/reasoner"].command)
-    files = [value for flag, value in args if flag == "--params-file"]
-    assert len(files) == 1
-    params = Path(files[0])
-    assert params.name == "reasoner.params.yaml" and params.is_file()
-    assert ("-p", "model:=tiny-dense") in args
-    # later rules win in ROS 2: the launch file's -p values must come after the file
-    assert args.index(("--params-file", files[0])) < args.index(("-p", "model:=tiny-dense"))
+    reasoner = by_label(demo)["/demo/reasoner"]
+    shipped, overrides = [value for flag, value in ros_args(reasoner.command) if flag == "--params-file"]
+    assert Path(shipped).name == "reasoner.params.yaml" and Path(shipped).is_file()
+    # later files win in ROS 2: the launch file's values must come after the shipped file
+    assert reasoner.parameter_files[overrides]["/demo/reasoner"]["ros__parameters"]["rate_hz"] == 0.5
+    assert node_parameters(reasoner)["model"] == "tiny-dense"
 
 
 def test_demo_remaps_the_planner_onto_the_reasoner_topics(demo):
@@ -94,11 +75,8 @@ def test_reasoner_launch_file_resolves_one_reasoner_at_the_root_namespace():
     graph = load_graph(find_launch_file("reasoner"), {}, env={})
     (node,) = graph.nodes
     assert node.label == "/reasoner"
-    args = ros_args(node.command)
-    assert not any(value.startswith("__ns:=") for _, value in args)
-    assert ("-p", "cameras:=[camera]") in args
-    (params,) = [value for flag, value in args if flag == "--params-file"]
-    assert Path(params).is_file()
+    assert ("-r", "__ns:=/") in ros_args(node.command)  # launch_ros passes an empty namespace as /
+    assert node_parameters(node)["cameras"] == ["camera"]
 
 
 # ---- launch arguments ----------------------------------------------------------------------------
@@ -106,9 +84,7 @@ def test_reasoner_launch_file_resolves_one_reasoner_at_the_root_namespace():
 
 def test_a_launch_argument_overrides_its_default():
     graph = load_graph(find_launch_file("demo"), {"model": "/some/dir"}, env={})
-    args = ros_args(by_label(graph)["/demo/reasoner"].command)
-    assert ("-p", "model:=/some/dir") in args
-    assert ("-p", "model:=tiny-dense") not in args
+    assert node_parameters(by_label(graph)["/demo/reasoner"])["model"] == "/some/dir"
 
 
 def test_the_namespace_argument_moves_every_node():
@@ -218,17 +194,17 @@ def env_launch(tmp_path: Path, substitution: str) -> Path:
 
 def device_param(graph: Graph) -> str:
     (node,) = graph.nodes
-    return next(value for flag, value in ros_args(node.command) if value.startswith("device:="))
+    return node_parameters(node)["device"]
 
 
 def test_env_substitution_reads_the_given_environment(tmp_path):
     graph = load_graph(env_launch(tmp_path, "$(env ROBOT_DEVICE cpu)"), {}, env={"ROBOT_DEVICE": "cuda:1"})
-    assert device_param(graph) == "device:=cuda:1"
+    assert device_param(graph) == "cuda:1"
 
 
 def test_env_substitution_falls_back_to_its_default(tmp_path):
     graph = load_graph(env_launch(tmp_path, "$(env ROBOT_DEVICE cpu)"), {}, env={})
-    assert device_param(graph) == "device:=cpu"
+    assert device_param(graph) == "cpu"
 
 
 def test_env_substitution_without_default_requires_the_variable(tmp_path):
@@ -259,30 +235,8 @@ def test_let_and_set_env_feed_later_actions(tmp_path):
         """,
     )
     graph = load_graph(file, {}, env={"PATH": "/usr/bin"})
-    assert device_param(graph) == "device:=cuda:0"
+    assert device_param(graph) == "cuda:0"
     assert graph.nodes[0].env == {"PATH": "/usr/bin", "ROBOT_DEVICE": "cuda:0", "ROBOT_ID": "7"}
-
-
-def test_non_string_values_are_written_as_ros_parameter_literals(tmp_path):
-    file = write_launch(
-        tmp_path,
-        "literals.launch.yaml",
-        """
-        launch:
-        - node:
-            pkg: cosmos_ros
-            exec: reasoner
-            param:
-            - {name: publish_failure, value: false}
-            - {name: window_s, value: 4.0}
-            - {name: cameras, value: [front, wrist]}
-        """,
-    )
-    (node,) = load_graph(file, {}, env={}).nodes
-    args = ros_args(node.command)
-    assert ("-p", "publish_failure:=false") in args
-    assert ("-p", "window_s:=4.0") in args
-    assert ("-p", "cameras:=[front, wrist]") in args
 
 
 def test_a_missing_params_file_is_refused_by_path(tmp_path):
@@ -386,7 +340,7 @@ def test_an_include_arg_wins_over_the_same_argument_on_the_command_line(tmp_path
     assert [n.label for n in load_graph(parent, {"who": "cli"}, env={}).nodes] == ["/solo/fixed"]
 
 
-def test_only_the_top_level_file_declares_the_graph_arguments(tmp_path, child):
+def test_the_graph_lists_the_top_level_arguments_and_accepts_those_of_included_files(tmp_path, child):
     parent = write_launch(
         tmp_path,
         "parent.launch.yaml",
@@ -399,8 +353,9 @@ def test_only_the_top_level_file_declares_the_graph_arguments(tmp_path, child):
         """,
     )
     assert load_graph(parent, {}, env={}).arguments == {}
+    assert [n.label for n in load_graph(parent, {"robot": "r2"}, env={}).nodes] == ["/r2/reasoner"]
     with pytest.raises(LaunchError, match="unknown arguments"):
-        load_graph(parent, {"robot": "r2"}, env={})
+        load_graph(parent, {"robto": "r2"}, env={})
 
 
 def test_an_included_file_sees_the_including_files_variables_as_ros2_launch_does(tmp_path, child):
@@ -527,7 +482,29 @@ def test_a_node_that_exits_stops_the_graph_with_its_exit_code():
     )
     assert run_graph(graph, duration_s=30.0, sink=sink, grace_s=5.0) == 3
     assert "[/polite] bye" in sink.text
-    assert "/crash exited with 3" in sink.text
+    assert "/crash exited with code 3" in sink.text
+
+
+def test_a_node_that_dies_is_named_with_its_last_words_in_one_line():
+    sink = Sink()
+    dying = "import sys; print('[FATAL] [reasoner]: cameras has the wrong type', flush=True); sys.exit(2)"
+    graph = Graph(nodes=[script_node("/polite", POLITE_NODE, "p"), script_node("/demo/reasoner", dying)])
+    assert run_graph(graph, duration_s=30.0, sink=sink, grace_s=5.0) == 2
+    (line,) = [line for line in sink.text.splitlines() if "/demo/reasoner exited" in line]
+    assert line.startswith("[launch] /demo/reasoner exited with code 2 after ")
+    assert line.endswith(": [FATAL] [reasoner]: cameras has the wrong type -- stopping the graph")
+
+
+def test_run_graph_writes_the_parameter_files_for_the_nodes_and_removes_them_after(tmp_path):
+    sink = Sink()
+    graph = Graph(parameter_dir=tmp_path / "params")
+    path = str(graph.parameter_dir / "node.yaml")
+    node = script_node("/cat", "import sys; print(open(sys.argv[1]).read().replace(chr(10), ' '))", path)
+    node.parameter_files[path] = {"/cat": {"ros__parameters": {"flag": "true", "n": 2}}}
+    graph.nodes.append(node)
+    assert run_graph(graph, duration_s=5.0, sink=sink, grace_s=1.0) == 0
+    assert "[/cat] /cat:   ros__parameters:     flag: 'true'     n: 2" in sink.text
+    assert not graph.parameter_dir.exists()
 
 
 def test_run_graph_gives_nodes_the_transport_profile_and_unbuffered_output(monkeypatch):
@@ -555,10 +532,10 @@ def test_sim_demo_plays_held_out_tiny_clips_to_the_shipped_trained_model_in_its_
     graph = load_graph(find_launch_file("sim_demo"), {"scenario": "object_permanence"}, env={})
     nodes = by_label(graph)
     assert list(nodes) == ["/demo/camera", "/demo/reasoner", "/demo/evaluator"]
-    camera = dict(a[1].split(":=", 1) for a in ros_args(nodes["/demo/camera"].command) if a[0] == "-p")
-    reasoner = dict(a[1].split(":=", 1) for a in ros_args(nodes["/demo/reasoner"].command) if a[0] == "-p")
+    camera = node_parameters(nodes["/demo/camera"])
+    reasoner = node_parameters(nodes["/demo/reasoner"])
     scenario = load_config(camera["scenario"])  # the installed sim/tiny config, as trained on
-    assert scenario.task == "object_permanence" and (camera["width"], camera["height"]) == ("56", "56")
+    assert scenario.task == "object_permanence" and (camera["width"], camera["height"]) == (56, 56)
     assert int(camera["seed"]) != scenario.seed  # clips the model was not trained on
     model = Path(reasoner["model"])
     assert model.name == "cosmos-reason1-tiny" and (model / "model.safetensors").is_file()
