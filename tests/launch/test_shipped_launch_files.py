@@ -27,22 +27,27 @@ DOCUMENTED_ARGUMENTS = [
 ]
 
 
-def _module_source(module: str) -> ast.Module:
-    return ast.parse((ROOT / (module.replace(".", "/") + ".py")).read_text())
-
-
-def declared_defaults(executable: str) -> dict:
-    """name -> default value, as the node's source declares them."""
-    tree = _module_source(EXECUTABLES[executable])
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "PARAMETERS" for t in node.targets):
-            return {name: entry[0] for name, entry in ast.literal_eval(node.value).items()}
+def declared_defaults(module: str, seen: frozenset = frozenset()) -> dict:
+    """name -> default value, as the node module declares them: a PARAMETERS table of
+    (default, description, read_only) or declare_parameter("name", default) calls, looked up in
+    the cosmos_ros.nodes modules it imports when it has neither (the lifecycle reasoner reuses
+    the reasoner's table)."""
+    tree = ast.parse((ROOT / (module.replace(".", "/") + ".py")).read_text())
     defaults = {}
     for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "declare_parameter":
-            defaults[ast.literal_eval(node.args[0])] = ast.literal_eval(node.args[1])
-    if not defaults and "self._declare_parameters()" in ast.unparse(tree):
-        return declared_defaults("reasoner")  # the lifecycle reasoner declares the reasoner's table
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "PARAMETERS" for t in node.targets):
+            defaults.update({name: entry[0] for name, entry in ast.literal_eval(node.value).items()})
+        elif isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "declare_parameter":
+            try:
+                defaults[ast.literal_eval(node.args[0])] = ast.literal_eval(node.args[1])
+            except ValueError:
+                pass  # declared from a table, not from literals
+    if defaults:
+        return defaults
+    for node in tree.body:
+        imported = isinstance(node, ast.ImportFrom) and (node.module or "").startswith("cosmos_ros.nodes.")
+        if imported and node.module not in seen:
+            defaults.update(declared_defaults(node.module, seen | {module}))
     return defaults
 
 
@@ -61,13 +66,13 @@ def shipped_nodes():
 
 
 def test_the_declared_types_are_found_for_every_node():
-    for executable in EXECUTABLES:
-        assert declared_defaults(executable), executable
+    for executable, module in EXECUTABLES.items():
+        assert declared_defaults(module), executable
 
 
 @pytest.mark.parametrize("node, executable", list(shipped_nodes()))
 def test_every_parameter_a_shipped_launch_file_sets_has_the_declared_type(node, executable):
-    declared = declared_defaults(executable)
+    declared = declared_defaults(EXECUTABLES[executable])
     given = node_parameters(node)
     assert set(given) <= set(declared), f"undeclared parameters {sorted(set(given) - set(declared))}"
     wrong = {
