@@ -4,7 +4,8 @@ The ROS 2 interfaces (msg/, srv/, action/) are generated at build time by CMake 
 toolchain that the ROS 2 PyPI wheels bring. The generated Python modules and typesupport
 extensions go inside our package (the source tree for editable installs, where they are
 gitignored) and the generated C libraries go to the environment's lib/ (as data files of the
-wheel), where the ROS wheels' start-up hook puts them on the library path.
+wheel), where the ROS wheels' start-up hook puts them on the library path. The node executables
+go to lib/cosmos_ros/, where `ros2 run` and launch_ros look for them, as a colcon install has them.
 
 The build has to see the ROS wheels installed in the environment, so install with
 ``pip install --no-build-isolation`` (see README).
@@ -80,6 +81,25 @@ def build_interfaces(build_dir: Path) -> Path:
     return stage
 
 
+def node_executables(build_dir: Path) -> list[str]:
+    """scripts/<node> for lib/cosmos_ros/, with this environment's interpreter in the shebang:
+    the scripts' `#!/usr/bin/env python3` suits a ROS install (CMakeLists.txt installs them as
+    they are), but from a venv it would find a Python without this package."""
+    target_dir = build_dir / "executables"
+    target_dir.mkdir(parents=True, exist_ok=True)
+    python = Path(sys.prefix) / "bin" / "python"
+    executables = []
+    for script in sorted((HERE / "scripts").iterdir()):
+        shebang, _, body = script.read_text().partition("\n")
+        if not shebang.startswith("#!"):
+            raise RuntimeError(f"{script} should start with a #! line, got {shebang!r}")
+        target = target_dir / script.name
+        target.write_text(f"#!{python}\n{body}")
+        target.chmod(0o755)
+        executables.append(str(target))
+    return executables
+
+
 class BuildWithInterfaces(build_py):
     """build_py that first generates the ROS 2 interfaces and places them."""
 
@@ -87,6 +107,7 @@ class BuildWithInterfaces(build_py):
         build_dir = HERE / "build" / f"interfaces-{sysconfig.get_platform()}"
         try:
             stage = build_interfaces(build_dir)
+            executables = node_executables(build_dir)
         except (RuntimeError, subprocess.CalledProcessError) as exc:
             # SystemExit, because setuptools' editable installs turn exceptions from build_py
             # into a warning and would install a package without its interfaces.
@@ -104,7 +125,7 @@ class BuildWithInterfaces(build_py):
 
         libs = sorted(str(p) for p in (stage / "lib").glob(f"lib{PACKAGE}__*.so"))
         share = stage / "share" / PACKAGE
-        generated_data = [("lib", libs)]
+        generated_data = [("lib", libs), (f"lib/{PACKAGE}", executables)]
         for name in INTERFACE_DIRS:
             files = sorted(str(p) for p in (share / name).glob("*") if p.is_file())
             if files:
