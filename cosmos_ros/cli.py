@@ -1,7 +1,8 @@
 """`cosmos-ros`: the front door.
 
-cosmos-ros demo [--duration S]        the trained tiny model answers physics questions about live sim
-                                      clips, each answer scored (sim camera -> reasoner -> evaluator)
+cosmos-ros demo [--duration S] [--report F]   the robot loop in simulation: a simulated robot ->
+                                      the reasoner's next-subtask / failure answers -> a planner, every
+                                      answer scored; scenario:=arrow_of_time etc. for the physics quizzes
 cosmos-ros launch NAME [arg:=value]   run launch/NAME.launch.yaml without ROS 2's launch tools
 cosmos-ros model info PRESET          architecture and parameter count of a model preset
 cosmos-ros gen-data --tasks T --out D simulated clips + QA datasets (MuJoCo; USD for Isaac)
@@ -19,12 +20,42 @@ import argparse
 import json
 import runpy
 import sys
+import tempfile
 from pathlib import Path
 
 from cosmos_ros import launch as launcher
 from cosmos_ros.engine import cli as engine_cli
+from cosmos_ros.sim.evaluation import episode_report, question_report
 from cosmos_ros.sim import cli as sim_cli
 from cosmos_ros.training import cli as training_cli
+
+
+PHYSICS_SCENARIOS = ("arrow_of_time", "object_permanence", "spatial_puzzle")
+
+
+def _demo(arguments: list[str], duration: float, report: str | None) -> int:
+    """The robot loop (launch/demo.launch.yaml), or with scenario:=<physics task> the physics
+    quizzes (launch/sim_demo.launch.yaml); the evaluator ends the graph after `duration` seconds
+    with its report, which is printed as a table."""
+    scenario = next((a.split(":=", 1)[1] for a in arguments if a.startswith("scenario:=")), "manipulation")
+    physics = scenario in PHYSICS_SCENARIOS
+    if not physics:
+        if scenario != "manipulation":
+            print(f"cosmos-ros demo: scenario must be manipulation or one of {', '.join(PHYSICS_SCENARIOS)}, "
+                  f"got {scenario!r}", file=sys.stderr)  # fmt: skip
+            return 2
+        arguments = [a for a in arguments if not a.startswith("scenario:=")]
+    with tempfile.TemporaryDirectory(prefix="cosmos_ros_demo_") as scratch:
+        path = Path(report or Path(scratch) / "report.json").absolute()
+        arguments = [*arguments, f"duration:={duration:g}", f"report:={path}"]
+        # the evaluator ends the graph at `duration`; the launcher's own limit only backs it up
+        code = _launch("sim_demo" if physics else "demo", arguments, duration + 60 if duration else None, False)
+        if path.is_file():
+            summary = json.loads(path.read_text())
+            print("\n" + (question_report(summary) if physics else episode_report(summary)))
+            if report:
+                print(f"report: {path}")
+    return code
 
 
 def _launch(name: str, arguments: list[str], duration: float | None, show_args: bool) -> int:
@@ -77,11 +108,15 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser(
-        "demo", help="the trained tiny model on live sim clips, scored (launch/sim_demo.launch.yaml)"
+        "demo", help="the robot loop in simulation, every answer scored (launch/demo.launch.yaml)"
     )
     demo.add_argument("--duration", type=float, default=30.0, help="seconds to run; 0 = until Ctrl-C")
+    demo.add_argument("--report", help="write the JSON report here (default: print the table only)")
     demo.add_argument(
-        "arguments", nargs="*", help="launch arguments name:=value (see launch sim_demo --show-args)"
+        "arguments",
+        nargs="*",
+        help="launch arguments name:=value (launch demo --show-args); scenario:=arrow_of_time, "
+        "object_permanence or spatial_puzzle runs the physics quizzes instead (launch sim_demo)",
     )
 
     run = sub.add_parser("launch", help="run a launch file of this package (launch/NAME.launch.yaml)")
@@ -109,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ns = parser.parse_args(argv)
     if ns.command == "demo":
-        return _launch("sim_demo", ns.arguments, ns.duration or None, False)
+        return _demo(ns.arguments, ns.duration, ns.report)
     if ns.command == "launch":
         return _launch(ns.name, ns.arguments, ns.duration or None, ns.show_args)
     if ns.command == "model":

@@ -1,33 +1,46 @@
 #!/usr/bin/env bash
-# Reproduce model/cosmos-reason1-tiny: sim data -> SFT from random init -> GRPO -> held-out eval.
-#   training/reproduce.sh [ROOT]     (default runs/tiny; about 55 min on 2 CPU cores)
+# Reproduce model/cosmos-reason1-tiny: sim data -> stage 1 (physics SFT from random init) ->
+# stage 2 (the robot's questions, physics replayed) -> GRPO on episodes SFT never saw -> eval.
+#   training/reproduce.sh [ROOT]            (default runs/tiny; about 75 min on 2 CPU cores)
+#   PHYSICS_INIT=DIR training/reproduce.sh  starts stage 2 from a physics checkpoint instead of
+#                                           training stage 1 (the shipped run started from the
+#                                           previous card's model; see the card)
 set -euo pipefail
 ROOT=${1:-runs/tiny}
-DATA="[$ROOT/data/easy56,$ROOT/data/puzzle84]"
 export MUJOCO_GL=${MUJOCO_GL:-egl}
+gen() { cosmos-ros gen-data --no-usd --workers 2 "$@"; }
 
-# 1. data: object permanence and arrow of time with the nuisances narrowed for a 2 M-parameter
-#    model (sim/tiny/*.yaml: one camera, one light, 56x56, 4 s at 4 fps); the puzzle at 84x84 so
-#    the 2x2 seams fall inside merged tokens (design.md). All three ask with sorted options: with
-#    options shuffled per question the tiny model stayed at chance (see its card).
-cosmos-ros gen-data --tasks sim/tiny/object_permanence.yaml,sim/tiny/arrow_of_time.yaml --n 1000 \
-    --no-usd --workers 2 --out "$ROOT/data/easy56"
-cosmos-ros gen-data --tasks sim/tiny/spatial_puzzle.yaml --n 1000 --no-usd --workers 2 \
-    --out "$ROOT/data/puzzle84"
-# GRPO's prompts: object permanence clips from another base seed, unseen by SFT (train/val only).
-cosmos-ros gen-data --tasks sim/tiny/object_permanence.yaml --n 1000 --seed 200 --splits 0.9,0.1,0 \
-    --no-usd --workers 2 --out "$ROOT/data/rl56"
+# 1. data. Physics (sim/tiny/*.yaml): one camera, one light, 56x56 (the puzzle 84x84), sorted
+#    options — with options shuffled per question the tiny model stayed at chance. The robot
+#    (sim/tiny/manipulation.yaml): 8 s episodes at 112x112, asked about windows of the last 3 s
+#    up to random moments, as the reasoner asks about the live stream.
+gen --tasks sim/tiny/manipulation.yaml --n 1500 --out "$ROOT/data/robot112"
+gen --tasks sim/tiny/object_permanence.yaml,sim/tiny/arrow_of_time.yaml --n 1000 --out "$ROOT/data/easy56"
+gen --tasks sim/tiny/spatial_puzzle.yaml --n 1000 --out "$ROOT/data/puzzle84"
+# GRPO's prompts: episodes from another base seed, unseen by SFT (train/val only). The robot's
+# questions are where SFT leaves room; on physics clips GRPO gained nothing (the card).
+gen --tasks sim/tiny/manipulation.yaml --n 600 --seed 400 --splits 0.9,0.1,0 --out "$ROOT/data/rlrobot112"
 
-# 2. SFT from random init; exports the weights of the best validation round (resumable: re-run
-#    the script after an interruption).
-cosmos-ros train sft --config training/sft_tiny.yaml --data.data_dirs "$DATA" \
-    --trainer.default_root_dir "$ROOT/sft" --select val/answer_acc --resume auto
+# 2. stage 1: physics SFT from random init (exports the best validation round; resumable).
+PHYSICS=${PHYSICS_INIT:-$ROOT/sft/export}
+if [ -z "${PHYSICS_INIT:-}" ]; then
+    cosmos-ros train sft --config training/sft_tiny.yaml \
+        --data.data_dirs "[$ROOT/data/easy56,$ROOT/data/puzzle84]" \
+        --trainer.default_root_dir "$ROOT/sft" --select val/answer_acc --resume auto
+fi
 
-# 3. GRPO from the SFT export, on the unseen clips.
-cosmos-ros train grpo --config training/grpo_tiny.yaml --data.data_dirs "[$ROOT/data/rl56]" \
-    --model.model "$ROOT/sft/export" --trainer.default_root_dir "$ROOT/grpo" --select val/accuracy \
-    --resume auto
+# 3. stage 2: the robot's questions from the physics model, physics replayed.
+cosmos-ros train sft --config training/sft_robot_tiny.yaml --model.model "$PHYSICS" \
+    --data.data_dirs "[$ROOT/data/robot112,$ROOT/data/easy56,$ROOT/data/puzzle84]" \
+    --trainer.default_root_dir "$ROOT/sft_robot" --select val/answer_acc --resume auto
 
-# 4. held-out accuracy by category: random guessing vs SFT vs GRPO (table.md + chart.png).
-cosmos-ros eval --model "$ROOT/sft/export" --name sft --model "$ROOT/grpo/export" --name grpo \
-    --data "$ROOT/data/easy56" --data "$ROOT/data/puzzle84" --split test --out "$ROOT/eval"
+# 4. GRPO from stage 2 on the unseen episodes.
+cosmos-ros train grpo --config training/grpo_tiny.yaml \
+    --data.data_dirs "[$ROOT/data/rlrobot112]" \
+    --model.model "$ROOT/sft_robot/export" --trainer.default_root_dir "$ROOT/grpo" \
+    --select val/accuracy --resume auto
+
+# 5. held-out accuracy by category: random guessing, majority, SFT, GRPO (table.md + chart.png).
+cosmos-ros eval --model "$ROOT/sft_robot/export" --name sft --model "$ROOT/grpo/export" --name grpo \
+    --data "$ROOT/data/robot112" --data "$ROOT/data/easy56" --data "$ROOT/data/puzzle84" \
+    --split test --out "$ROOT/eval"

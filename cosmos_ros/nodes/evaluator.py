@@ -4,19 +4,22 @@ Listens to `ground_truth` (std_msgs/String JSON from sim_camera; fields in
 cosmos_ros.sim.evaluation). For every *question* record it asks the reasoner's `reason` service
 the same multiple-choice question about the window the question's video covered, and scores the
 chosen option against the answer. It also scores the reasoner's periodic `next_subtask`
-(SubtaskPrediction) and `failure` (FailureDetection) messages whose task is the task of the clip
-they watched (manipulation clips; set the reasoner's `task` to match to get these scored).
+(SubtaskPrediction) and `failure` (FailureDetection) messages about live episodes (sim_camera
+`mode:=episodes`): each carries the task id it answered, which is the episode's clip id, and is
+scored against that episode's record (cosmos_ros.sim.evaluation.EpisodeScores: next-subtask
+accuracy, failure precision / recall / F1, detection latency, false alarms).
 
-Running accuracy goes to `~/accuracy` (std_msgs/String JSON) after every score. After
-`num_questions` service answers (0 = never) it logs the accuracy report, writes it to
-`report_path` if set, and exits — which ends a `cosmos-ros launch sim_eval` run.
+Running scores go to `~/accuracy` (std_msgs/String JSON). After `num_questions` service answers
+or `duration_s` seconds (0 = never) it logs the report, writes it to `report_path` if set (also
+after every episode, so a stopped run leaves its report), and exits — which ends a
+`cosmos-ros launch` run.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
-from collections import deque
 
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import ReentrantCallbackGroup
@@ -25,11 +28,12 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 
 from cosmos_ros.msg import FailureDetection, SubtaskPrediction
-from cosmos_ros.sim.evaluation import Scoreboard, expected_next_subtask
+from cosmos_ros.sim.evaluation import EpisodeScores, PeriodicAnswer, Scoreboard, episode_report
 from cosmos_ros.srv import Reason
 from cosmos_ros.nodes.runner import run_node
 
 STATUS_NAMES = {0: "ok", 1: "none", 2: "uncertain", 3: "stale", 4: "error", 5: "busy", 6: "invalid"}
+VERDICTS = {FailureDetection.VERDICT_FAILURE: True, FailureDetection.VERDICT_SUCCESS: False}
 
 
 def _seconds(stamp) -> float:
@@ -50,17 +54,28 @@ class Evaluator(Node):
             "max_new_tokens", 0, describe("generation budget per question; 0 = reasoner default")
         )
         self.declare_parameter("service_timeout_s", 10.0, describe("how long to wait for the reason service"))
+        # integer or double: `duration:=300` from a launch command line arrives as an integer
+        seconds = ParameterDescriptor(
+            description="report and exit after this many seconds; 0 = never", read_only=True, dynamic_typing=True
+        )
+        self.declare_parameter("duration_s", 0.0, seconds)
         get = lambda name: self.get_parameter(name).value  # noqa: E731
         self.num_questions, self.report_path = int(get("num_questions")), get("report_path")
         self.max_new_tokens = int(get("max_new_tokens"))
-        if self.num_questions < 0 or self.max_new_tokens < 0:
-            raise ValueError("num_questions and max_new_tokens must be >= 0")
+        duration = get("duration_s")
+        if not isinstance(duration, (int, float)) or isinstance(duration, bool):
+            raise ValueError(f"duration_s must be a number of seconds, got {duration!r}")
+        duration = float(duration)
+        if self.num_questions < 0 or self.max_new_tokens < 0 or not 0 <= duration < float("inf"):
+            raise ValueError(
+                f"num_questions and max_new_tokens must be >= 0 and duration_s finite >= 0; got "
+                f"{self.num_questions}, {self.max_new_tokens}, {duration}"
+            )
 
         self.scores = Scoreboard()
+        self.episodes = EpisodeScores()
         self.answered = 0
         self.finished = False
-        self._clips: deque[dict] = deque(maxlen=20)  # clip records, newest last
-        self._periodic: deque = deque(maxlen=200)  # periodic predictions waiting for their clip record
         group = ReentrantCallbackGroup()
         self._client = self.create_client(Reason, "reason", callback_group=group)
         if not self._client.wait_for_service(timeout_sec=float(get("service_timeout_s"))):
@@ -74,17 +89,19 @@ class Evaluator(Node):
         )
         self.create_subscription(FailureDetection, "failure", self._on_periodic, 10, callback_group=group)
         self._accuracy_pub = self.create_publisher(String, "~/accuracy", 10)
-        self.get_logger().info(
-            f"scoring the reasoner; report after {self.num_questions or 'unlimited'} questions"
-        )
+        if duration:
+            self._deadline = self.create_timer(duration, self._finish, callback_group=group)
+        until = [f"{self.num_questions} questions"] * bool(self.num_questions) + [f"{duration:g} s"] * bool(duration)
+        self.get_logger().info(f"scoring the reasoner; report after {' or '.join(until) or 'Ctrl-C'}")
 
     def _on_truth(self, msg: String) -> None:
         record = json.loads(msg.data)
         if record["type"] == "clip":
-            self._clips.append(record)
-            pending, self._periodic = list(self._periodic), deque(maxlen=200)
-            for prediction in pending:
-                self._on_periodic(prediction)
+            if record.get("task_text") and not self.finished:  # an episode with a task to score
+                self.episodes.add_record(record)
+                self._log_episode(record)
+                self._write_report()
+                self._publish_accuracy()
         elif record["type"] == "question" and not self.finished:
             window = record["window"]
             request = Reason.Request(
@@ -117,35 +134,56 @@ class Evaluator(Node):
             self._finish()
 
     def _on_periodic(self, msg) -> None:
-        end = _seconds(msg.clip_end)
-        clip = next((c for c in self._clips if c["task_text"] and c["frame_stamps"] and
-                     c["frame_stamps"][0][0] + c["frame_stamps"][0][1] * 1e-9 <= end <=
-                     c["frame_stamps"][-1][0] + c["frame_stamps"][-1][1] * 1e-9 + 1e-6), None)  # fmt: skip
-        if clip is None:
-            self._periodic.append(msg)  # its clip record comes when the clip ends
-            return
-        if msg.task != clip["task_text"] or msg.status != SubtaskPrediction.STATUS_OK:
-            return  # the reasoner was watching for another task, or has no answer
-        if isinstance(msg, SubtaskPrediction):
-            expected = expected_next_subtask(clip, end)
-            if expected is not None and expected in msg.options:
-                self.scores.record("periodic/next_subtask", msg.subtask.casefold() == expected.casefold())
-        elif msg.verdict != FailureDetection.VERDICT_UNCERTAIN:
-            self.scores.record(
-                "periodic/failure", (msg.verdict == FailureDetection.VERDICT_FAILURE) == bool(clip["failed"])
-            )
-        self._publish_accuracy()
+        if not msg.task_id or self.finished:
+            return  # answers from the reasoner's parameters are about no episode
+        subtask = isinstance(msg, SubtaskPrediction)
+        answer = PeriodicAnswer(
+            kind="next_subtask" if subtask else "failure",
+            clip_end=_seconds(msg.clip_end),
+            received=self.get_clock().now().nanoseconds * 1e-9,
+            status=STATUS_NAMES.get(msg.status, str(msg.status)),
+            subtask=msg.subtask if subtask else "",
+            failed=None if subtask else VERDICTS.get(msg.verdict),
+        )
+        self.episodes.add_answer(msg.task_id, answer)
+
+    def _log_episode(self, record: dict) -> None:
+        answers = self.episodes.answers.get(record["clip_id"], [])
+        alarms = sum(1 for a in answers if a.kind == "failure" and a.status == "ok" and a.failed)
+        self.get_logger().info(
+            f"episode {record['clip_id']} ({record.get('outcome')}): {len(answers)} answers, "
+            f"{alarms} FAILURE verdicts; running next-subtask accuracy "
+            f"{self.episodes.summary()['next_subtask_accuracy']}"
+        )
+
+    def _summary(self) -> dict:
+        """The questions' scores (asked, accuracy, per_category, ...) and the episodes' (episodes,
+        next_subtask_accuracy, failure_f1, ...): their keys are distinct."""
+        return {**self.scores.summary(), **self.episodes.summary()}
 
     def _publish_accuracy(self) -> None:
-        self._accuracy_pub.publish(String(data=json.dumps(self.scores.summary())))
+        self._accuracy_pub.publish(String(data=json.dumps(self._summary())))
+
+    def _write_report(self) -> None:
+        if not self.report_path:
+            return
+        partial = f"{self.report_path}.tmp"
+        with open(partial, "w") as file:
+            json.dump(self._summary(), file, indent=1)
+        os.replace(partial, self.report_path)
 
     def _finish(self) -> None:
+        if self.finished:
+            return
         self.finished = True
-        summary = self.scores.summary()
-        self.get_logger().info("accuracy report\n" + self.scores.report())
+        report = []
+        if self.scores.asked:
+            report.append("accuracy report\n" + self.scores.report())
+        if self.episodes.records:
+            report.append("robot loop\n" + episode_report(self.episodes.summary()))
+        self.get_logger().info("report\n" + "\n".join(report or ["nothing was scored"]))
+        self._write_report()
         if self.report_path:
-            with open(self.report_path, "w") as file:
-                json.dump(summary, file, indent=1)
             self.get_logger().info(f"report written to {self.report_path}")
         self._publish_accuracy()
         self.context.try_shutdown()  # ends spin(); main() exits 0

@@ -1,12 +1,21 @@
 """sim_camera: plays simulated scenarios as a camera, and announces their ground truth.
 
 Publishes `image_raw` (sensor_msgs/Image) at the scenario's fps, clip after clip (clip i of the
-scenario config is always the same clip). When the video of one of the clip's questions has been
-shown in full — the whole clip, or a prefix for next-subtask questions — the camera pauses for
-`gap_s` and publishes the question on `~/ground_truth` (std_msgs/String holding JSON; see
-cosmos_ros.sim.evaluation for the fields), so whoever asks the reasoner right then asks about
-exactly that video. At the end of each clip it publishes a `clip` record with per-frame labels
-and the stamp of every frame. Clips are rendered ahead on a worker thread.
+scenario config is always the same clip). Two ways to play:
+
+- `mode:=questions` (quizzes): when the video of one of the clip's questions has been shown in
+  full — the whole clip, or a prefix for next-subtask questions — the camera pauses for `gap_s`
+  and publishes the question on `~/ground_truth` (std_msgs/String holding JSON; see
+  cosmos_ros.sim.evaluation for the fields), so whoever asks the reasoner right then asks about
+  exactly that video.
+- `mode:=episodes` (a live robot): clips play back to back at a steady rate, `gap_s` apart, and
+  before each episode's first frame the camera publishes its `TaskContext` on `task` (the
+  planner's role in simulation: task id = clip id, the task, the plan's steps), stamped with that
+  frame's stamp.
+
+Either way, at the end of each clip it publishes a `clip` record with per-frame labels (the
+subtask running), the stamp of every frame and, for a failed episode, how and when it failed.
+Clips are rendered ahead on a worker thread.
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
+from cosmos_ros.msg import TaskContext
 from cosmos_ros.nodes.images import rgb_to_image
 from cosmos_ros.sim import evaluation, scenarios
 from cosmos_ros.sim.config import clip_id
@@ -46,7 +56,10 @@ class SimCamera(Node):
         self.declare_parameter("width", 0, describe("frame width; 0 = the config's"))
         self.declare_parameter("height", 0, describe("frame height; 0 = the config's"))
         self.declare_parameter("fps", 0.0, describe("frames per second; 0 = the config's"))
-        self.declare_parameter("gap_s", 1.0, describe("pause after each question's video, seconds"))
+        self.declare_parameter("mode", "questions", describe("questions (pause and announce) | episodes (live)"))
+        self.declare_parameter(
+            "gap_s", 1.0, describe("pause after each question's video (questions) or episode (episodes), s")
+        )
         self.declare_parameter("frame_id", "sim_camera", describe("header.frame_id"))
         self.declare_parameter("encoding", "rgb8", describe("rgb8 or bgr8"))
         get = lambda name: self.get_parameter(name).value  # noqa: E731
@@ -55,9 +68,16 @@ class SimCamera(Node):
         if get("seed") >= 0:
             self.config = dataclasses.replace(self.config, seed=int(get("seed")))
         self.gap_s, self.frame_id, self.encoding = float(get("gap_s")), get("frame_id"), get("encoding")
-        if self.encoding not in ("rgb8", "bgr8") or self.gap_s < 0 or get("num_clips") < 0:
+        self.episodes = get("mode") == "episodes"
+        if (
+            self.encoding not in ("rgb8", "bgr8")
+            or not 0 <= self.gap_s < float("inf")
+            or get("num_clips") < 0
+            or get("mode") not in ("questions", "episodes")
+        ):
             raise ValueError(
-                f"need encoding rgb8|bgr8, gap_s >= 0, num_clips >= 0; got {self.encoding}, {self.gap_s}"
+                "need encoding rgb8|bgr8, finite gap_s >= 0, num_clips >= 0, mode questions|episodes; got "
+                f"{self.encoding}, {self.gap_s}, {get('num_clips')}, {get('mode')!r}"
             )
         first, count = int(get("start_index")), int(get("num_clips"))
         self._indices = iter(range(first, first + count)) if count else itertools.count(first)
@@ -68,6 +88,10 @@ class SimCamera(Node):
             depth=50, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
         )
         self._truth_pub = self.create_publisher(String, "~/ground_truth", truth_qos)
+        latched = QoSProfile(
+            depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+        )
+        self._task_pub = self.create_publisher(TaskContext, "task", latched)
         self._ready: queue.Queue = queue.Queue(maxsize=1)
         self._renderer = threading.Thread(target=self._render_ahead, daemon=True)
         self._renderer.start()
@@ -79,8 +103,8 @@ class SimCamera(Node):
         self.create_timer(1.0 / self.config.render.fps, self._tick)
         r = self.config.render
         self.get_logger().info(
-            f"playing {self.config.task} clips from index {first} ({count or 'endless'}) "
-            f"at {r.fps:g} fps, {r.width}x{r.height}"
+            f"playing {self.config.task} {'episodes' if self.episodes else 'clips'} from index {first} "
+            f"({count or 'endless'}) at {r.fps:g} fps, {r.width}x{r.height}, seed {self.config.seed}"
         )
 
     def _render_ahead(self) -> None:
@@ -118,19 +142,32 @@ class SimCamera(Node):
         if self._clip is False:
             return
         cid, sample, stops = self._clip
-        self._publish_frame(sample.frames[self._frame])
-        for index in stops.get(self._frame, []):
-            self._announce(evaluation.question_message(sample, cid, index, self._stamps))
-        if stops.get(self._frame):
-            self._resume_at = time.monotonic() + self.gap_s
+        stamp = self.get_clock().now().to_msg()
+        if self.episodes and self._frame == 0 and sample.labels.get("task_text"):
+            self._task_pub.publish(self._task_context(cid, sample, stamp))
+        self._publish_frame(sample.frames[self._frame], stamp)
+        if not self.episodes:
+            for index in stops.get(self._frame, []):
+                self._announce(evaluation.question_message(sample, cid, index, self._stamps))
+            if stops.get(self._frame):
+                self._resume_at = time.monotonic() + self.gap_s
         self._frame += 1
         if self._frame == len(sample.frames):
             self._announce(evaluation.clip_message(sample, cid, self._stamps))
             self.clips_played += 1
             self._clip = None
+            if self.episodes:
+                self._resume_at = time.monotonic() + self.gap_s
 
-    def _publish_frame(self, rgb: np.ndarray) -> None:
-        msg = rgb_to_image(rgb, self.encoding, self.get_clock().now().to_msg(), self.frame_id)
+    @staticmethod
+    def _task_context(cid: str, sample, stamp) -> TaskContext:
+        msg = TaskContext(task_id=cid, task=sample.labels["task_text"])
+        msg.candidate_subtasks = list(sample.labels.get("subtasks", []))
+        msg.header.stamp = stamp
+        return msg
+
+    def _publish_frame(self, rgb: np.ndarray, stamp) -> None:
+        msg = rgb_to_image(rgb, self.encoding, stamp, self.frame_id)
         self._image_pub.publish(msg)
         self._stamps.append((msg.header.stamp.sec, msg.header.stamp.nanosec))
 

@@ -78,6 +78,13 @@ def clip_message(sample: Sample, clip_id: str, stamps: list[tuple[int, int]]) ->
         "frame_stamps": [list(s) for s in stamps],
         "task_text": labels.get("task_text", ""),
         "failed": labels.get("failed"),
+        "outcome": labels.get("outcome"),
+        # the stamp of the first frame that shows the failure (None: no failure, or not shown yet)
+        "failure_stamp": (
+            list(stamps[labels["failure_frame"]])
+            if labels.get("failure_frame") is not None and labels["failure_frame"] < len(stamps)
+            else None
+        ),
         "subtasks": labels.get("subtasks", []),
         "frame_subtask_index": labels.get("frames", {}).get("subtask_index", []),
         "labels": labels,
@@ -141,10 +148,162 @@ class Scoreboard:
         }
 
     def report(self) -> str:
-        lines = [f"{'category':<40} {'asked':>6} {'correct':>8} {'accuracy':>9}"]
-        for category, tally in sorted(self.categories.items()):
-            lines.append(f"{category:<40} {tally.asked:>6} {tally.correct:>8} {tally.accuracy:>9.3f}")
-        overall = self.correct / self.asked if self.asked else float("nan")
-        lines.append(f"{'overall':<40} {self.asked:>6} {self.correct:>8} {overall:>9.3f}")
-        lines.append("answer statuses: " + ", ".join(f"{k} {v}" for k, v in sorted(self.statuses.items())))
-        return "\n".join(lines)
+        return question_report(self.summary())
+
+
+# ---- periodic answers about live episodes (sim_camera mode:=episodes) ----------------------------
+
+SCORED_STATUSES = ("ok", "none", "uncertain")  # the model answered; stale/error/busy did not ask it
+
+
+@dataclass(frozen=True)
+class PeriodicAnswer:
+    """One SubtaskPrediction or FailureDetection, as the evaluator received it."""
+
+    kind: str  # "next_subtask" | "failure"
+    clip_end: float  # stamp of the newest frame the model saw, seconds
+    received: float  # when the answer arrived (same clock as the frame stamps), seconds
+    status: str  # "ok", "none", "uncertain", "stale", ...
+    subtask: str = ""  # next_subtask: the answer
+    failed: bool | None = None  # failure: the verdict (None = uncertain)
+
+
+def _median(values: list[float]) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def _ratio(num: int, den: int) -> float | None:
+    return round(num / den, 4) if den else None
+
+
+class EpisodeScores:
+    """Scores periodic answers per episode (matched by task id = clip id) against the episode's
+    clip record.
+
+    Next subtask: every answer the model gave (OK, NONE, UNCERTAIN) about a moment whose plan step
+    has a successor is scored; only OK with the expected step is right. Failure, per episode: a
+    failed episode is detected by a FAILURE verdict on a clip ending at or after the failure shows;
+    a FAILURE verdict before that, or in an episode that succeeded, is a false alarm, and a
+    succeeded episode with any is a false positive. Latency: from the failure's frame stamp to the
+    arrival of the first detecting verdict. Answers per message are also scored against the
+    verdict due at their clip's end, leaving out clips that end less than `margin_s` after the
+    failure shows. Episodes no periodic answer was about (the reasoner still loading) are not
+    scored.
+    """
+
+    def __init__(self, margin_s: float = 0.5):
+        self.margin_s = margin_s
+        self.records: dict[str, dict] = {}
+        self.answers: dict[str, list[PeriodicAnswer]] = defaultdict(list)
+
+    def add_record(self, record: dict) -> None:
+        self.records[record["clip_id"]] = record
+
+    def add_answer(self, task_id: str, answer: PeriodicAnswer) -> None:
+        self.answers[task_id].append(answer)
+
+    def summary(self) -> dict:
+        watched = [cid for cid in self.records if self.answers.get(cid)]
+        subtask = Tally()
+        messages = Tally()
+        tp = fp = fn = false_alarms = 0
+        latencies: list[float] = []
+        by_outcome: dict[str, Tally] = defaultdict(Tally)
+        statuses: dict[str, int] = defaultdict(int)
+        for cid in watched:
+            record, answers = self.records[cid], self.answers[cid]
+            shows = _seconds(tuple(record["failure_stamp"])) if record.get("failure_stamp") else None
+            detected_at = None
+            for answer in answers:
+                statuses[f"{answer.kind}/{answer.status}"] += 1
+                if answer.kind == "next_subtask":
+                    expected = expected_next_subtask(record, answer.clip_end)
+                    if expected is not None and answer.status in SCORED_STATUSES:
+                        subtask.asked += 1
+                        subtask.correct += int(
+                            answer.status == "ok" and answer.subtask.casefold() == expected.casefold()
+                        )
+                    continue
+                due = shows is not None and answer.clip_end >= shows - 1e-6
+                if answer.status == "ok" and answer.failed is not None and not (
+                    due and answer.clip_end < shows + self.margin_s
+                ):
+                    messages.asked += 1
+                    messages.correct += int(answer.failed == due)
+                if answer.status == "ok" and answer.failed:
+                    if due:
+                        detected_at = answer.received if detected_at is None else min(detected_at, answer.received)
+                    else:
+                        false_alarms += 1
+            if record.get("failed"):
+                by_outcome[record.get("outcome") or "failure"].asked += 1
+                if detected_at is not None:
+                    tp += 1
+                    by_outcome[record.get("outcome") or "failure"].correct += 1
+                    latencies.append(detected_at - shows)
+                else:
+                    fn += 1
+            elif any(a.kind == "failure" and a.status == "ok" and a.failed for a in answers):
+                fp += 1
+        precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
+        f1 = round(2 * precision * recall / (precision + recall), 4) if precision and recall else (
+            0.0 if precision is not None and recall is not None else None
+        )
+        latency = _median(latencies)
+        return {
+            "episodes": len(watched),
+            "episodes_failed": tp + fn,
+            "episodes_unwatched": len(self.records) - len(watched),
+            "next_subtask_accuracy": _ratio(subtask.correct, subtask.asked),
+            "next_subtask_answers": subtask.asked,
+            "next_subtask_correct": subtask.correct,
+            "failure_precision": precision,
+            "failure_recall": recall,
+            "failure_f1": f1,
+            "failure_true_positives": tp,
+            "failure_false_positives": fp,
+            "failure_false_negatives": fn,
+            "failure_detect_latency_s_median": round(latency, 3) if latency is not None else None,
+            "failure_detect_latency_s_max": round(max(latencies), 3) if latencies else None,
+            "false_alarms": false_alarms,
+            "failure_answer_accuracy": _ratio(messages.correct, messages.asked),
+            "failure_answers": messages.asked,
+            "failure_recall_by_outcome": {o: _ratio(t.correct, t.asked) for o, t in sorted(by_outcome.items())},
+            "answer_statuses": dict(sorted(statuses.items())),
+        }
+
+
+def episode_report(summary: dict) -> str:
+    """The robot-loop summary as a small table."""
+
+    def show(value, digits: int = 3) -> str:
+        return "n/a" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+    rows = [
+        ("episodes scored", show(summary["episodes"]) + f" ({summary['episodes_failed']} failed)"),
+        ("next subtask accuracy", f"{show(summary['next_subtask_accuracy'])} "
+                                  f"({summary['next_subtask_correct']}/{summary['next_subtask_answers']} answers)"),
+        ("failure precision / recall / F1", " / ".join(
+            show(summary[k]) for k in ("failure_precision", "failure_recall", "failure_f1"))),
+        ("failure detection latency, median", show(summary["failure_detect_latency_s_median"], 2) + " s"),
+        ("false alarms", show(summary["false_alarms"])),
+        ("failure answers right (per message)", f"{show(summary['failure_answer_accuracy'])} "
+                                                f"of {summary['failure_answers']}"),
+    ]  # fmt: skip
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+
+
+def question_report(summary: dict) -> str:
+    """A Scoreboard summary (the physics questions) as a small table."""
+    lines = [f"{'category':<40} {'asked':>6} {'correct':>8} {'accuracy':>9}"]
+    for category, tally in summary["per_category"].items():
+        lines.append(f"{category:<40} {tally['asked']:>6} {tally['correct']:>8} {tally['accuracy']:>9.3f}")
+    overall = "n/a" if summary["accuracy"] is None else f"{summary['accuracy']:.3f}"
+    lines.append(f"{'overall':<40} {summary['asked']:>6} {summary['correct']:>8} {overall:>9}")
+    lines.append("answer statuses: " + ", ".join(f"{k} {v}" for k, v in sorted(summary["statuses"].items())))
+    return "\n".join(lines)

@@ -12,7 +12,7 @@ def test_launch_show_args_lists_the_arguments_with_their_defaults(capsys):
     assert main(["launch", "demo", "--show-args"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("Arguments of demo.launch.yaml:")
-    assert "model:=tiny-dense" in out and "namespace:=demo" in out
+    assert "seed:=9100" in out and "namespace:=demo" in out and "duration:=" in out
     assert "model preset or checkpoint directory" in out
 
 

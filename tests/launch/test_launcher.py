@@ -28,7 +28,7 @@ from cosmos_ros.launch import (
 
 @pytest.fixture(scope="module")
 def demo() -> Graph:
-    return load_graph(find_launch_file("demo"), {}, env={})
+    return load_graph(find_launch_file("camera_demo"), {}, env={})
 
 
 # ---- the shipped launch files --------------------------------------------------------------------
@@ -83,12 +83,12 @@ def test_reasoner_launch_file_resolves_one_reasoner_at_the_root_namespace():
 
 
 def test_a_launch_argument_overrides_its_default():
-    graph = load_graph(find_launch_file("demo"), {"model": "/some/dir"}, env={})
+    graph = load_graph(find_launch_file("camera_demo"), {"model": "/some/dir"}, env={})
     assert node_parameters(by_label(graph)["/demo/reasoner"])["model"] == "/some/dir"
 
 
 def test_the_namespace_argument_moves_every_node():
-    graph = load_graph(find_launch_file("demo"), {"namespace": "robot1"}, env={})
+    graph = load_graph(find_launch_file("camera_demo"), {"namespace": "robot1"}, env={})
     assert [node.label for node in graph.nodes] == ["/robot1/camera", "/robot1/reasoner", "/robot1/planner"]
     for node in graph.nodes:
         assert ("-r", "__ns:=/robot1") in ros_args(node.command)
@@ -96,7 +96,7 @@ def test_the_namespace_argument_moves_every_node():
 
 def test_an_unknown_argument_is_refused_by_name():
     with pytest.raises(LaunchError, match="modle"):
-        load_graph(find_launch_file("demo"), {"modle": "tiny-dense"}, env={})
+        load_graph(find_launch_file("camera_demo"), {"modle": "tiny-dense"}, env={})
 
 
 def test_a_required_argument_left_out_is_refused_by_name(tmp_path):
@@ -401,7 +401,7 @@ def test_find_launch_file_accepts_a_path(tmp_path):
 
 
 def test_find_launch_file_with_an_unknown_name_lists_the_available_ones():
-    with pytest.raises(LaunchError, match=r"'nope'.*available: demo, reasoner"):
+    with pytest.raises(LaunchError, match=r"'nope'.*available: camera_demo, demo, reasoner"):
         find_launch_file("nope")
 
 

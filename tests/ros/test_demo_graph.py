@@ -1,4 +1,4 @@
-"""The demo graph as a user starts it (`cosmos-ros launch demo`): camera, reasoner and planner as
+"""The camera graph as a user starts it (`cosmos-ros launch camera_demo`): camera, reasoner and planner as
 separate processes on real ROS 2, observed and questioned from this test process."""
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def graph():
         "diagnostics": probe.collect(DiagnosticArray, "/diagnostics"),
     }
     launcher = Process(
-        [sys.executable, "-m", "cosmos_ros.cli", "launch", "demo", "rate_hz:=2.0"], child_env(domain)
+        [sys.executable, "-m", "cosmos_ros.cli", "launch", "camera_demo", "rate_hz:=2.0"], child_env(domain)
     )
     try:
         wait_for(lambda: len(seen["subtask"]) >= 2 and len(seen["failure"]) >= 2, 60, "periodic answers")

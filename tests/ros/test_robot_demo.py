@@ -1,0 +1,80 @@
+"""The robot loop as a user starts it (`cosmos-ros launch demo`, the graph of `cosmos-ros demo`):
+simulated robot, reasoner (scripted engine: always answers A), planner and evaluator as separate
+processes. The sim plays the planner (a TaskContext per episode, stamped with its first frame),
+the answers echo its task ids, and the evaluator's report scores them."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rosharness import Probe, Process, child_env, unique_domain_id, wait_for
+from sensor_msgs.msg import Image
+from std_msgs.msg import String
+
+from cosmos_ros.msg import SubtaskPrediction, TaskContext
+
+pytest.importorskip("mujoco", reason="mujoco is not installed")
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
+
+DURATION_S = 22
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    report = tmp_path_factory.mktemp("robot_demo") / "report.json"
+    domain = unique_domain_id()
+    probe = Probe(domain)
+    latched = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    seen = {
+        "frames": probe.collect(Image, "/demo/camera/image_raw"),
+        "tasks": probe.collect(TaskContext, "/demo/reasoner/task"),
+        "truth": probe.collect(String, "/demo/camera/ground_truth", latched),
+        "subtask": probe.collect(SubtaskPrediction, "/demo/reasoner/next_subtask"),
+    }
+    command = [
+        sys.executable, "-m", "cosmos_ros.cli", "launch", "demo", "engine:=scripted_engine:create",
+        f"duration:={DURATION_S}", f"report:={report}", "rate_hz:=2.0",
+    ]  # fmt: skip
+    launcher = Process(command, child_env(domain))
+    try:
+        wait_for(lambda: launcher.proc.poll() is not None, DURATION_S + 60, "the evaluator to end the run")
+        yield launcher, seen, json.loads(report.read_text())
+    finally:
+        probe.close()
+        launcher.stop()
+
+
+def test_the_run_ends_cleanly_after_the_duration_with_a_scored_report(run):
+    launcher, _, report = run
+    assert launcher.stop() == 0, launcher.output[-3000:]
+    assert "robot loop" in launcher.output
+    assert report["episodes"] >= 1 and report["next_subtask_answers"] >= 1
+    # "A" is the plan's first step, and the next step is never the first: always wrong
+    assert report["next_subtask_correct"] == 0
+    for key in ("failure_precision", "failure_recall", "failure_f1", "failure_detect_latency_s_median", "false_alarms"):
+        assert key in report
+
+
+def test_each_episode_starts_with_its_task_stamped_at_its_first_frame(run):
+    _, seen, _ = run
+    episodes = {r["clip_id"]: r for r in (json.loads(m.data) for m in seen["truth"]) if r["type"] == "clip"}
+    assert episodes
+    tasks = {t.task_id: t for t in seen["tasks"]}
+    for clip_id, record in episodes.items():
+        task = tasks[clip_id]
+        assert [task.header.stamp.sec, task.header.stamp.nanosec] == record["frame_stamps"][0]
+        assert task.task == record["task_text"] and list(task.candidate_subtasks) == record["subtasks"]
+        if record["failed"]:
+            assert record["failure_stamp"] in record["frame_stamps"]
+
+
+def test_answers_carry_the_task_id_of_the_episode_they_watched(run):
+    _, seen, _ = run
+    announced = {t.task_id for t in seen["tasks"]}
+    answered = [m for m in seen["subtask"] if m.status == SubtaskPrediction.STATUS_OK]
+    assert answered and {m.task_id for m in answered} <= announced
+    for answer in answered:
+        assert list(answer.options) == list(next(t for t in seen["tasks"] if t.task_id == answer.task_id).candidate_subtasks)
