@@ -37,6 +37,8 @@ def camera_status(
         status.level, status.message = DiagnosticStatus.WARN, "stale: no recent frames"
     elif errors or stats.out_of_order or stats.duplicates:
         status.level, status.message = DiagnosticStatus.WARN, "receiving, some frames rejected"
+    elif stats.clock_jumps:
+        status.level, status.message = DiagnosticStatus.WARN, "receiving; the camera's clock jumped"
     else:
         status.level, status.message = DiagnosticStatus.OK, "receiving"
     status.values = [
@@ -47,6 +49,7 @@ def camera_status(
         _kv("duplicates", stats.duplicates),
         _kv("evicted", stats.evicted),
         _kv("expired", stats.expired),
+        _kv("clock_jumps", stats.clock_jumps),
         _kv("decode_errors", errors),
         *(_kv(f"decode_errors.{cause}", n) for cause, n in sorted(decode_errors.items())),
         _kv("latency_p50_s", _percentile(latencies_s, 50)),

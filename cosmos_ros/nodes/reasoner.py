@@ -18,7 +18,7 @@ import time
 from functools import partial
 
 from diagnostic_msgs.msg import DiagnosticArray
-from rcl_interfaces.msg import ParameterDescriptor, ParameterType, SetParametersResult
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.node import Node
@@ -27,82 +27,24 @@ from rclpy.task import Future
 from sensor_msgs.msg import CompressedImage, Image
 
 from cosmos_ros.action import Reason as ReasonAction
-from cosmos_ros.core.codec import ImageDecodeError, compressed_to_rgb8, image_to_rgb8
+from cosmos_ros.core.codec import (
+    FRAME_MAX_ASPECT,
+    FRAME_MIN_SIDE,
+    ImageDecodeError,
+    compressed_to_rgb8,
+    image_to_rgb8,
+)
 from cosmos_ros.core.frames import FrameBuffer
 from cosmos_ros.engine import create_engine
 from cosmos_ros.msg import FailureDetection, SubtaskPrediction, TaskContext
 from cosmos_ros.nodes import diagnostics, messages
 from cosmos_ros.nodes.tasks import TaskFields, TaskInput, TaskRefused
-from cosmos_ros.nodes.worker import Cancelled, Outcome, OutcomeStatus, ReasoningWorker, Request, Settings
+from cosmos_ros.nodes.reasoner_params import PARAMETERS, descriptor, settings_from, timer_period_ns, validate
+from cosmos_ros.nodes.worker import Cancelled, Outcome, OutcomeStatus, ReasoningWorker, Request
 from cosmos_ros.srv import Reason as ReasonService
 from cosmos_ros.nodes.runner import run_node
 
-_STRING_ARRAY = ParameterType.PARAMETER_STRING_ARRAY
-
-# name: (default, description, read_only). Read-only ones shape subscriptions or the model.
-PARAMETERS = {
-    "cameras": (["camera"], "camera names; subscribes <name>/image_raw for each", True),
-    "image_transport": ("raw", "'raw' (sensor_msgs/Image) or 'compressed' (CompressedImage)", True),
-    "camera_reliability": ("best_effort", "'best_effort' (matches any publisher) or 'reliable'", True),
-    "task": ("", "the task until a TaskContext arrives on ~/task; empty = no periodic answers", False),
-    "subtask_options": ([""], "candidate next subtasks until a TaskContext arrives; [''] = free-form", False),
-    "failure_subtask": ("", "the subtask to check for failure until a TaskContext arrives; empty = whole task", False),
-    "window_s": (4.0, "seconds of video per clip", False),
-    "fps": (4.0, "frames per second the clip is resampled to (Cosmos-Reason1: 4)", False),
-    "max_frames": (16, "most frames per clip", False),
-    "rate_hz": (0.5, "periodic answers per second", False),
-    "engine": ("torch", "torch | onnxruntime | tensorrt | module:factory", True),
-    "model": ("tiny-dense", "model preset name or checkpoint directory", True),
-    "device": ("cpu", "torch device for the engine (cpu, cuda, cuda:1)", True),
-    "max_new_tokens": (256, "generation budget per answer", False),
-    "temperature": (0.0, "0 = greedy (recommended for serving)", False),
-    "stale_timeout_s": (2.0, "a camera silent for longer is STALE: no inference on old frames", False),
-    "buffer_capacity": (128, "frames kept per camera", True),
-    "ingest_max_side": (640, "frames are downscaled on arrival so their longer side is at most this", True),
-    "publish_subtask": (True, "publish ~/next_subtask periodically", False),
-    "publish_failure": (True, "publish ~/failure periodically", False),
-    "max_pending_requests": (8, "queued service/action requests before answering BUSY", True),
-}
-
-
-def validate(values: dict) -> str:
-    """Returns why the parameter values are unusable, or '' when they are fine."""
-    checks = [
-        (values["window_s"] > 0, "window_s must be > 0"),
-        (values["fps"] > 0, "fps must be > 0"),
-        (values["max_frames"] >= 1, "max_frames must be >= 1"),
-        (values["rate_hz"] > 0, "rate_hz must be > 0"),
-        (values["max_new_tokens"] >= 1, "max_new_tokens must be >= 1"),
-        (values["temperature"] >= 0, "temperature must be >= 0"),
-        (values["stale_timeout_s"] > 0, "stale_timeout_s must be > 0"),
-        (values["buffer_capacity"] >= 1, "buffer_capacity must be >= 1"),
-        (values["ingest_max_side"] >= 28, "ingest_max_side must be >= 28"),
-        (values["max_pending_requests"] >= 1, "max_pending_requests must be >= 1"),
-        (len([c for c in values["cameras"] if c]) >= 1, "cameras must name at least one camera"),
-        (values["image_transport"] in ("raw", "compressed"), "image_transport must be 'raw' or 'compressed'"),
-        (
-            values["camera_reliability"] in ("best_effort", "reliable"),
-            "camera_reliability must be 'best_effort' or 'reliable'",
-        ),
-    ]
-    return "; ".join(message for ok, message in checks if not ok)
-
-
-def settings_from(values: dict) -> Settings:
-    return Settings(
-        cameras=tuple(c for c in values["cameras"] if c),
-        task=values["task"],
-        subtask_options=tuple(o for o in values["subtask_options"] if o),
-        failure_subtask=values["failure_subtask"],
-        window_s=values["window_s"],
-        fps=values["fps"],
-        max_frames=values["max_frames"],
-        max_new_tokens=values["max_new_tokens"],
-        temperature=values["temperature"],
-        stale_timeout_s=values["stale_timeout_s"],
-        publish_subtask=values["publish_subtask"],
-        publish_failure=values["publish_failure"],
-    )
+SHUTTING_DOWN = "the reasoner is shutting down"
 
 
 class ReasonerLogic:
@@ -112,10 +54,7 @@ class ReasonerLogic:
 
     def _declare_parameters(self) -> None:
         for name, (default, description, read_only) in PARAMETERS.items():
-            descriptor = ParameterDescriptor(description=description, read_only=read_only)
-            if isinstance(default, list):
-                descriptor.type = _STRING_ARRAY
-            self.declare_parameter(name, default, descriptor)
+            self.declare_parameter(name, default, descriptor(name, default, description, read_only))
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
     def _configure(self) -> None:
@@ -133,7 +72,15 @@ class ReasonerLogic:
         self.stamps = messages.StampBase()
         self._frame_ids: dict[str, str] = {}
         self.tasks = TaskInput()
-        self.buffer = FrameBuffer(self._values["buffer_capacity"], max_age_s=max(30.0, 2 * settings.window_s))
+        self.buffer = FrameBuffer(
+            self._values["buffer_capacity"],
+            max_age_s=max(30.0, 2 * settings.window_s),
+            clock_jump_s=self._values["clock_jump_s"],
+            on_clock_jump=self._on_clock_jump,
+        )
+        self._shutting_down = False
+        self._in_flight = 0  # service calls and goals not yet answered
+        self._jumped: set[str] = set()  # cameras whose last frame was a clock jump
         self.worker = ReasoningWorker(
             self.buffer,
             self._make_engine,
@@ -141,6 +88,7 @@ class ReasonerLogic:
             on_periodic=self._publish_periodic,
             on_error=lambda cause, message: self.get_logger().error(message),
             max_pending=self._values["max_pending_requests"],
+            clock=self._arrival_time,
         )
         self._subtask_pub = self.create_publisher(SubtaskPrediction, "~/next_subtask", 10)
         self._failure_pub = self.create_publisher(FailureDetection, "~/failure", 10)
@@ -169,7 +117,7 @@ class ReasonerLogic:
             ReasonAction,
             "~/reason",
             execute_callback=self._execute_goal,
-            goal_callback=lambda goal: GoalResponse.ACCEPT,
+            goal_callback=lambda _: GoalResponse.REJECT if self._shutting_down else GoalResponse.ACCEPT,
             cancel_callback=lambda goal: CancelResponse.ACCEPT,
             callback_group=requests,
         )
@@ -220,24 +168,44 @@ class ReasonerLogic:
     # ---- callbacks: convert, hand off, return ---------------------------------------------------
 
     def _on_frame(self, camera: str, compressed: bool, msg) -> None:
-        max_side = self._values["ingest_max_side"]
+        shape = {"max_side": self._values["ingest_max_side"], "min_side": FRAME_MIN_SIDE}
+        shape["max_aspect"] = FRAME_MAX_ASPECT  # absurd shapes are dropped here, not in the engine
         try:
-            if compressed:
-                rgb = compressed_to_rgb8(msg, max_side=max_side)
-            else:
-                rgb = image_to_rgb8(msg, max_side=max_side)
+            rgb = compressed_to_rgb8(msg, **shape) if compressed else image_to_rgb8(msg, **shape)
         except ImageDecodeError as exc:
             self._count_decode_error(camera, exc.cause, str(exc))
             return
-        accepted = self.buffer.add(camera, self.stamps.to_seconds(msg.header.stamp), rgb)
+        stamp = self.stamps.to_seconds(msg.header.stamp)
+        accepted = self.buffer.add(camera, stamp, rgb, received=self._arrival_time())
         self._frame_ids[camera] = msg.header.frame_id
-        # capture -> in the buffer, decode and resize included
-        captured = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
-        self._latency[camera].append(self.get_clock().now().nanoseconds * 1e-9 - captured)
-        if not accepted:
+        jumped = camera in self._jumped
+        self._jumped.discard(camera)
+        # capture -> in the buffer, decode and resize included; refused frames and the first of a
+        # new timeline (a stamp-0 frame, a year-ahead one) would only measure the bad stamp
+        if accepted and not jumped:
+            captured = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+            self._latency[camera].append(self.get_clock().now().nanoseconds * 1e-9 - captured)
+        else:
             self._log_once(
                 f"{camera}:order", f"camera {camera}: frames with non-increasing stamps are dropped"
             )
+
+    def _arrival_time(self) -> float:
+        """Seconds on the node's clock: sim time when use_sim_time is on (a paused sim is not a
+        silent camera), else monotonic (a wall-clock step is not a camera's clock jump)."""
+        clock = self.get_clock()
+        if clock.ros_time_is_active:
+            return clock.now().nanoseconds * 1e-9
+        return time.monotonic()
+
+    def _on_clock_jump(self, camera: str, newest: float, stamp: float) -> None:
+        self._jumped.add(camera)
+        self._latency[camera].clear()  # measured against the old timeline
+        self.get_logger().warning(
+            f"camera {camera}: clock jumped {stamp - newest:+.3f} s; its frames restart from this one "
+            "(counted as clock_jumps on /diagnostics)",
+            throttle_duration_sec=5.0,
+        )
 
     def _count_decode_error(self, camera: str, cause: str, message: str) -> None:
         counts = self._decode_errors.setdefault(camera, {})
@@ -276,9 +244,9 @@ class ReasonerLogic:
 
     def _publish_diagnostics(self) -> None:
         name = self.get_fully_qualified_name()
-        now = time.monotonic()
         settings = self.worker.settings
-        stats = self.buffer.all_stats()
+        now = self._arrival_time()
+        stats = self.buffer.all_stats(now)
         statuses = [
             diagnostics.camera_status(
                 name,
@@ -315,12 +283,16 @@ class ReasonerLogic:
         problem = validate(values)
         if problem:
             return SetParametersResult(successful=False, reason=problem)
-        rate_changed = values["rate_hz"] != self._values["rate_hz"]
+        if values["rate_hz"] != self._values["rate_hz"] and self._active:
+            try:
+                self._timer.timer_period_ns = timer_period_ns(values["rate_hz"])
+                self._timer.reset()
+            except Exception as exc:  # an exception here would end the process: refuse instead
+                return SetParametersResult(
+                    successful=False, reason=f"rate_hz {values['rate_hz']}: the timer refused it: {exc}"
+                )
         self._values = values
         self.worker.settings = self.tasks.apply(settings_from(values))  # a planner's task wins
-        if rate_changed and self._active:
-            self._timer.timer_period_ns = int(1e9 / values["rate_hz"])
-            self._timer.reset()
         return SetParametersResult(successful=True)
 
     # ---- questions from other nodes -------------------------------------------------------------
@@ -341,16 +313,34 @@ class ReasonerLogic:
         )
         return request, future
 
+    async def _answer(self, job: Request, future: Future) -> Outcome:
+        if self._shutting_down:
+            return Outcome(OutcomeStatus.ERROR, SHUTTING_DOWN)
+        if not self.worker.submit(job):
+            return Outcome(OutcomeStatus.BUSY, f"{self.worker.queue_depth} requests queued; try again later")
+        self._in_flight += 1
+        try:
+            return await future
+        finally:
+            self._in_flight -= 1
+
+    def _fill_result(self, result, outcome: Outcome):
+        """Fills a Reason response or result; if that fails, it still carries an ERROR that says why."""
+        try:
+            messages.fill_reason_result(result, outcome, self.stamps)
+        except Exception as exc:  # the caller must get an answer, even one about our own bug
+            cause = f"delivery.{type(exc).__name__}"
+            errors = self.worker.stats.errors
+            errors[cause] = errors.get(cause, 0) + 1
+            self._log_once(cause, f"filling an answer failed: {type(exc).__name__}: {exc}")
+            result = type(result)()
+            failed = Outcome(OutcomeStatus.ERROR, f"answer delivery failed: {type(exc).__name__}: {exc}")
+            messages.fill_reason_result(result, failed, self.stamps)
+        return result
+
     async def _on_reason(self, request, response):
         job, future = self._request(request)
-        if not self.worker.submit(job):
-            outcome = Outcome(
-                OutcomeStatus.BUSY, f"{self.worker.queue_depth} requests queued; try again later"
-            )
-        else:
-            outcome = await future
-        messages.fill_reason_result(response, outcome, self.stamps)
-        return response
+        return self._fill_result(response, await self._answer(job, future))
 
     async def _execute_goal(self, goal_handle):
         started = time.monotonic()
@@ -358,7 +348,7 @@ class ReasonerLogic:
         lock = threading.Lock()
 
         def on_token(delta: str) -> None:
-            if goal_handle.is_cancel_requested:
+            if goal_handle.is_cancel_requested or self._shutting_down:
                 raise Cancelled()
             with lock:
                 text.append(delta)
@@ -371,19 +361,34 @@ class ReasonerLogic:
             goal_handle.publish_feedback(feedback)
 
         job, future = self._request(goal_handle.request, on_token)
-        if not self.worker.submit(job):
-            outcome = Outcome(
-                OutcomeStatus.BUSY, f"{self.worker.queue_depth} requests queued; try again later"
-            )
-        else:
-            outcome = await future
-        result = ReasonAction.Result()
-        messages.fill_reason_result(result, outcome, self.stamps)
+        outcome = await self._answer(job, future)
+        if self._shutting_down and outcome.status is OutcomeStatus.ERROR:
+            outcome = Outcome(OutcomeStatus.ERROR, SHUTTING_DOWN, cameras=outcome.cameras)
+        result = self._fill_result(ReasonAction.Result(), outcome)
         if goal_handle.is_cancel_requested:
             goal_handle.canceled()
+        elif self._shutting_down and outcome.status is OutcomeStatus.ERROR:
+            goal_handle.abort()
         else:
             goal_handle.succeed()
         return result
+
+    def wind_down(self, executor, give_up, timeout_s: float = 10.0) -> None:
+        """Ends what is in flight while the context still works (run_node calls this on the first
+        Ctrl-C / SIGTERM): new calls and goals are refused, a goal being generated stops at its
+        next token and is aborted with the reason, queued ones are answered ERROR, and the executor
+        spins until all of them are delivered, timeout_s passes or give_up() (a second Ctrl-C)."""
+        if not hasattr(self, "worker"):  # a lifecycle node never configured has nothing in flight
+            return
+        self._shutting_down = True
+        stopper = threading.Thread(target=self.worker.stop, name="cosmos_ros-stop", daemon=True)
+        stopper.start()
+        deadline = time.monotonic() + timeout_s
+        while (stopper.is_alive() or self._in_flight) and time.monotonic() < deadline and not give_up():
+            executor.spin_once(timeout_sec=0.05)
+        flush = time.monotonic() + 0.3  # the action server sends results from tasks of its own
+        while time.monotonic() < flush and not give_up():
+            executor.spin_once(timeout_sec=0.05)
 
 
 class Reasoner(ReasonerLogic, Node):
@@ -398,7 +403,8 @@ class Reasoner(ReasonerLogic, Node):
 
     def destroy_node(self) -> None:
         if hasattr(self, "worker"):  # rclpy also destroys a node whose parameters were refused
-            self.worker.stop()
+            # After a wind-down the thread has ended, or was given up on: do not wait for it again.
+            self.worker.stop(0.5 if self._shutting_down else 10.0)
         super().destroy_node()
 
 

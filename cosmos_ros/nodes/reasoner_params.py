@@ -1,0 +1,117 @@
+"""The reasoner's parameters: defaults, descriptions, declared ranges and checks.
+
+Every numeric parameter has a declared range (`ros2 param describe /reasoner rate_hz` shows it,
+and rclpy refuses values outside it, at start-up and at run time) and must be finite. The ranges
+keep the node alive whatever is set: rate_hz bounds the timer period both ways (1e-12 Hz would
+overflow it, 1000 Hz would spin a core on ticks), and clip memory depends on buffer_capacity and
+max_frames, never on window_s x fps.
+"""
+
+from __future__ import annotations
+
+import math
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
+
+from cosmos_ros.nodes.worker import MAX_NEW_TOKENS, MAX_WINDOW_S, Settings
+
+# name: (default, description, read_only). Read-only ones shape subscriptions or the model.
+PARAMETERS = {
+    "cameras": (["camera"], "camera names; subscribes <name>/image_raw for each", True),
+    "image_transport": ("raw", "'raw' (sensor_msgs/Image) or 'compressed' (CompressedImage)", True),
+    "camera_reliability": ("best_effort", "'best_effort' (matches any publisher) or 'reliable'", True),
+    "task": ("", "the task until a TaskContext arrives on ~/task; empty = no periodic answers", False),
+    "subtask_options": ([""], "candidate next subtasks until a TaskContext arrives; [''] = free-form", False),
+    "failure_subtask": ("", "the subtask to check for failure until a TaskContext arrives; empty = whole task", False),
+    "window_s": (4.0, "seconds of video per clip", False),
+    "fps": (4.0, "frames per second the clip is resampled to (Cosmos-Reason1: 4)", False),
+    "max_frames": (16, "most frames per clip", False),
+    "rate_hz": (0.5, "periodic answers per second", False),
+    "engine": ("torch", "torch | onnxruntime | tensorrt | module:factory", True),
+    "model": ("tiny-dense", "model preset name or checkpoint directory", True),
+    "device": ("cpu", "torch device for the engine (cpu, cuda, cuda:1)", True),
+    "max_new_tokens": (256, "generation budget per answer", False),
+    "temperature": (0.0, "0 = greedy (recommended for serving)", False),
+    "stale_timeout_s": (2.0, "a camera silent for longer is STALE: no inference on old frames", False),
+    "clock_jump_s": (
+        1.0,
+        "a stamp this far behind a camera's newest, or ahead of it by more than the time elapsed, "
+        "is a clock jump: that camera's frames restart from it",
+        True,
+    ),
+    "buffer_capacity": (128, "frames kept per camera", True),
+    "ingest_max_side": (640, "frames are downscaled on arrival so their longer side is at most this", True),
+    "publish_subtask": (True, "publish ~/next_subtask periodically", False),
+    "publish_failure": (True, "publish ~/failure periodically", False),
+    "max_pending_requests": (8, "queued service/action requests before answering BUSY", True),
+}
+
+# name: (lowest, highest), both allowed. Floats where the default is a float, else integers.
+RANGES = {
+    "window_s": (0.1, MAX_WINDOW_S),
+    "fps": (0.1, 30.0),
+    "max_frames": (1, 256),
+    "rate_hz": (0.01, 10.0),
+    "max_new_tokens": (1, MAX_NEW_TOKENS),
+    "temperature": (0.0, 10.0),
+    "stale_timeout_s": (0.1, 3600.0),
+    "clock_jump_s": (0.05, 3600.0),
+    "buffer_capacity": (1, 1024),
+    "ingest_max_side": (28, 4096),
+    "max_pending_requests": (1, 1024),
+}
+
+
+def descriptor(name: str, default, description: str, read_only: bool) -> ParameterDescriptor:
+    """The descriptor to declare `name` with: its description, and its range if it has one."""
+    result = ParameterDescriptor(description=description, read_only=read_only)
+    if isinstance(default, list):
+        result.type = ParameterType.PARAMETER_STRING_ARRAY
+    if name in RANGES:
+        low, high = RANGES[name]
+        if isinstance(default, float):
+            result.floating_point_range = [FloatingPointRange(from_value=low, to_value=high, step=0.0)]
+        else:
+            result.integer_range = [IntegerRange(from_value=low, to_value=high, step=1)]
+    return result
+
+
+def validate(values: dict) -> str:
+    """Returns why the parameter values are unusable, or '' when they are fine."""
+    problems = []
+    for name, (low, high) in RANGES.items():
+        value = values[name]
+        if not (math.isfinite(value) and low <= value <= high):
+            problems.append(f"{name} must be a finite number within {low:g}..{high:g}, got {value}")
+    checks = [
+        (len([c for c in values["cameras"] if c]) >= 1, "cameras must name at least one camera"),
+        (values["image_transport"] in ("raw", "compressed"), "image_transport must be 'raw' or 'compressed'"),
+        (
+            values["camera_reliability"] in ("best_effort", "reliable"),
+            "camera_reliability must be 'best_effort' or 'reliable'",
+        ),
+    ]
+    problems += [message for ok, message in checks if not ok]
+    return "; ".join(problems)
+
+
+def timer_period_ns(rate_hz: float) -> int:
+    """The periodic timer's period for rate_hz, which validate has bounded."""
+    return round(1e9 / rate_hz)
+
+
+def settings_from(values: dict) -> Settings:
+    return Settings(
+        cameras=tuple(c for c in values["cameras"] if c),
+        task=values["task"],
+        subtask_options=tuple(o for o in values["subtask_options"] if o),
+        failure_subtask=values["failure_subtask"],
+        window_s=values["window_s"],
+        fps=values["fps"],
+        max_frames=values["max_frames"],
+        max_new_tokens=values["max_new_tokens"],
+        temperature=values["temperature"],
+        stale_timeout_s=values["stale_timeout_s"],
+        publish_subtask=values["publish_subtask"],
+        publish_failure=values["publish_failure"],
+    )
