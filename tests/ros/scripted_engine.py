@@ -1,6 +1,7 @@
 """A fast, predictable Engine for node tests, loaded through the reasoner's plugin form
 `engine:=scripted_engine:create`. Its behaviour is steered by the question text:
-"explode" raises, anything else answers option A after streaming a few tokens."""
+"explode" raises, "slowly" streams a token every 0.5 s, "ponder" thinks 30 s before the first
+token, anything else answers option A after streaming a few tokens."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import time
 from cosmos_ros.core.types import Reasoning
 from cosmos_ros.engine import Engine
 
+PONDER_S = 30.0
 ANSWER = "<think>\nthe ball rolls behind the box\n</think>\n\n<answer>\nA\n</answer>"
 
 
@@ -25,11 +27,13 @@ class ScriptedEngine(Engine):
         self.calls += 1
         if "explode" in prompt.text:
             raise RuntimeError("scripted failure")
-        time.sleep(self.delay_s)
+        time.sleep(PONDER_S if "ponder" in prompt.text else self.delay_s)
         pieces = [ANSWER[i : i + 8] for i in range(0, len(ANSWER), 8)]
         for piece in pieces:
             if on_token is not None:
                 on_token(piece)
+            if "slowly" in prompt.text:
+                time.sleep(0.5)
         return Reasoning(
             text=ANSWER, confidence=0.9, num_generated_tokens=len(pieces), model_id=self.model_id
         )

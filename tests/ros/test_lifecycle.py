@@ -97,12 +97,12 @@ def test_answers_flow_only_while_active():
 def test_bad_parameters_fail_configure_and_the_node_stays_up():
     domain = unique_domain_id()
     probe = Probe(domain)
-    reasoner = start_lifecycle_reasoner(domain, "window_s:=-1.0")
+    reasoner = start_lifecycle_reasoner(domain, "image_transport:=mjpeg")  # in range: refused by configure
     try:
         manager = Manager(probe, "/reasoner")
         assert not manager.transition(Transition.TRANSITION_CONFIGURE)
         assert manager.state() == State.PRIMARY_STATE_UNCONFIGURED
-        wait_for(lambda: "window_s must be > 0" in reasoner.output, 5, "the reason in the log")
+        wait_for(lambda: "image_transport must be" in reasoner.output, 5, "the reason in the log")
     finally:
         probe.close()
         assert reasoner.stop() == 0, reasoner.output[-2000:]

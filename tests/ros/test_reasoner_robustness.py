@@ -5,17 +5,17 @@ plugin in scripted_engine.py so answers are fast and predictable."""
 from __future__ import annotations
 
 import array
+import random
 import threading
 import time
 
 import numpy as np
 import pytest
+from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+from rcl_interfaces.srv import DescribeParameters, SetParameters
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import Image
-
-from cosmos_ros.msg import SubtaskPrediction
-from cosmos_ros.srv import Reason as ReasonService
 from rosharness import (
     Probe,
     child_env,
@@ -25,6 +25,10 @@ from rosharness import (
     wait_for,
     wait_future,
 )
+from sensor_msgs.msg import Image
+
+from cosmos_ros.msg import SubtaskPrediction
+from cosmos_ros.srv import Reason as ReasonService
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 Status = ReasonService.Response
@@ -48,12 +52,15 @@ class Camera:
         self.pub = probe.node.create_publisher(Image, "/cam/image_raw", qos)
         self.running = threading.Event()
         self.running.set()
+        self.offset_s = 0  # added to the stamps: a camera whose clock restarts behind or ahead
         self._stop = False
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._thread.start()
 
     def now(self):
-        return self.probe.node.get_clock().now().to_msg()
+        stamp = self.probe.node.get_clock().now().to_msg()
+        stamp.sec += self.offset_s
+        return stamp
 
     def _loop(self) -> None:
         while not self._stop:
@@ -124,6 +131,8 @@ BAD_FRAMES = {
     "empty": lambda stamp: image(stamp, width=0, height=0, data=b""),
     "too_large": lambda stamp: image(stamp, width=16384, height=16384, data=b"\x00" * 64),
     "bad_step": lambda stamp: image(stamp, step=10, data=b"\x00" * 240),
+    "bad_aspect": lambda stamp: image(stamp, width=100000, height=1),  # the engine would refuse it
+    "too_small": lambda stamp: image(stamp, width=4, height=4),
 }
 
 
@@ -162,10 +171,13 @@ def test_nan_depth_frames_are_accepted_without_errors(rig):
 
 def test_out_of_order_stamps_are_counted_not_buffered(rig):
     _, camera, _, _, diagnostics, _ = rig
-    old = camera.now()
-    old.sec -= 5
+    now = camera.now()
+    old = Time(sec=now.sec - 1, nanosec=now.nanosec + 700_000_000)  # 0.3 s back: reordering, no jump
+    if old.nanosec >= 1_000_000_000:
+        old = Time(sec=now.sec, nanosec=old.nanosec - 1_000_000_000)
     for _ in range(4):
         camera.pub.publish(image(old))
+        time.sleep(0.02)
     wait_for(
         lambda: (
             int(camera_values(diagnostics).get("out_of_order", "0"))
@@ -185,7 +197,9 @@ def test_engine_failure_answers_error_and_the_next_request_is_served(rig):
         assert "RuntimeError: scripted failure" in failed.status_message
     assert ask(client, "What is the robot holding?").status == Status.STATUS_OK
     wait_for(
-        lambda: diagnostic_values(diagnostics, "engine").get("errors.RuntimeError") == "2", 5, "error count"
+        lambda: diagnostic_values(diagnostics, "engine").get("errors.engine.RuntimeError") == "2",
+        5,
+        "error count",
     )
     assert sum("scripted failure" in line for line in reasoner.lines) == 1  # logged once per cause
 
@@ -234,3 +248,131 @@ def test_a_silent_camera_makes_answers_stale_and_stops_inference(rig):
     wait_for(
         lambda: predictions[-1].status == SubtaskPrediction.STATUS_OK, 10, "answers after the camera returns"
     )
+    assert float(camera_values(diagnostics)["rate_hz"]) == 0.0  # silent: no rate left over
+
+
+# ---- hostile parameters and fields ------------------------------------------------------------
+
+
+def set_parameter(probe, name: str, value: float):
+    client = probe.node.create_client(SetParameters, "/reasoner/set_parameters")
+    try:
+        assert client.wait_for_service(timeout_sec=10)
+        param = Parameter(
+            name=name, value=ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value)
+        )
+        response = wait_future(
+            client.call_async(SetParameters.Request(parameters=[param])), 10, f"set {name}"
+        )
+        return response.results[0]
+    finally:
+        probe.node.destroy_client(client)
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [("rate_hz", 1e-12), ("rate_hz", 1000.0), ("fps", float("inf")), ("fps", 1e300), ("window_s", 1e9)],
+)
+def test_a_parameter_out_of_its_range_is_refused_and_the_node_lives_on(rig, name, value):
+    probe, _, client, reasoner, _, _ = rig
+    result = set_parameter(probe, name, value)
+    assert not result.successful and name in result.reason
+    assert reasoner.proc.poll() is None, reasoner.output[-2000:]
+    assert ask(client, "Still there?").status == Status.STATUS_OK
+
+
+def test_numeric_parameters_declare_their_ranges(rig):
+    probe, *_ = rig
+    client = probe.node.create_client(DescribeParameters, "/reasoner/describe_parameters")
+    try:
+        assert client.wait_for_service(timeout_sec=10)
+        request = DescribeParameters.Request(names=["rate_hz", "max_frames"])
+        rate, frames = wait_future(client.call_async(request), 10, "descriptors").descriptors
+    finally:
+        probe.node.destroy_client(client)
+    assert (rate.floating_point_range[0].from_value, rate.floating_point_range[0].to_value) == (0.01, 10.0)
+    assert frames.integer_range[0].from_value == 1 and frames.integer_range[0].to_value >= 16
+
+
+@pytest.mark.parametrize("window_s", [float("inf"), 3.4e38, 1e9])
+def test_a_request_with_an_absurd_window_is_answered_invalid(rig, window_s):
+    _, _, client, _, _, _ = rig
+    response = ask(client, "How long?", window_s=window_s)
+    assert response.status == Status.STATUS_INVALID and "window_s" in response.status_message
+
+
+# ---- clocks that jump --------------------------------------------------------------------------
+
+
+def test_one_frame_stamped_a_year_ahead_does_not_blind_the_camera(rig):
+    _, camera, client, reasoner, diagnostics, _ = rig
+    jumps = int(camera_values(diagnostics).get("clock_jumps", "0"))
+    ahead = camera.now()
+    ahead.sec += 365 * 24 * 3600
+    camera.pub.publish(image(ahead))
+    wait_for(
+        lambda: int(camera_values(diagnostics).get("clock_jumps", "0")) >= jumps + 2,
+        10,
+        "the jump out and back",
+    )
+    assert ask(client, "After the odd frame?").status == Status.STATUS_OK
+    assert any("clock jumped" in line for line in reasoner.lines)
+
+
+def test_a_camera_whose_clock_restarts_behind_recovers_without_a_restart(rig):
+    _, camera, client, _, diagnostics, _ = rig
+    jumps = int(camera_values(diagnostics).get("clock_jumps", "0"))
+    camera.offset_s = -3600  # a rebooted driver, a replayed bag
+    try:
+        wait_for(lambda: int(camera_values(diagnostics).get("clock_jumps", "0")) > jumps, 10, "a clock jump")
+        time.sleep(0.5)
+        assert ask(client, "And now?").status == Status.STATUS_OK
+    finally:
+        camera.offset_s = 0
+    wait_for(lambda: int(camera_values(diagnostics).get("clock_jumps", "0")) > jumps + 1, 10, "the jump back")
+
+
+def test_stamp_zero_frames_do_not_enter_the_latency_statistics(rig):
+    _, camera, _, _, diagnostics, _ = rig
+    for _ in range(10):
+        camera.pub.publish(image(Time()))
+        time.sleep(0.05)
+    wait_for_fresh(diagnostics)
+    wait_for_fresh(diagnostics)
+    assert float(camera_values(diagnostics)["latency_p95_s"]) < 5.0
+
+
+# ---- fuzz --------------------------------------------------------------------------------------
+
+FUZZ_SECONDS = 8.0
+
+
+def test_fuzzed_requests_and_frame_headers_are_all_answered_and_the_node_recovers(rig):
+    _, camera, client, reasoner, _, _ = rig
+    rng = random.Random(16)
+    floats = [0.0, 0.5, 4.0, 600.0, 601.0, -1.0, 3.4e38, float("inf"), float("-inf"), float("nan")]
+    words = ["", " ", "ball", "A", "é", "<answer>", "🤖", "?" * 300]
+    futures = []
+    deadline = time.monotonic() + FUZZ_SECONDS
+    while time.monotonic() < deadline:
+        stamp = camera.now()
+        stamp.sec = rng.choice([stamp.sec, 0, stamp.sec - 3600, stamp.sec + 3600, 2**31 - 1, stamp.sec - 1])
+        stamp.nanosec = rng.randrange(10**9)
+        frame = image(stamp, width=rng.choice([8, 32, 640]), height=rng.choice([1, 8, 24]))
+        frame.header.frame_id = rng.choice(["", "cam", "é" * 50])
+        camera.pub.publish(frame)
+        request = ReasonService.Request(
+            question="".join(rng.choice(words) for _ in range(rng.randint(0, 4))),
+            options=[rng.choice(words) for _ in range(rng.choice([0, 2, 5]))],
+            cameras=rng.choice([[], ["cam"], ["wrist"], [""], ["cam", "cam"]]),
+            window_s=rng.choice(floats),
+            max_new_tokens=rng.choice([0, 1, 32768, 32769, 2**32 - 1]),
+        )
+        futures.append(client.call_async(request))
+        time.sleep(0.05)
+    wait_for(lambda: all(f.done() for f in futures), 60, f"{len(futures)} answers")
+    statuses = {f.result().status for f in futures}
+    assert Status.STATUS_ERROR not in statuses, [f.result().status_message for f in futures][:10]
+    assert reasoner.proc.poll() is None and "Traceback" not in reasoner.output
+    time.sleep(1.5)  # let the camera's own frames make it fresh again
+    assert ask(client, "Is the cube on the table?", options=["yes", "no"]).status == Status.STATUS_OK
