@@ -316,7 +316,7 @@ class FrameBuffer:
             stamps = stamps[keep]
             columns = [[f for f, k in zip(columns[0], keep) if k]]
             columns += [[frames[i] for i in nearest[keep]] for frames, nearest in partners]
-        chosen = _even_subsample(len(stamps), max_frames)  # (T',) keeps the newest
+        chosen = even_subsample(len(stamps), max_frames)  # (T',) keeps the newest
         stamps = stamps[chosen]
         columns = [[column[i] for i in chosen] for column in columns]
         return Clip(frames=_tile(columns), stamps=np.ascontiguousarray(stamps), cameras=names)
@@ -389,7 +389,7 @@ def _resample(stamps: np.ndarray, start: float, end: float, fps: float) -> np.nd
     return lo + np.union1d(looked_up, outright)
 
 
-def _even_subsample(count: int, max_count: int) -> np.ndarray:
+def even_subsample(count: int, max_count: int) -> np.ndarray:
     """Up to max_count indices spread evenly over range(count), first and last included."""
     if count <= max_count:
         return np.arange(count)

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cosmos_ros.core.frames import even_subsample
 from cosmos_ros.core.types import Clip, Prompt
 
 log = logging.getLogger(__name__)
@@ -109,20 +110,31 @@ def read_records(path: str | Path, skips: SkipCounter | None = None) -> list[Rec
 
 
 def read_video(path: Path, fps: float, max_frames: int) -> Clip:
-    """Decode an mp4 with imageio-ffmpeg's bundled ffmpeg, resampled to `fps` (at most `max_frames`)."""
-    import imageio_ffmpeg
+    """Decode an mp4 (OpenCV's bundled FFmpeg, in-process), resampled to `fps`; past `max_frames`,
+    frames are subsampled evenly over the whole video, keeping the first and the last — as the
+    reasoner's FrameBuffer does with a live window, so a long clip is seen whole, not its start."""
+    import cv2
 
-    reader = imageio_ffmpeg.read_frames(str(path))
-    meta = next(reader)
-    width, height = meta["size"]
-    source_fps = float(meta.get("fps") or fps)
-    frames = [np.frombuffer(f, np.uint8).reshape(height, width, 3) for f in reader]
+    capture = cv2.VideoCapture(str(path))
+    try:
+        if not capture.isOpened():
+            raise ValueError(f"{path} cannot be opened as a video")
+        source_fps = float(capture.get(cv2.CAP_PROP_FPS) or fps)
+        frames = []
+        while True:
+            ok, bgr = capture.read()
+            if not ok:
+                break
+            frames.append(bgr[:, :, ::-1])
+    finally:
+        capture.release()
     if not frames:
         raise ValueError(f"{path} holds no frames")
     stride = max(1, round(source_fps / fps))
-    picked = np.stack(frames[::stride][:max_frames])
-    stamps = np.arange(len(picked), dtype=np.float64) * stride / source_fps
-    return Clip(picked, stamps)
+    resampled = np.arange(0, len(frames), stride)  # (T,) source indices at ~fps
+    picked = resampled[even_subsample(len(resampled), max_frames)]
+    stamps = picked.astype(np.float64) / source_fps
+    return Clip(np.ascontiguousarray(np.stack([frames[i] for i in picked])), stamps)
 
 
 def shorten_think(reply: str, sentences: int | None) -> str:

@@ -127,3 +127,21 @@ def test_mirrors_is_a_pure_fair_coin():
     draws = [mirrors(0, epoch, index) for epoch in range(20) for index in range(50)]
     assert draws == [mirrors(0, epoch, index) for epoch in range(20) for index in range(50)]
     assert 0.4 < sum(draws) / len(draws) < 0.6
+
+
+def test_read_video_sees_a_long_clip_whole_and_keeps_its_last_frame(tmp_path):
+    import numpy as np
+
+    from cosmos_ros.sim.video import write_mp4
+    from cosmos_ros.training.data import read_video
+
+    frames = np.zeros((32, 32, 32, 3), np.uint8)
+    frames[:, :, :, 0] = (np.arange(32) * 8)[:, None, None]  # frame i is red level 8 i
+    write_mp4(tmp_path / "clip.mp4", frames, 4.0)
+    clip = read_video(tmp_path / "clip.mp4", 4.0, 16)
+    assert clip.frames.shape[0] == 16
+    levels = clip.frames[:, 16, 16, 0].astype(int)
+    assert abs(levels[0] - 0) <= 4 and abs(levels[-1] - 248) <= 4  # first and last frame both in
+    assert clip.stamps[-1] == 31 / 4.0 and np.all(np.diff(clip.stamps) > 0)
+    short = read_video(tmp_path / "clip.mp4", 4.0, 64)
+    assert short.frames.shape[0] == 32 and short.stamps[1] == 0.25
