@@ -38,8 +38,7 @@ def parse_template(text: str) -> Template:
 
     As in launch: `\\` escapes the next character (and is dropped), `$(` starts a substitution,
     whose arguments are separated by single spaces and may be quoted with ' or "."""
-    fragments, _ = _Parser(text).template(stop="")
-    return fragments
+    return _Parser(text).template(stops="")
 
 
 def has_substitution(template: Template) -> bool:
@@ -56,15 +55,13 @@ class _Parser:
     def peek(self, n: int = 1) -> str:
         return self.text[self.pos : self.pos + n]
 
-    def template(self, stop: str) -> tuple[Template, int]:
-        """Fragments up to the (unescaped) character `stop` ('' = end of text)."""
+    def template(self, stops: str) -> Template:
+        """Fragments up to the first unescaped character of `stops` ('' = the end of the text):
+        literal runs and substitutions."""
         fragments: list = []
         literal: list[str] = []
-        while self.pos < len(self.text):
-            char = self.peek()
-            if stop and char == stop:
-                break
-            if char == "\\" and self.pos + 1 < len(self.text):
+        while self.pos < len(self.text) and self.peek() not in tuple(stops):
+            if self.peek() == "\\" and self.pos + 1 < len(self.text):
                 literal.append(self.text[self.pos + 1])
                 self.pos += 2
             elif self.peek(2) == "$(":
@@ -73,11 +70,11 @@ class _Parser:
                     literal = []
                 fragments.append(self.substitution())
             else:
-                literal.append(char)
+                literal.append(self.peek())
                 self.pos += 1
         if literal:
             fragments.append("".join(literal))
-        return tuple(fragments), self.pos
+        return tuple(fragments)
 
     def substitution(self) -> Substitution:
         self.pos += 2  # "$("
@@ -98,30 +95,15 @@ class _Parser:
         quote = self.peek()
         if quote in ("'", '"'):
             self.pos += 1
-            fragments, _ = self.template(stop=quote)
+            fragments = self.template(stops=quote)
             if self.peek() != quote:
                 raise self.error(f"unterminated {quote}-quoted argument")
             self.pos += 1
             return fragments
-        fragments: list = []
-        literal: list[str] = []
-        while self.pos < len(self.text) and self.peek() not in " ()'\"":
-            if self.peek() == "\\" and self.pos + 1 < len(self.text):
-                literal.append(self.text[self.pos + 1])
-                self.pos += 2
-            elif self.peek(2) == "$(":
-                if literal:
-                    fragments.append("".join(literal))
-                    literal = []
-                fragments.append(self.substitution())
-            else:
-                literal.append(self.peek())
-                self.pos += 1
-        if literal:
-            fragments.append("".join(literal))
+        fragments = self.template(stops=" ()'\"")
         if not fragments:
             raise self.error("expected an argument")
-        return tuple(fragments)
+        return fragments
 
 
 Resolver = Callable[[Substitution], str]
