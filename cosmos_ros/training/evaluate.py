@@ -11,13 +11,14 @@ the engine. Categories are the dataset's `category` field, cut to `depth` path p
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import torch
 
 from cosmos_ros.core.answers import AnswerStatus, accuracy_reward, format_reward, parse_answer
-from cosmos_ros.core.prompts import OPTION_LETTERS
+from cosmos_ros.core.prompts import FAILED_CHOICE, FAILURE_OPTIONS, OPTION_LETTERS
 from cosmos_ros.training.data import Record
 
 ALL = "all"
@@ -61,22 +62,45 @@ def majority(records: list[Record], depth: int = 1) -> dict:
 
 
 def summarize(records: list[Record], texts: list[str], depth: int = 1) -> dict:
-    """{category: {accuracy, format, none, n}} plus "all"."""
+    """{category: {accuracy, format, none, n}} plus "all". Categories holding "did the robot
+    fail?" questions (the failure prompt's options) also get the detection's failure_precision,
+    failure_recall and failure_f1 ("Yes, the robot failed" is the positive)."""
     rows = defaultdict(lambda: {"accuracy": 0.0, "format": 0.0, "none": 0.0, "n": 0})
+    detections: dict[str, Counter] = defaultdict(Counter)
     for record, text in zip(records, texts):
         acc = accuracy_reward(text, record.answer, record.options)
         fmt = format_reward(text)
-        none = float(parse_answer(text, record.options).status is AnswerStatus.NONE)
+        parsed = parse_answer(text, record.options)
+        none = float(parsed.status is AnswerStatus.NONE)
         for key in (category_of(record, depth), ALL):
             row = rows[key]
             row["accuracy"] += acc
             row["format"] += fmt
             row["none"] += none
             row["n"] += 1
-    return {
+        if tuple(record.options) == FAILURE_OPTIONS:
+            failed = answer_text(record) == FAILURE_OPTIONS[FAILED_CHOICE]
+            said = parsed.status is AnswerStatus.OK and parsed.choice_index == FAILED_CHOICE
+            detections[category_of(record, depth)]["tp" if failed and said else "fn" if failed else "fp" if said else "tn"] += 1
+    results = {
         k: {**{m: v[m] / v["n"] for m in ("accuracy", "format", "none")}, "n": v["n"]}
         for k, v in rows.items()
     }
+    for key, counts in detections.items():
+        results[key].update(detection_scores(counts["tp"], counts["fp"], counts["fn"]))
+    return results
+
+
+def detection_scores(tp: int, fp: int, fn: int) -> dict:
+    precision = tp / (tp + fp) if tp + fp else float("nan")
+    recall = tp / (tp + fn) if tp + fn else float("nan")
+    f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else float("nan")
+    return {"failure_precision": precision, "failure_recall": recall, "failure_f1": f1}
+
+
+def standard_error(accuracy: float, n: int) -> float:
+    """Of an accuracy measured on n independent questions (binomial)."""
+    return math.sqrt(max(accuracy * (1 - accuracy), 0.0) / n) if n else float("nan")
 
 
 @torch.no_grad()
@@ -122,14 +146,27 @@ def evaluate_model(model: str, data_dirs: list[str], split: str = "test", *, max
 
 
 def markdown_table(results: dict[str, dict]) -> str:
-    """One row per category, accuracy per model (and the format-reward rate in the last row)."""
+    """One row per category, accuracy ± one standard error per model ("random" is an expectation,
+    shown bare); failure-detection F1 rows where a category has them; the format-reward rate last."""
     names = list(results)
     categories = sorted({c for r in results.values() for c in r if not c.startswith("_")} - {ALL}) + [ALL]
     lines = ["| category | n | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
+
+    def cell(name: str, row: dict | None) -> str:
+        if row is None:
+            return "–"
+        if name == "random":
+            return f"{row['accuracy']:.3f}"
+        return f"{row['accuracy']:.3f} ± {standard_error(row['accuracy'], row['n']):.3f}"
+
     for c in categories:
         n = next((r[c]["n"] for r in results.values() if c in r), 0)
-        cells = [f"{results[m][c]['accuracy']:.3f}" if c in results[m] else "–" for m in names]
-        lines.append(f"| {c} | {n} | " + " | ".join(cells) + " |")
+        lines.append(f"| {c} | {n} | " + " | ".join(cell(m, results[m].get(c)) for m in names) + " |")
+    for c in categories:
+        if any("failure_f1" in r.get(c, {}) for r in results.values()):
+            cells = [f"{results[m][c]['failure_f1']:.3f}" if "failure_f1" in results[m].get(c, {}) else "–"
+                     for m in names]  # fmt: skip
+            lines.append(f"| {c}: failure F1 | | " + " | ".join(cells) + " |")
     cells = [f"{results[m][ALL]['format']:.3f}" if ALL in results[m] else "–" for m in names]
     lines.append("| format reward rate | | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

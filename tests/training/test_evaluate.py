@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from cosmos_ros.core.prompts import FAILURE_OPTIONS
 from cosmos_ros.training.data import Record
 from cosmos_ros.training.evaluate import chance, majority, markdown_table, summarize, write_report
 
@@ -52,4 +53,23 @@ def test_report_writes_a_markdown_table_and_a_png_chart(tmp_path):
     assert files["chart"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = files["table"].read_text()
     assert table == markdown_table(results)
-    assert "| a | 1 | 0.500 | 1.000 |" in table and "format reward rate" in table
+    assert "| a | 1 | 0.500 | 1.000 ± 0.000 |" in table and "format reward rate" in table
+
+
+def test_failure_questions_also_score_detection_precision_recall_and_f1():
+    failed, fine = FAILURE_OPTIONS
+    records = [_record("robot/failure", "A", FAILURE_OPTIONS)] * 3 + [_record("robot/failure", "B", FAILURE_OPTIONS)] * 2
+    says = lambda letter: f"<think>\n\n</think>\n\n<answer>\n{letter}\n</answer>"  # noqa: E731
+    texts = [says("A"), says("A"), says("B"), says("A"), says("B")]  # tp, tp, fn, fp, tn
+    row = summarize(records, texts)["robot"]
+    assert row["failure_precision"] == pytest.approx(2 / 3) and row["failure_recall"] == pytest.approx(2 / 3)
+    assert row["failure_f1"] == pytest.approx(2 / 3) and row["accuracy"] == pytest.approx(3 / 5)
+    assert "failure_f1" not in summarize([_record("a")], [says("A")])["a"]
+    assert "| robot: failure F1 | | 0.667 |" in markdown_table({"sft": summarize(records, texts)})
+
+
+def test_the_table_gives_one_standard_error_beside_each_measured_accuracy():
+    records = [_record("a")] * 4
+    texts = ["<answer>\nA\n</answer>", "<answer>\nA\n</answer>", "<answer>\nB\n</answer>", "no idea"]
+    table = markdown_table({"random": chance(records), "sft": summarize(records, texts)})
+    assert "| a | 4 | 0.500 | 0.500 ± 0.250 |" in table  # sqrt(0.5 * 0.5 / 4)
