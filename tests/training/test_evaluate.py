@@ -57,9 +57,11 @@ def test_report_writes_a_markdown_table_and_a_png_chart(tmp_path):
 
 
 def test_failure_questions_also_score_detection_precision_recall_and_f1():
-    failed, fine = FAILURE_OPTIONS
     records = [_record("robot/failure", "A", FAILURE_OPTIONS)] * 3 + [_record("robot/failure", "B", FAILURE_OPTIONS)] * 2
-    says = lambda letter: f"<think>\n\n</think>\n\n<answer>\n{letter}\n</answer>"  # noqa: E731
+
+    def says(letter: str) -> str:
+        return f"<think>\n\n</think>\n\n<answer>\n{letter}\n</answer>"
+
     texts = [says("A"), says("A"), says("B"), says("A"), says("B")]  # tp, tp, fn, fp, tn
     row = summarize(records, texts)["robot"]
     assert row["failure_precision"] == pytest.approx(2 / 3) and row["failure_recall"] == pytest.approx(2 / 3)
