@@ -162,6 +162,14 @@ def test_stream_failure_answers_change_when_the_failure_shows(configs, variant):
         assert question.answer_text == ("Yes, the robot failed" if last >= shown else "No, the robot did not fail")
 
 
+def test_failed_window_share_moves_windows_after_the_failure(configs):
+    shifted = generate(_stream(configs, failed_window_share=1.0), 3, variant="pick_drop")
+    shown = shifted.labels["failure_frame"]
+    assert all(end - 1 >= shown + 2 for _, end in shifted.videos.values())
+    failure = [q for q in shifted.questions if q.kind == "failure"]
+    assert failure and all(q.answer_text == "Yes, the robot failed" for q in failure)
+
+
 def test_the_failure_frame_is_when_the_physics_shows_it(configs):
     drop = generate(configs["manipulation"], 0, variant="pick_drop")
     z = np.asarray(drop.labels["frames"]["block_positions"])[:, 0, 2]

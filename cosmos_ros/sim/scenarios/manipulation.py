@@ -76,6 +76,9 @@ class ManipulationConfig(TaskConfig):
     stream_windows: int = 0
     window_frames: int = 12
     failure_margin_frames: int = 2
+    # In a failed episode, this share of the windows ends after the failure shows (the rest end
+    # anywhere): more "yes, it failed" answers than a uniform draw gives. 0 = all uniform.
+    failed_window_share: float = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -93,6 +96,7 @@ class ManipulationConfig(TaskConfig):
             (self.stream_windows >= 0, f"stream_windows must be >= 0, got {self.stream_windows}"),
             (self.window_frames >= 2, f"window_frames must be >= 2, got {self.window_frames}"),
             (self.failure_margin_frames >= 0, "failure_margin_frames must be >= 0"),
+            (0 <= self.failed_window_share <= 1, f"failed_window_share must be in [0, 1], got {self.failed_window_share}"),
         ]
         problems = [message for ok, message in checks if not ok]
         if problems:
@@ -378,8 +382,11 @@ def _stream_questions(cfg, rng, task_text, subtasks, frame_subtask_index, failur
     `stream_windows`): the next subtask after the one running at the window's last frame, and
     whether the failure (if any) has shown by then."""
     questions, videos = [], {}
+    frames = cfg.render.num_frames
     for k in range(cfg.stream_windows):
-        end = int(rng.integers(2, cfg.render.num_frames + 1))  # exclusive: the last frame is end - 1
+        after = failure_frame is not None and cfg.failed_window_share and rng.random() < cfg.failed_window_share
+        low = min(failure_frame + cfg.failure_margin_frames + 1, frames) if after else 2
+        end = int(rng.integers(low, frames + 1))  # exclusive: the last frame is end - 1
         video = f"window_{k}"
         asked = []
         current = frame_subtask_index[end - 1]
