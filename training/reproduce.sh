@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduce model/cosmos-reason1-tiny: sim data -> stage 1 (physics SFT from random init) ->
 # stage 2 (the robot's questions, physics replayed) -> GRPO on episodes SFT never saw -> eval.
-#   training/reproduce.sh [ROOT]            (default runs/tiny; about 75 min on 2 CPU cores)
+#   training/reproduce.sh [ROOT]            (default runs/tiny; about 90 min on 2 CPU cores)
 #   PHYSICS_INIT=DIR training/reproduce.sh  starts stage 2 from a physics checkpoint instead of
 #                                           training stage 1 (the shipped run started from the
 #                                           previous card's model; see the card)
@@ -38,9 +38,11 @@ cosmos-ros train sft --config training/sft_robot_tiny.yaml --model.model "$PHYSI
 cosmos-ros train grpo --config training/grpo_tiny.yaml \
     --data.data_dirs "[$ROOT/data/rlrobot112]" \
     --model.model "$ROOT/sft_robot/export" --trainer.default_root_dir "$ROOT/grpo" \
-    --select val/accuracy --resume auto
+    --select val/accuracy --resume auto --trainer.max_steps 24 --trainer.val_check_interval 12 \
+    --data.limit_eval 200
 
 # 5. held-out accuracy by category: random guessing, majority, SFT, GRPO (table.md + chart.png).
 cosmos-ros eval --model "$ROOT/sft_robot/export" --name sft --model "$ROOT/grpo/export" --name grpo \
     --data "$ROOT/data/robot112" --data "$ROOT/data/easy56" --data "$ROOT/data/puzzle84" \
-    --split test --out "$ROOT/eval"
+    --split test --depth 2 --max-new-tokens 24 --out "$ROOT/eval"
+python training/breakdown.py "$ROOT/eval" --data "$ROOT/data/robot112"   # by variant
