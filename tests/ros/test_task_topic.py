@@ -87,6 +87,8 @@ def test_an_invalid_task_is_refused_counted_and_changes_nothing(rig):
     probe, planner, seen, reasoner = rig
     wait_for(lambda: any(m.task_id == "ep-2" for m in seen["subtask"]), 20, "an answer about ep-2")
     planner.publish(task(probe, "ep-bad", "", PLAN_B))
+    # depth 1: wait for the first to land before the second replaces it in the writer's history
+    wait_for(lambda: diagnostic_values(seen["diagnostics"], ": task").get("refused") == "1", 10, "one refusal")
     planner.publish(task(probe, "ep-huge", "stack", [f"step {i}" for i in range(300)]))
     wait_for(
         lambda: diagnostic_values(seen["diagnostics"], ": task").get("refused") == "2", 10, "two refusals"
