@@ -8,7 +8,9 @@ scenario config is always the same clip). Two ways to play:
   and publishes the question on `~/ground_truth` (std_msgs/String holding JSON; see
   cosmos_ros.sim.evaluation for the fields), so whoever asks the reasoner right then asks about
   exactly that video.
-- `mode:=episodes` (a live robot): clips play back to back at a steady rate, `gap_s` apart, and
+- `mode:=episodes` (a live robot): clips play back to back at a steady rate, `gap_s` apart (plus a
+  seeded `U(0, gap_jitter_s)`: episodes of one length would otherwise meet a periodic reasoner at
+  the same moments every time), and
   before each episode's first frame the camera publishes its `TaskContext` on `task` (the
   planner's role in simulation: task id = clip id, the task, the plan's steps), stamped with that
   frame's stamp.
@@ -60,6 +62,14 @@ class SimCamera(Node):
         self.declare_parameter(
             "gap_s", 1.0, describe("pause after each question's video (questions) or episode (episodes), s")
         )
+        self.declare_parameter(
+            "gap_jitter_s",
+            0.0,
+            describe(
+                "episodes: add a seeded U(0, this) s to each pause, so periodic answers fall at every "
+                "moment of an episode instead of locking to one phase"
+            ),
+        )
         self.declare_parameter("frame_id", "sim_camera", describe("header.frame_id"))
         self.declare_parameter("encoding", "rgb8", describe("rgb8 or bgr8"))
         get = lambda name: self.get_parameter(name).value  # noqa: E731
@@ -68,16 +78,20 @@ class SimCamera(Node):
         if get("seed") >= 0:
             self.config = dataclasses.replace(self.config, seed=int(get("seed")))
         self.gap_s, self.frame_id, self.encoding = float(get("gap_s")), get("frame_id"), get("encoding")
+        self.gap_jitter_s = float(get("gap_jitter_s"))
+        self._gaps = np.random.default_rng([self.config.seed, 0x6A9])  # the pauses repeat with the seed
         self.episodes = get("mode") == "episodes"
         if (
             self.encoding not in ("rgb8", "bgr8")
             or not 0 <= self.gap_s < float("inf")
+            or not 0 <= self.gap_jitter_s < float("inf")
             or get("num_clips") < 0
             or get("mode") not in ("questions", "episodes")
         ):
             raise ValueError(
-                "need encoding rgb8|bgr8, finite gap_s >= 0, num_clips >= 0, mode questions|episodes; got "
-                f"{self.encoding}, {self.gap_s}, {get('num_clips')}, {get('mode')!r}"
+                "need encoding rgb8|bgr8, finite gap_s and gap_jitter_s >= 0, num_clips >= 0, mode "
+                f"questions|episodes; got {self.encoding}, {self.gap_s}, {self.gap_jitter_s}, "
+                f"{get('num_clips')}, {get('mode')!r}"
             )
         first, count = int(get("start_index")), int(get("num_clips"))
         self._indices = iter(range(first, first + count)) if count else itertools.count(first)
@@ -157,7 +171,7 @@ class SimCamera(Node):
             self.clips_played += 1
             self._clip = None
             if self.episodes:
-                self._resume_at = time.monotonic() + self.gap_s
+                self._resume_at = time.monotonic() + self.gap_s + self._gaps.uniform(0.0, self.gap_jitter_s)
 
     @staticmethod
     def _task_context(cid: str, sample, stamp) -> TaskContext:

@@ -25,6 +25,9 @@ def test_the_sim_camera_plays_live_episodes_from_the_seed_and_plays_the_planner(
     camera = by_label(graph)["/demo/camera"]
     values = node_parameters(camera)
     assert values["mode"] == "episodes" and values["seed"] == 77 and values["gap_s"] == 0.0
+    # the pauses between episodes vary by up to one answer period: answers do not lock to one phase
+    rate = node_parameters(by_label(graph)["/demo/reasoner"])["rate_hz"]
+    assert values["gap_jitter_s"] >= 1.0 / rate
     assert values["scenario"].endswith("sim/tiny/manipulation.yaml")
     assert ("-r", "task:=reasoner/task") in ros_args(camera.command)
 

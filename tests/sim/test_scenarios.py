@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from cosmos_ros.core.prompts import next_subtask_prompt
+from cosmos_ros.sim.config import Range
 from cosmos_ros.sim.render import render
 from cosmos_ros.sim.sample import Rejected
 from cosmos_ros.sim.scenarios import arrow, generate, puzzle
@@ -162,12 +163,21 @@ def test_stream_failure_answers_change_when_the_failure_shows(configs, variant):
         assert question.answer_text == ("Yes, the robot failed" if last >= shown else "No, the robot did not fail")
 
 
-def test_failed_window_share_moves_windows_after_the_failure(configs):
-    shifted = generate(_stream(configs, failed_window_share=1.0), 3, variant="pick_drop")
+def test_late_windows_follow_the_failure_or_a_matched_moment(configs):
+    shifted = generate(_stream(configs, late_window_share=1.0), 3, variant="pick_drop")
     shown = shifted.labels["failure_frame"]
     assert all(end - 1 >= shown + 2 for _, end in shifted.videos.values())
     failure = [q for q in shifted.questions if q.kind == "failure"]
     assert failure and all(q.answer_text == "Yes, the robot failed" for q in failure)
+    # a succeeded episode's late windows end where failures show: lateness is no clue to the verdict
+    frames = configs["manipulation"].render.num_frames
+    ends = [end for seed in range(4) for _, end in
+            generate(_stream(configs, late_window_share=1.0, late_from=Range(0.5, 0.5)), seed,
+                     variant="pick_success").videos.values()]  # fmt: skip
+    assert ends and min(ends) - 1 >= frames // 2 + 2
+    uniform = [end for seed in range(4) for _, end in
+               generate(_stream(configs), seed, variant="pick_success").videos.values()]  # fmt: skip
+    assert min(uniform) < frames // 2  # without it windows end anywhere
 
 
 def test_the_failure_frame_is_when_the_physics_shows_it(configs):

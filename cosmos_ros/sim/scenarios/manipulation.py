@@ -76,9 +76,12 @@ class ManipulationConfig(TaskConfig):
     stream_windows: int = 0
     window_frames: int = 12
     failure_margin_frames: int = 2
-    # In a failed episode, this share of the windows ends after the failure shows (the rest end
-    # anywhere): more "yes, it failed" answers than a uniform draw gives. 0 = all uniform.
-    failed_window_share: float = 0.0
+    # This share of each episode's windows ends late (the rest end anywhere): in a failed episode
+    # after the failure shows, more "yes, it failed" answers than a uniform draw gives; in a
+    # succeeded one after a moment drawn from `late_from` (fractions of the clip, where failures
+    # show), so that how far an episode has come does not give the verdict away. 0 = all uniform.
+    late_window_share: float = 0.0
+    late_from: Range = Range(0.4, 0.65)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -96,7 +99,9 @@ class ManipulationConfig(TaskConfig):
             (self.stream_windows >= 0, f"stream_windows must be >= 0, got {self.stream_windows}"),
             (self.window_frames >= 2, f"window_frames must be >= 2, got {self.window_frames}"),
             (self.failure_margin_frames >= 0, "failure_margin_frames must be >= 0"),
-            (0 <= self.failed_window_share <= 1, f"failed_window_share must be in [0, 1], got {self.failed_window_share}"),
+            (0 <= self.late_window_share <= 1, f"late_window_share must be in [0, 1], got {self.late_window_share}"),
+            (0 <= self.late_from.low and self.late_from.high < 1,
+             f"late_from must be fractions of the clip in [0, 1), got {self.late_from}"),
         ]
         problems = [message for ok, message in checks if not ok]
         if problems:
@@ -384,8 +389,12 @@ def _stream_questions(cfg, rng, task_text, subtasks, frame_subtask_index, failur
     questions, videos = [], {}
     frames = cfg.render.num_frames
     for k in range(cfg.stream_windows):
-        after = failure_frame is not None and cfg.failed_window_share and rng.random() < cfg.failed_window_share
-        low = min(failure_frame + cfg.failure_margin_frames + 1, frames) if after else 2
+        low = 2
+        if cfg.late_window_share and rng.random() < cfg.late_window_share:
+            event = failure_frame
+            if event is None:  # a moment where failures show, matched so the time gives nothing away
+                event = int(cfg.late_from.sample(rng) * frames)
+            low = min(event + cfg.failure_margin_frames + 1, frames)
         end = int(rng.integers(low, frames + 1))  # exclusive: the last frame is end - 1
         video = f"window_{k}"
         asked = []
