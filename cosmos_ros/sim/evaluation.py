@@ -91,14 +91,30 @@ def clip_message(sample: Sample, clip_id: str, stamps: list[tuple[int, int]]) ->
     }
 
 
+def _frame_at(clip: dict, end: float) -> int | None:
+    """Index of the clip's newest frame at time `end`, or None outside the clip."""
+    stamps = [_seconds(tuple(s)) for s in clip["frame_stamps"]]
+    if not stamps or not stamps[0] <= end <= stamps[-1] + 1e-6:
+        return None
+    return max(i for i, s in enumerate(stamps) if s <= end + 1e-6)
+
+
 def expected_next_subtask(clip: dict, end: float) -> str | None:
     """The subtask after the one running at time `end` of a clip record, or None."""
-    stamps = [_seconds(tuple(s)) for s in clip["frame_stamps"]]
-    if not clip["subtasks"] or not stamps or not stamps[0] <= end <= stamps[-1] + 1e-6:
+    frame = _frame_at(clip, end) if clip["subtasks"] else None
+    if frame is None:
         return None
-    frame = max(i for i, s in enumerate(stamps) if s <= end + 1e-6)
     current = clip["frame_subtask_index"][frame]
     return clip["subtasks"][current + 1] if 0 <= current < len(clip["subtasks"]) - 1 else None
+
+
+def at_step_edge(clip: dict, end: float) -> bool:
+    """Whether the clip's newest frame at `end` is the first or last frame of its plan step, where
+    one frame earlier or later tells another step: the hardest moments to answer."""
+    frame, steps = _frame_at(clip, end), clip["frame_subtask_index"]
+    if frame is None:
+        return False
+    return any(0 <= other < len(steps) and steps[other] != steps[frame] for other in (frame - 1, frame + 1))
 
 
 @dataclass
@@ -209,6 +225,7 @@ class EpisodeScores:
     def summary(self) -> dict:
         watched = [cid for cid in self.records if self.answers.get(cid)]
         subtask = Tally()
+        by_place = {"step_edge": Tally(), "inside_step": Tally()}
         messages = Tally()
         tp = fp = fn = false_alarms = 0
         latencies: list[float] = []
@@ -223,10 +240,11 @@ class EpisodeScores:
                 if answer.kind == "next_subtask":
                     expected = expected_next_subtask(record, answer.clip_end)
                     if expected is not None and answer.status in SCORED_STATUSES:
-                        subtask.asked += 1
-                        subtask.correct += int(
-                            answer.status == "ok" and answer.subtask.casefold() == expected.casefold()
-                        )
+                        right = answer.status == "ok" and answer.subtask.casefold() == expected.casefold()
+                        place = by_place["step_edge" if at_step_edge(record, answer.clip_end) else "inside_step"]
+                        for tally in (subtask, place):
+                            tally.asked += 1
+                            tally.correct += int(right)
                     continue
                 due = shows is not None and answer.clip_end >= shows - 1e-6
                 if answer.status == "ok" and answer.failed is not None and not (
@@ -261,6 +279,10 @@ class EpisodeScores:
             "next_subtask_accuracy": _ratio(subtask.correct, subtask.asked),
             "next_subtask_answers": subtask.asked,
             "next_subtask_correct": subtask.correct,
+            # the first or last frame of a step vs the frames between (answers, accuracy)
+            "next_subtask_by_place": {
+                place: {"answers": t.asked, "accuracy": _ratio(t.correct, t.asked)} for place, t in by_place.items()
+            },
             "failure_precision": precision,
             "failure_recall": recall,
             "failure_f1": f1,
@@ -277,6 +299,12 @@ class EpisodeScores:
         }
 
 
+def _place(summary: dict, place: str) -> str:
+    row = summary.get("next_subtask_by_place", {}).get(place, {})
+    accuracy = row.get("accuracy")
+    return f"{'n/a' if accuracy is None else f'{accuracy:.3f}'} ({row.get('answers', 0)} answers)"
+
+
 def episode_report(summary: dict) -> str:
     """The robot-loop summary as a small table."""
 
@@ -287,6 +315,8 @@ def episode_report(summary: dict) -> str:
         ("episodes scored", show(summary["episodes"]) + f" ({summary['episodes_failed']} failed)"),
         ("next subtask accuracy", f"{show(summary['next_subtask_accuracy'])} "
                                   f"({summary['next_subtask_correct']}/{summary['next_subtask_answers']} answers)"),
+        ("  on a step's first or last frame", _place(summary, "step_edge")),
+        ("  inside a step", _place(summary, "inside_step")),
         ("failure precision / recall / F1", " / ".join(
             show(summary[k]) for k in ("failure_precision", "failure_recall", "failure_f1"))),
         ("failure detection latency, median", show(summary["failure_detect_latency_s_median"], 2) + " s"),

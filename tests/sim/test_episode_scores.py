@@ -49,6 +49,22 @@ def test_next_subtask_is_the_plan_step_after_the_one_running_at_the_clip_end():
     ]))  # fmt: skip
     assert summary["next_subtask_answers"] == 4 and summary["next_subtask_correct"] == 2
     assert summary["next_subtask_accuracy"] == 0.5
+    # frames 1 and 4 are inside their steps, frame 3 (t = 103) is the first of step 1
+    places = summary["next_subtask_by_place"]
+    assert places["inside_step"] == {"answers": 4, "accuracy": 0.5}
+    assert places["step_edge"] == {"answers": 0, "accuracy": None}
+
+
+def test_next_subtask_accuracy_is_split_by_where_in_the_step_the_clip_ends():
+    summary = scores((record("a", False), [
+        subtask(102.0, "grasp the red block"),  # frame 2: the last of step 0 -> edge, right
+        subtask(103.0, "grasp the red block"),  # frame 3: the first of step 1 -> edge, wrong
+        subtask(104.2, "lift the red block"),  # frame 4: inside step 1, right
+    ]))  # fmt: skip
+    places = summary["next_subtask_by_place"]
+    assert places["step_edge"] == {"answers": 2, "accuracy": 0.5}
+    assert places["inside_step"] == {"answers": 1, "accuracy": 1.0}
+    assert "first or last frame" in episode_report(summary)
 
 
 def test_a_failure_verdict_after_the_failure_shows_is_a_detection_with_its_latency():
