@@ -30,7 +30,8 @@ def run(tmp_path_factory):
     latched = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
     seen = {
         "frames": probe.collect(Image, "/demo/camera/image_raw"),
-        "tasks": probe.collect(TaskContext, "/demo/reasoner/task"),
+        # latched like the reasoner's subscription: a probe that joins mid-episode still gets its task
+        "tasks": probe.collect(TaskContext, "/demo/reasoner/task", latched),
         "truth": probe.collect(String, "/demo/camera/ground_truth", latched),
         "subtask": probe.collect(SubtaskPrediction, "/demo/reasoner/next_subtask"),
     }
@@ -62,7 +63,7 @@ def test_each_episode_starts_with_its_task_stamped_at_its_first_frame(run):
     _, seen, _ = run
     episodes = {r["clip_id"]: r for r in (json.loads(m.data) for m in seen["truth"]) if r["type"] == "clip"}
     assert episodes
-    # the probe joins late and the task topic keeps only the newest: it may miss the first tasks
+    # the task topic keeps only the newest: a probe that joins late gets the current task, not earlier ones
     tasks = {t.task_id: t for t in seen["tasks"]}
     assert set(tasks) & set(episodes)
     for clip_id, record in episodes.items():
@@ -84,3 +85,4 @@ def test_answers_carry_the_task_id_of_the_episode_they_watched(run):
     for answer in answered:
         plan = tasks[answer.task_id].candidate_subtasks if answer.task_id in tasks else episodes[answer.task_id]["subtasks"]
         assert list(answer.options) == list(plan)
+
