@@ -89,6 +89,37 @@ def failure_detection(outcome: Outcome, stamps: StampBase, frame_id: str = "") -
     return msg
 
 
+class FailureConfirmation:
+    """Holds back a FAILURE verdict until `needed` answers in a row about the same task said so.
+
+    One answer about one window is a noisy witness: a planner that replans on each would replan
+    on every false alarm. Answers in between that are not OK (no answer, stale camera) neither
+    count nor break the run; a SUCCESS verdict or a new task id starts it again. A held-back
+    FAILURE goes out as VERDICT_UNCERTAIN with STATUS_UNCERTAIN, its raw answer kept, so a planner
+    acting on OK answers only waits for the confirmation.
+    """
+
+    def __init__(self) -> None:
+        self.task_id: str | None = None
+        self.run = 0
+
+    def apply(self, msg: FailureDetection, needed: int) -> FailureDetection:
+        if msg.task_id != self.task_id:
+            self.task_id, self.run = msg.task_id, 0
+        if msg.status != FailureDetection.STATUS_OK:
+            return msg
+        if msg.verdict != FailureDetection.VERDICT_FAILURE:
+            self.run = 0
+            return msg
+        self.run += 1
+        if self.run < needed:
+            msg.verdict, msg.status = FailureDetection.VERDICT_UNCERTAIN, FailureDetection.STATUS_UNCERTAIN
+            msg.status_message = (
+                f"failure seen in {self.run} of the {needed} answers in a row needed (failure_confirmations)"
+            )
+        return msg
+
+
 def fill_reason_result(result, outcome: Outcome, stamps: StampBase) -> None:
     """Fills a Reason.Response or Reason.Result (same fields) from an outcome."""
     _fill_common(result, outcome, stamps, "")

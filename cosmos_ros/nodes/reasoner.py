@@ -72,6 +72,7 @@ class ReasonerLogic:
         self.stamps = messages.StampBase()
         self._frame_ids: dict[str, str] = {}
         self.tasks = TaskInput()
+        self._confirmation = messages.FailureConfirmation()
         self.buffer = FrameBuffer(
             self._values["buffer_capacity"],
             max_age_s=max(30.0, 2 * settings.window_s),
@@ -222,7 +223,8 @@ class ReasonerLogic:
         if kind == "next_subtask":
             self._subtask_pub.publish(messages.subtask_prediction(outcome, self.stamps, frame_id))
         else:
-            self._failure_pub.publish(messages.failure_detection(outcome, self.stamps, frame_id))
+            msg = messages.failure_detection(outcome, self.stamps, frame_id)
+            self._failure_pub.publish(self._confirmation.apply(msg, self._values["failure_confirmations"]))
 
     def _on_task(self, msg: TaskContext) -> None:
         stamp = msg.header.stamp

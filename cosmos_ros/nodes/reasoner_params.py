@@ -43,6 +43,12 @@ PARAMETERS = {
     "ingest_max_side": (640, "frames are downscaled on arrival so their longer side is at most this", True),
     "publish_subtask": (True, "publish ~/next_subtask periodically", False),
     "publish_failure": (True, "publish ~/failure periodically", False),
+    "failure_confirmations": (
+        1,
+        "FAILURE is published once this many periodic answers in a row about one task said so "
+        "(the ones before go out UNCERTAIN); 1 = every answer stands alone",
+        False,
+    ),
     "max_pending_requests": (8, "queued service/action requests before answering BUSY", True),
 }
 
@@ -59,6 +65,7 @@ RANGES = {
     "buffer_capacity": (1, 1024),
     "ingest_max_side": (28, 4096),
     "max_pending_requests": (1, 1024),
+    "failure_confirmations": (1, 32),
 }
 
 

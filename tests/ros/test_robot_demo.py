@@ -14,7 +14,7 @@ from rosharness import Probe, Process, child_env, unique_domain_id, wait_for
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
-from cosmos_ros.msg import SubtaskPrediction, TaskContext
+from cosmos_ros.msg import FailureDetection, SubtaskPrediction, TaskContext
 
 pytest.importorskip("mujoco", reason="mujoco is not installed")
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
@@ -34,6 +34,7 @@ def run(tmp_path_factory):
         "tasks": probe.collect(TaskContext, "/demo/reasoner/task", latched),
         "truth": probe.collect(String, "/demo/camera/ground_truth", latched),
         "subtask": probe.collect(SubtaskPrediction, "/demo/reasoner/next_subtask"),
+        "failure": probe.collect(FailureDetection, "/demo/reasoner/failure"),
     }
     command = [
         sys.executable, "-m", "cosmos_ros.cli", "launch", "demo", "engine:=scripted_engine:create",
@@ -86,3 +87,18 @@ def test_answers_carry_the_task_id_of_the_episode_they_watched(run):
         plan = tasks[answer.task_id].candidate_subtasks if answer.task_id in tasks else episodes[answer.task_id]["subtasks"]
         assert list(answer.options) == list(plan)
 
+
+def test_the_demo_publishes_a_failure_once_two_answers_in_a_row_said_so(run):
+    # the scripted engine always answers A, which for "has the robot failed" is "yes"
+    _, seen, _ = run
+    by_task: dict[str, list] = {}
+    for msg in seen["failure"]:
+        if msg.status in (FailureDetection.STATUS_OK, FailureDetection.STATUS_UNCERTAIN):
+            by_task.setdefault(msg.task_id, []).append(msg)
+    # the probe may join after the first task's first answer: judge the tasks after it
+    later = list(by_task.values())[1:]
+    assert later
+    for answers in later:
+        first, rest = answers[0], answers[1:]
+        assert first.verdict == FailureDetection.VERDICT_UNCERTAIN and "failure_confirmations" in first.status_message
+        assert all(m.verdict == FailureDetection.VERDICT_FAILURE and m.status == m.STATUS_OK for m in rest)
