@@ -94,18 +94,20 @@ class FailureConfirmation:
 
     One answer about one window is a noisy witness: a planner that replans on each would replan
     on every false alarm. Answers in between that are not OK (no answer, stale camera) neither
-    count nor break the run; a SUCCESS verdict or a new task id starts it again. A held-back
+    count nor break the run; a SUCCESS verdict or another task (its id, or the task or subtask
+    text when the task comes from parameters and has no id) starts it again. A held-back
     FAILURE goes out as VERDICT_UNCERTAIN with STATUS_UNCERTAIN, its raw answer kept, so a planner
     acting on OK answers only waits for the confirmation.
     """
 
     def __init__(self) -> None:
-        self.task_id: str | None = None
+        self.task: tuple[str, str, str] | None = None  # (task id, task, subtask) of the run
         self.run = 0
 
     def apply(self, msg: FailureDetection, needed: int) -> FailureDetection:
-        if msg.task_id != self.task_id:
-            self.task_id, self.run = msg.task_id, 0
+        task = (msg.task_id, msg.task, msg.subtask)
+        if task != self.task:
+            self.task, self.run = task, 0
         if msg.status != FailureDetection.STATUS_OK:
             return msg
         if msg.verdict != FailureDetection.VERDICT_FAILURE:

@@ -12,10 +12,10 @@ YES, NO = FailureDetection.VERDICT_FAILURE, FailureDetection.VERDICT_SUCCESS
 OK, NONE = FailureDetection.STATUS_OK, FailureDetection.STATUS_NONE
 
 
-def answer(verdict: int, task_id: str = "episode-1", status: int = OK) -> FailureDetection:
+def answer(verdict: int, task_id: str = "episode-1", status: int = OK, task: str = "stack") -> FailureDetection:
     if status != OK:
         verdict = FailureDetection.VERDICT_UNCERTAIN
-    return FailureDetection(task_id=task_id, verdict=verdict, status=status, answer="A")
+    return FailureDetection(task_id=task_id, task=task, verdict=verdict, status=status, answer="A")
 
 
 def published(confirm: FailureConfirmation, answers, needed: int) -> list[str]:
@@ -52,6 +52,11 @@ def test_answers_that_are_not_ok_neither_count_nor_break_the_run():
 
 def test_a_new_task_starts_the_run_again():
     answers = [answer(YES, "episode-1"), answer(YES, "episode-2"), answer(YES, "episode-2")]
+    assert published(FailureConfirmation(), answers, 2) == ["u", "u", "F"]
+
+
+def test_a_task_set_by_parameters_without_an_id_starts_the_run_again_when_its_text_changes():
+    answers = [answer(YES, "", task="stack"), answer(YES, "", task="sort"), answer(YES, "", task="sort")]
     assert published(FailureConfirmation(), answers, 2) == ["u", "u", "F"]
 
 
