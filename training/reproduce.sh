@@ -32,13 +32,14 @@ fi
 # 3. stage 2: the robot's questions from the physics model, physics replayed (listed again: about
 #    30 % of each batch). Two legs, as the shipped run: 1500 steps at lr 5e-4, then 1000 at 3e-4
 #    from that export (validation plateaus in the first, then jumps; see the card).
-DATA="[$ROOT/data/robot112,$ROOT/data/easy56,$ROOT/data/easy56,$ROOT/data/easy56,$ROOT/data/puzzle84,$ROOT/data/puzzle84]"
-cosmos-ros train sft --config training/sft_robot_tiny.yaml --model.model "$PHYSICS" --data.data_dirs "$DATA" \
-    --trainer.default_root_dir "$ROOT/sft_robot_a" --trainer.max_steps 1500 --model.lr 5.0e-4 \
-    --model.warmup_steps 20 --select val/answer_acc --resume auto
-cosmos-ros train sft --config training/sft_robot_tiny.yaml --model.model "$ROOT/sft_robot_a/export" \
-    --data.data_dirs "$DATA" --trainer.default_root_dir "$ROOT/sft_robot" --trainer.max_steps 1000 \
-    --model.lr 3.0e-4 --model.warmup_steps 20 --select val/answer_acc --resume auto
+stage2() {  # INIT OUT STEPS LR
+    cosmos-ros train sft --config training/sft_robot_tiny.yaml --model.model "$1" \
+        --data.data_dirs "[$ROOT/data/robot112,$ROOT/data/easy56,$ROOT/data/easy56,$ROOT/data/easy56,$ROOT/data/puzzle84,$ROOT/data/puzzle84]" \
+        --trainer.default_root_dir "$2" --trainer.max_steps "$3" --model.lr "$4" --model.warmup_steps 20 \
+        --select val/answer_acc --resume auto
+}
+stage2 "$PHYSICS" "$ROOT/sft_robot_a" 1500 5.0e-4
+stage2 "$ROOT/sft_robot_a/export" "$ROOT/sft_robot" 1000 3.0e-4
 
 # 4. GRPO from stage 2 on the unseen episodes.
 cosmos-ros train grpo --config training/grpo_tiny.yaml \
