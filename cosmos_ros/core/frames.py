@@ -319,7 +319,12 @@ class FrameBuffer:
         chosen = even_subsample(len(stamps), max_frames)  # (T',) keeps the newest
         stamps = stamps[chosen]
         columns = [[column[i] for i in chosen] for column in columns]
-        return Clip(frames=_tile(columns), stamps=np.ascontiguousarray(stamps), cameras=names)
+        return Clip(
+            frames=_tile(columns),
+            stamps=np.ascontiguousarray(stamps),
+            cameras=names,
+            fps=grid_fps(stamps, end, fps),
+        )
 
     def clips_per_camera(
         self,
@@ -362,6 +367,9 @@ def _nearest(stamps: np.ndarray, times: np.ndarray) -> np.ndarray:
     return np.where(times - stamps[left] <= stamps[right] - times, left, right)
 
 
+GRID_SLACK = 0.05
+
+
 def _resample(stamps: np.ndarray, start: float, end: float, fps: float) -> np.ndarray:
     """Indices of the frames nearest to the grid end - k/fps (k = 0..steps) within
     [start, end], each frame at most once, in increasing stamp order.
@@ -377,7 +385,9 @@ def _resample(stamps: np.ndarray, start: float, end: float, fps: float) -> np.nd
     if hi <= lo:
         return np.empty(0, np.intp)
     held = stamps[lo:hi]  # (N,)
-    steps = np.floor((end - start) * fps + eps)
+    # a grid point up to GRID_SLACK of a step before `start` still counts: a window cut at a
+    # frame's own stamp (`since`) must not lose that frame to a capture-jitter span of 1.9996 steps
+    steps = np.floor((end - start) * fps + GRID_SLACK)
     with np.errstate(over="ignore"):  # a huge fps overflows to inf; the clip bounds it
         k_mid = np.clip((end - (held[:-1] + held[1:]) / 2) * fps, 0, steps)  # (N - 1,)
     near = np.floor(np.concatenate([[0.0, steps], k_mid]))[:, None] + np.arange(-2, 3)  # (N + 1, 5)
@@ -387,6 +397,17 @@ def _resample(stamps: np.ndarray, start: float, end: float, fps: float) -> np.nd
     oldest_k = np.concatenate([[steps], k_mid])  # (N,) ...to here
     outright = np.flatnonzero(np.floor(newest_k + 2) + 1 < oldest_k - 2)
     return lo + np.union1d(looked_up, outright)
+
+
+def grid_fps(stamps: np.ndarray, end: float, fps: float) -> float | None:
+    """The nominal rate of frames resampled on the grid end - k/fps: each stamp snapped to its
+    grid index k, so capture jitter drops out while a camera slower than the grid (every other
+    index taken) or a clip subsampled to max_frames keeps its true mean rate. None for one frame."""
+    if len(stamps) < 2:
+        return None
+    k = np.rint((end - stamps) * fps)  # (T,) grid index of each frame, decreasing
+    span = float(k[0] - k[-1])
+    return (len(stamps) - 1) * fps / span if span > 0 else None
 
 
 def even_subsample(count: int, max_count: int) -> np.ndarray:

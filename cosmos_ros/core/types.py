@@ -19,11 +19,17 @@ class Clip:
     frames: (T, H, W, 3) uint8, RGB order, T >= 1
     stamps: (T,) float64 seconds (ROS time of each frame's header), increasing
     cameras: names of the cameras the frames came from (several when tiled)
+    fps: the nominal frame rate the clip was sampled at, or None to take it from the stamps.
+        A live camera's stamps jitter by milliseconds; the rate the model is told must not,
+        because Qwen2.5-VL's temporal positions are floor(t * tokens_per_second * 2 / fps):
+        4 fps measured as 4.001 moves every video token but the first back by one position.
+        FrameBuffer.clip sets it from its resampling grid.
     """
 
     frames: np.ndarray
     stamps: np.ndarray
     cameras: tuple[str, ...] = ()
+    fps: float | None = None
 
     def __post_init__(self) -> None:
         if self.frames.ndim != 4 or self.frames.shape[-1] != 3 or self.frames.dtype != np.uint8:
@@ -36,6 +42,8 @@ class Clip:
             )
         if self.frames.shape[0] == 0:
             raise ValueError("Clip must hold at least one frame")
+        if self.fps is not None and not (np.isfinite(self.fps) and self.fps > 0):
+            raise ValueError(f"Clip.fps must be a finite rate > 0 or None, got {self.fps}")
 
     @property
     def start(self) -> float:

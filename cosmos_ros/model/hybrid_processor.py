@@ -182,6 +182,6 @@ class HybridReasonProcessor:
             pixel_values=self.frames(clip.frames),
             image_token_id=self.image_token_id,
             frame_stamps=np.asarray(clip.stamps, dtype=np.float64),
-            fps=clip_fps(clip.stamps, self.frames.default_fps),
+            fps=clip_fps(clip, self.frames.default_fps),
             text=text,
         )

@@ -242,8 +242,12 @@ def collate_video_inputs(items: list[VideoInputs], pad_token_id: int) -> dict[st
     }
 
 
-def clip_fps(stamps: np.ndarray, default: float) -> float:
-    """Frame rate implied by a clip's stamps; `default` for a single frame or a zero-length span."""
+def clip_fps(clip: Clip, default: float) -> float:
+    """The clip's nominal frame rate when it has one (Clip.fps), else the rate its stamps imply;
+    `default` for a single frame or a zero-length span."""
+    if clip.fps is not None:
+        return float(clip.fps)
+    stamps = clip.stamps
     span = float(stamps[-1] - stamps[0]) if len(stamps) > 1 else 0.0
     return (len(stamps) - 1) / span if span > 0 else default
 
@@ -288,7 +292,7 @@ class ReasonProcessor:
             raise ValueError(
                 f"expected {num_video_tokens} video tokens after tokenizing, got {int(is_video.sum())}"
             )
-        fps = clip_fps(clip.stamps, self.video.default_fps)
+        fps = clip_fps(clip, self.video.default_fps)
         return VideoInputs(
             input_ids=input_ids,
             attention_mask=torch.ones_like(input_ids),

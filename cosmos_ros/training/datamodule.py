@@ -12,6 +12,7 @@ as one (the sampler is ours: set the Trainer's `use_distributed_sampler: false`)
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import zlib
@@ -75,7 +76,7 @@ class VideoQADataset(Dataset):
         if clip is None:
             return None
         if record.category.startswith(self.hflip_categories) and mirrors(self.seed, self.epoch, index):
-            clip = Clip(np.ascontiguousarray(clip.frames[:, :, ::-1]), clip.stamps, clip.cameras)
+            clip = dataclasses.replace(clip, frames=np.ascontiguousarray(clip.frames[:, :, ::-1]))
         return encode_example(self.processor, clip, record, **self.encode_kwargs)
 
     def length(self, index: int) -> int:

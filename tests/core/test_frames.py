@@ -233,6 +233,53 @@ def test_max_frames_of_one_gives_the_newest_frame():
     assert buffer.clip(5.0, 4.0, 1, cameras=["cam"]).stamps.tolist() == [3.0]
 
 
+def test_a_jittering_camera_gives_the_grid_rate_as_the_clip_rate():
+    # the model is told the clip's rate; a live camera's few-millisecond jitter must not reach it
+    buffer = FrameBuffer()
+    rng = np.random.default_rng(3)
+    stamps = camera_stamps(4.0, 10.0) + rng.uniform(-0.004, 0.004, 40)
+    fill(buffer, "cam", stamps)
+    clip = buffer.clip(2.9, 4.0, 12, cameras=["cam"])
+    assert clip.num_frames == 12
+    assert clip.fps == 4.0
+    np.testing.assert_array_equal(clip.stamps, stamps[-12:])  # the stamps stay the real ones
+    assert (clip.num_frames - 1) / (clip.end - clip.start) != 4.0
+
+
+def test_a_camera_at_half_the_grid_rate_keeps_its_own_rate():
+    buffer = FrameBuffer()
+    fill(buffer, "cam", camera_stamps(2.0, 4.0) + np.array([0.003, -0.002] * 4))
+    assert buffer.clip(3.0, 4.0, 32, cameras=["cam"]).fps == 2.0
+
+
+def test_a_clip_subsampled_to_max_frames_has_its_mean_rate():
+    buffer = FrameBuffer()
+    fill(buffer, "cam", camera_stamps(10.0, 4.0))
+    assert buffer.clip(3.0, 10.0, 4, cameras=["cam"]).fps == pytest.approx(1.0)
+
+
+def test_a_one_frame_clip_has_no_rate():
+    buffer = FrameBuffer()
+    fill(buffer, "cam", [100.0, 101.0])
+    assert buffer.clip(5.0, 4.0, 1, cameras=["cam"]).fps is None
+
+
+def test_a_window_cut_at_a_frames_own_stamp_keeps_that_frame_despite_jitter():
+    # since = the stamp of a task's first frame; the span to the newest is 1.9996 grid steps
+    buffer = FrameBuffer()
+    fill(buffer, "cam", [99.75, 100.0, 100.2502, 100.4999])
+    clip = buffer.clip(2.9, 4.0, 12, cameras=["cam"], since=100.0)
+    np.testing.assert_array_equal(clip.stamps, [100.0, 100.2502, 100.4999])
+    assert clip.fps == 4.0
+
+
+def test_since_drops_every_frame_older_than_it():
+    buffer = FrameBuffer()
+    fill(buffer, "cam", camera_stamps(4.0, 3.0))
+    clip = buffer.clip(2.9, 4.0, 12, cameras=["cam"], since=101.0)
+    assert clip.start == 101.0 and clip.num_frames == 8
+
+
 def test_an_empty_window_raises_empty_clip_error():
     buffer = FrameBuffer()
     fill(buffer, "cam", [10.0, 11.0])

@@ -144,6 +144,14 @@ def test_second_per_grid_is_temporal_patch_over_clip_fps(processor):
     assert inputs.second_per_grid_ts.tolist() == pytest.approx([TP / 8.0])
 
 
+def test_a_clips_nominal_rate_wins_over_its_jittered_stamps(processor):
+    jittered = make_clip(t=12, fps=4.0)
+    jittered = Clip(jittered.frames, jittered.stamps + np.linspace(0, 0.004, 12), jittered.cameras)
+    assert processor(jittered, Prompt("q")).second_per_grid_ts.item() != pytest.approx(TP / 4.0, abs=1e-6)
+    nominal = Clip(jittered.frames, jittered.stamps, jittered.cameras, fps=4.0)
+    assert processor(nominal, Prompt("q")).second_per_grid_ts.tolist() == [TP / 4.0]
+
+
 def test_single_frame_clip_uses_the_default_fps(processor):
     inputs = processor(make_clip(t=1), Prompt("q"))
     assert inputs.fps == processor.video.default_fps
