@@ -17,8 +17,18 @@ def test_importing_core_loads_neither_torch_nor_rclpy_nor_cv2():
     assert result.stdout.strip() == "[]"
 
 
-def test_core_reexports_its_public_names():
+def test_core_reexports_each_public_name_from_the_module_that_defines_it():
+    import importlib
+    import inspect
+
     import cosmos_ros.core as core
 
+    assert len(core.__all__) == len(set(core.__all__)), "a name listed twice in __all__"
+    modules = {name: importlib.import_module(f"cosmos_ros.core.{name}")
+               for name in ("answers", "codec", "frames", "prompts", "types")}  # fmt: skip
     for name in core.__all__:
-        assert getattr(core, name) is not None, name
+        owners = [m for m, module in modules.items() if getattr(module, name, None) is getattr(core, name)]
+        assert owners, f"cosmos_ros.core.{name} is not the object of any core module"
+    # and __all__ is exactly what the package namespace offers (submodules aside)
+    offered = {n for n, v in vars(core).items() if not n.startswith("_") and not inspect.ismodule(v)}
+    assert offered == set(core.__all__)

@@ -1,7 +1,8 @@
 """A fast, predictable Engine for node tests, loaded through the reasoner's plugin form
 `engine:=scripted_engine:create`. Its behaviour is steered by the question text:
 "explode" raises, "slowly" streams a token every 0.5 s, "ponder" thinks 30 s before the first
-token, anything else answers option A after streaming a few tokens."""
+token, "stamps" thinks the clip's frame stamps, in seconds before its newest (to see what the buffer held), anything else answers
+option A after streaming a few tokens."""
 
 from __future__ import annotations
 
@@ -28,14 +29,17 @@ class ScriptedEngine(Engine):
         if "explode" in prompt.text:
             raise RuntimeError("scripted failure")
         time.sleep(PONDER_S if "ponder" in prompt.text else self.delay_s)
-        pieces = [ANSWER[i : i + 8] for i in range(0, len(ANSWER), 8)]
+        text = ANSWER
+        if "stamps" in prompt.text:
+            text = ANSWER.replace("the ball rolls behind the box", " ".join(f"{s - clip.end:.6f}" for s in clip.stamps))
+        pieces = [text[i : i + 8] for i in range(0, len(text), 8)]
         for piece in pieces:
             if on_token is not None:
                 on_token(piece)
             if "slowly" in prompt.text:
                 time.sleep(0.5)
         return Reasoning(
-            text=ANSWER, confidence=0.9, num_generated_tokens=len(pieces), model_id=self.model_id
+            text=text, confidence=0.9, num_generated_tokens=len(pieces), model_id=self.model_id
         )
 
 

@@ -170,23 +170,35 @@ def test_nan_depth_frames_are_accepted_without_errors(rig):
 
 
 def test_out_of_order_stamps_are_counted_not_buffered(rig):
-    _, camera, _, _, diagnostics, _ = rig
-    now = camera.now()
-    old = Time(sec=now.sec - 1, nanosec=now.nanosec + 700_000_000)  # 0.3 s back: reordering, no jump
-    if old.nanosec >= 1_000_000_000:
-        old = Time(sec=now.sec, nanosec=old.nanosec - 1_000_000_000)
-    for _ in range(4):
-        camera.pub.publish(image(old))
-        time.sleep(0.02)
-    wait_for(
-        lambda: (
-            int(camera_values(diagnostics).get("out_of_order", "0"))
-            + int(camera_values(diagnostics).get("duplicates", "0"))
-            >= 4
-        ),
-        10,
-        "out-of-order counts",
-    )
+    _, camera, client, _, diagnostics, _ = rig
+
+    def reordered() -> int:
+        values = camera_values(diagnostics)
+        return int(values.get("out_of_order", "0")) + int(values.get("duplicates", "0"))
+
+    camera.running.clear()  # the newest frame stays put while the late ones arrive
+    try:
+        time.sleep(0.2)
+        before = ask(client, "Which stamps does the clip hold?", window_s=1.0)
+        assert before.status == Status.STATUS_OK, before.status_message
+        assert before.reasoning.endswith(" 0.000000")  # stamps before the newest, listed by the engine
+        end = before.clip_end
+        # 0.25 s before the newest frame, on the 4 fps grid: the clip would take it if it were buffered
+        stamp = Time(sec=end.sec, nanosec=end.nanosec - 250_000_000)
+        if end.nanosec < 250_000_000:
+            stamp = Time(sec=end.sec - 1, nanosec=end.nanosec + 750_000_000)
+        counted = reordered()
+        for _ in range(4):
+            camera.pub.publish(image(stamp))
+            time.sleep(0.02)
+        wait_for(lambda: reordered() >= counted + 4, 10, "out-of-order counts")
+        after = ask(client, "Which stamps does the clip hold?", window_s=1.0)
+        assert after.status == Status.STATUS_OK, after.status_message
+        assert (after.clip_end.sec, after.clip_end.nanosec) == (before.clip_end.sec, before.clip_end.nanosec)
+        assert after.reasoning == before.reasoning
+        assert "-0.250000" not in after.reasoning
+    finally:
+        camera.running.set()
 
 
 def test_engine_failure_answers_error_and_the_next_request_is_served(rig):

@@ -89,7 +89,11 @@ def test_the_export_loads_in_the_torch_engine_with_the_same_logits(toy_data, tmp
     with torch.no_grad():
         ours = forward_logits(module.model.eval(), collate_video_inputs([inputs], 0))[0]
     assert torch.allclose(engine.prompt_logits(clip, prompt), ours, atol=1e-4)
-    assert engine.reason(clip, prompt, max_new_tokens=4).text is not None
+    # and it generates from them: the first greedy token is the module's own argmax there
+    reasoning = engine.reason(clip, prompt, max_new_tokens=4)
+    assert reasoning.num_generated_tokens >= 1
+    first = module.processor.tokenizer.decode([int(ours[-1].argmax())])
+    assert reasoning.text.startswith(first)
 
 
 def test_lora_trains_adapters_only_and_exports_merged_weights(toy_data, tmp_path):
