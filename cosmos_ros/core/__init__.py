@@ -16,6 +16,7 @@ from cosmos_ros.core.codec import (
     image_to_rgb8,
     rgb8_to_compressed_fields,
     stamp_seconds,
+    time_seconds,
 )
 from cosmos_ros.core.frames import CameraStats, EmptyClipError, FrameBuffer
 from cosmos_ros.core.prompts import (
@@ -61,4 +62,5 @@ __all__ = [
     "parse_answer",
     "rgb8_to_compressed_fields",
     "stamp_seconds",
+    "time_seconds",
 ]

@@ -137,10 +137,15 @@ def _byte_view(data: Any) -> memoryview:
     return view.cast("B") if view.format != "B" or view.ndim != 1 else view
 
 
+def time_seconds(stamp: Any) -> float:
+    """A builtin_interfaces/Time, or a (sec, nanosec) pair as JSON records hold it, as float seconds."""
+    sec, nanosec = (stamp.sec, stamp.nanosec) if hasattr(stamp, "nanosec") else stamp
+    return float(sec) + float(nanosec) * 1e-9
+
+
 def stamp_seconds(msg: Any) -> float:
     """header.stamp of a message as float seconds (the FrameBuffer's time key)."""
-    stamp = msg.header.stamp
-    return float(stamp.sec) + float(stamp.nanosec) * 1e-9
+    return time_seconds(msg.header.stamp)
 
 
 def image_to_array(msg: Any, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:

@@ -27,6 +27,7 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 
+from cosmos_ros.core.codec import time_seconds
 from cosmos_ros.msg import FailureDetection, SubtaskPrediction
 from cosmos_ros.sim.evaluation import EpisodeScores, PeriodicAnswer, Scoreboard, episode_report
 from cosmos_ros.srv import Reason
@@ -34,10 +35,6 @@ from cosmos_ros.nodes.runner import run_node
 
 STATUS_NAMES = {0: "ok", 1: "none", 2: "uncertain", 3: "stale", 4: "error", 5: "busy", 6: "invalid"}
 VERDICTS = {FailureDetection.VERDICT_FAILURE: True, FailureDetection.VERDICT_SUCCESS: False}
-
-
-def _seconds(stamp) -> float:
-    return stamp.sec + stamp.nanosec * 1e-9
 
 
 class Evaluator(Node):
@@ -139,7 +136,7 @@ class Evaluator(Node):
         subtask = isinstance(msg, SubtaskPrediction)
         answer = PeriodicAnswer(
             kind="next_subtask" if subtask else "failure",
-            clip_end=_seconds(msg.clip_end),
+            clip_end=time_seconds(msg.clip_end),
             received=self.get_clock().now().nanoseconds * 1e-9,
             status=STATUS_NAMES.get(msg.status, str(msg.status)),
             subtask=msg.subtask if subtask else "",

@@ -33,6 +33,7 @@ from cosmos_ros.core.codec import (
     ImageDecodeError,
     compressed_to_rgb8,
     image_to_rgb8,
+    stamp_seconds,
 )
 from cosmos_ros.core.frames import FrameBuffer
 from cosmos_ros.engine import create_engine
@@ -184,7 +185,7 @@ class ReasonerLogic:
         # capture -> in the buffer, decode and resize included; refused frames and the first of a
         # new timeline (a stamp-0 frame, a year-ahead one) would only measure the bad stamp
         if accepted and not jumped:
-            captured = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+            captured = stamp_seconds(msg)
             self._latency[camera].append(self.get_clock().now().nanoseconds * 1e-9 - captured)
         else:
             self._log_once(

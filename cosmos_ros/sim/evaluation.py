@@ -20,6 +20,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from cosmos_ros.core.codec import time_seconds
+
 if TYPE_CHECKING:  # the evaluator node imports this module without mujoco
     from cosmos_ros.sim.sample import Sample
 
@@ -31,10 +33,6 @@ def question_stops(sample: Sample) -> dict[int, list[int]]:
         end = len(sample.frames) if question.video == "clip" else sample.videos[question.video][1]
         stops[end - 1].append(i)
     return dict(stops)
-
-
-def _seconds(stamp: tuple[int, int]) -> float:
-    return stamp[0] + stamp[1] * 1e-9
 
 
 def question_message(sample: Sample, clip_id: str, index: int, stamps: list[tuple[int, int]]) -> dict:
@@ -58,8 +56,8 @@ def question_message(sample: Sample, clip_id: str, index: int, stamps: list[tupl
         "answer_text": question.answer_text,
         "task_text": question.task,
         "window": {
-            "start": _seconds(stamps[start]),
-            "end": _seconds(stamps[-1]),
+            "start": time_seconds(stamps[start]),
+            "end": time_seconds(stamps[-1]),
             "end_stamp": list(stamps[-1]),
             "frames": len(stamps) - start,
         },
@@ -93,7 +91,7 @@ def clip_message(sample: Sample, clip_id: str, stamps: list[tuple[int, int]]) ->
 
 def _frame_at(clip: dict, end: float) -> int | None:
     """Index of the clip's newest frame at time `end`, or None outside the clip."""
-    stamps = [_seconds(tuple(s)) for s in clip["frame_stamps"]]
+    stamps = [time_seconds(s) for s in clip["frame_stamps"]]
     if not stamps or not stamps[0] <= end <= stamps[-1] + 1e-6:
         return None
     return max(i for i, s in enumerate(stamps) if s <= end + 1e-6)
@@ -233,7 +231,7 @@ class EpisodeScores:
         statuses: dict[str, int] = defaultdict(int)
         for cid in watched:
             record, answers = self.records[cid], self.answers[cid]
-            shows = _seconds(tuple(record["failure_stamp"])) if record.get("failure_stamp") else None
+            shows = time_seconds(record["failure_stamp"]) if record.get("failure_stamp") else None
             detected_at = None
             for answer in answers:
                 statuses[f"{answer.kind}/{answer.status}"] += 1

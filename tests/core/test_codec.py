@@ -21,6 +21,7 @@ from cosmos_ros.core.codec import (
     image_to_rgb8,
     rgb8_to_compressed_fields,
     stamp_seconds,
+    time_seconds,
 )
 
 RNG = np.random.default_rng(0)
@@ -128,6 +129,11 @@ def test_array_to_image_fields_rejects_a_wrong_channel_count():
 def test_stamp_seconds_joins_sec_and_nanosec():
     msg = SimpleNamespace(header=SimpleNamespace(stamp=SimpleNamespace(sec=12, nanosec=500_000_000)))
     assert stamp_seconds(msg) == 12.5
+
+
+def test_time_seconds_reads_a_time_message_and_a_recorded_pair_alike():
+    assert time_seconds(SimpleNamespace(sec=1796282771, nanosec=9_534_202)) == 1796282771.009534202
+    assert time_seconds([1796282771, 9_534_202]) == time_seconds((1796282771, 9_534_202)) == 1796282771.009534202
 
 
 # ---- to RGB ------------------------------------------------------------------
