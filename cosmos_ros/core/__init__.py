@@ -29,7 +29,7 @@ from cosmos_ros.core.prompts import (
     mcq_prompt,
     next_subtask_prompt,
 )
-from cosmos_ros.core.types import Clip, Prompt, Reasoning, TaskKind
+from cosmos_ros.core.types import Clip, OutcomeStatus, Prompt, Reasoning, TaskKind
 
 __all__ = [
     "AnswerStatus",
@@ -42,6 +42,7 @@ __all__ = [
     "FAILURE_OPTIONS",
     "FrameBuffer",
     "ImageDecodeError",
+    "OutcomeStatus",
     "ParsedAnswer",
     "Prompt",
     "REASONING_FREE",

@@ -7,7 +7,7 @@ engines and the nodes; keep them small and stable.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import Enum, IntEnum
 
 import numpy as np
 
@@ -56,6 +56,27 @@ class Clip:
     @property
     def num_frames(self) -> int:
         return int(self.frames.shape[0])
+
+
+class OutcomeStatus(IntEnum):
+    """What became of a question — the STATUS_* constants of every cosmos_ros message, service
+    and action carry these values (a test ties them)."""
+
+    OK = 0
+    NONE = 1
+    UNCERTAIN = 2
+    STALE = 3
+    ERROR = 4
+    BUSY = 5
+    INVALID = 6
+
+    @classmethod
+    def name_of(cls, value: int) -> str:
+        """'OK', 'NONE', … for a status value; the number itself for one this version does not know."""
+        try:
+            return cls(value).name
+        except ValueError:
+            return str(value)
 
 
 class TaskKind(str, Enum):

@@ -28,12 +28,12 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 
 from cosmos_ros.core.codec import time_seconds
+from cosmos_ros.core.types import OutcomeStatus
 from cosmos_ros.msg import FailureDetection, SubtaskPrediction
 from cosmos_ros.sim.evaluation import EpisodeScores, PeriodicAnswer, Scoreboard, episode_report
 from cosmos_ros.srv import Reason
 from cosmos_ros.nodes.runner import run_node
 
-STATUS_NAMES = {0: "ok", 1: "none", 2: "uncertain", 3: "stale", 4: "error", 5: "busy", 6: "invalid"}
 VERDICTS = {FailureDetection.VERDICT_FAILURE: True, FailureDetection.VERDICT_SUCCESS: False}
 
 
@@ -114,7 +114,7 @@ class Evaluator(Node):
         response = future.result()
         if self.finished or response is None:
             return
-        status = STATUS_NAMES.get(response.status, str(response.status))
+        status = OutcomeStatus.name_of(response.status).lower()
         correct = response.status == Reason.Response.STATUS_OK and response.choice_index == record["answer"]
         if (response.clip_end.sec, response.clip_end.nanosec) != tuple(record["window"]["end_stamp"]):
             self.scores.window_mismatches += 1  # the reasoner saw a later frame than the question's video
@@ -138,7 +138,7 @@ class Evaluator(Node):
             kind="next_subtask" if subtask else "failure",
             clip_end=time_seconds(msg.clip_end),
             received=self.get_clock().now().nanoseconds * 1e-9,
-            status=STATUS_NAMES.get(msg.status, str(msg.status)),
+            status=OutcomeStatus.name_of(msg.status).lower(),
             subtask=msg.subtask if subtask else "",
             failed=None if subtask else VERDICTS.get(msg.verdict),
         )

@@ -19,10 +19,10 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
 
+from cosmos_ros.core.types import OutcomeStatus
 from cosmos_ros.msg import FailureDetection, SubtaskPrediction, TaskContext
 from cosmos_ros.nodes.runner import run_node
 
-STATUS_NAMES = {0: "OK", 1: "NONE", 2: "UNCERTAIN", 3: "STALE", 4: "ERROR"}
 VERDICT_NAMES = {0: "SUCCESS", 1: "FAILURE", 2: "UNCERTAIN"}
 THROTTLE_S = 10.0  # routine lines (ignored answers, SUCCESS verdicts) at most this often
 
@@ -54,7 +54,7 @@ class PlannerListener(Node):
         if self.task_id and msg.task_id != self.task_id:
             return f"about task {msg.task_id!r}, the robot is on {self.task_id!r}"
         if msg.status != SubtaskPrediction.STATUS_OK:
-            return f"status {STATUS_NAMES.get(msg.status, msg.status)}: {msg.status_message}"
+            return f"status {OutcomeStatus.name_of(msg.status)}: {msg.status_message}"
         if math.isfinite(msg.confidence) and msg.confidence < self.min_confidence:
             return f"confidence {msg.confidence:.2f} < {self.min_confidence:.2f}"
         age = (self.get_clock().now() - Time.from_msg(msg.header.stamp)).nanoseconds * 1e-9

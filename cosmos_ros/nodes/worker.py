@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import enum
 import math
 import threading
 import time
@@ -29,23 +28,11 @@ from dataclasses import dataclass, field, replace
 from cosmos_ros.core import prompts
 from cosmos_ros.core.answers import AnswerStatus, ParsedAnswer, parse_answer
 from cosmos_ros.core.frames import EmptyClipError, FrameBuffer
-from cosmos_ros.core.types import Clip, Prompt, Reasoning
+from cosmos_ros.core.types import Clip, OutcomeStatus, Prompt, Reasoning
 
 # The bounds of a request's window_s and max_new_tokens; the node's parameters share them.
 MAX_WINDOW_S = 600.0
 MAX_NEW_TOKENS = 32768
-
-
-class OutcomeStatus(enum.IntEnum):
-    """Values match the STATUS_* constants of the cosmos_ros messages."""
-
-    OK = 0
-    NONE = 1
-    UNCERTAIN = 2
-    STALE = 3
-    ERROR = 4
-    BUSY = 5
-    INVALID = 6
 
 
 _FROM_ANSWER = {

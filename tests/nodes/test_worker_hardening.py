@@ -13,7 +13,8 @@ import test_worker
 from test_worker import FIRST_STAMPS, NOW, WAIT_S, FakeEngine, Recorder, ask, fill, settings
 
 from cosmos_ros.nodes import worker as worker_module
-from cosmos_ros.nodes.worker import MAX_NEW_TOKENS, MAX_WINDOW_S, OutcomeStatus, Request
+from cosmos_ros.core.types import OutcomeStatus
+from cosmos_ros.nodes.worker import MAX_NEW_TOKENS, MAX_WINDOW_S, Request
 
 # test_worker's fixtures, for the tests here
 buffer = test_worker.buffer
