@@ -7,8 +7,8 @@ import math
 from builtin_interfaces.msg import Time
 
 from cosmos_ros.core.prompts import FAILED_CHOICE
-from cosmos_ros.msg import FailureDetection, SubtaskPrediction
 from cosmos_ros.core.types import OutcomeStatus
+from cosmos_ros.msg import FailureDetection, SubtaskPrediction
 from cosmos_ros.nodes.worker import Outcome
 
 
