@@ -28,7 +28,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 
 from cosmos_ros.core.codec import time_seconds
-from cosmos_ros.core.types import OutcomeStatus
+from cosmos_ros.core.types import OutcomeStatus, TaskKind
 from cosmos_ros.msg import FailureDetection, SubtaskPrediction
 from cosmos_ros.sim.evaluation import EpisodeScores, PeriodicAnswer, Scoreboard, episode_report
 from cosmos_ros.srv import Reason
@@ -135,7 +135,7 @@ class Evaluator(Node):
             return  # answers from the reasoner's parameters are about no episode
         subtask = isinstance(msg, SubtaskPrediction)
         answer = PeriodicAnswer(
-            kind="next_subtask" if subtask else "failure",
+            kind=TaskKind.NEXT_SUBTASK if subtask else TaskKind.FAILURE,
             clip_end=time_seconds(msg.clip_end),
             received=self.get_clock().now().nanoseconds * 1e-9,
             status=OutcomeStatus.name_of(msg.status).lower(),
@@ -146,7 +146,7 @@ class Evaluator(Node):
 
     def _log_episode(self, record: dict) -> None:
         answers = self.episodes.answers.get(record["clip_id"], [])
-        alarms = sum(1 for a in answers if a.kind == "failure" and a.status == "ok" and a.failed)
+        alarms = sum(1 for a in answers if a.kind == TaskKind.FAILURE and a.status == "ok" and a.failed)
         self.get_logger().info(
             f"episode {record['clip_id']} ({record.get('outcome')}): {len(answers)} answers, "
             f"{alarms} FAILURE verdicts; running next-subtask accuracy "

@@ -41,7 +41,7 @@ from cosmos_ros.msg import FailureDetection, SubtaskPrediction, TaskContext
 from cosmos_ros.nodes import diagnostics, messages
 from cosmos_ros.nodes.tasks import TaskFields, TaskInput, TaskRefused
 from cosmos_ros.nodes.reasoner_params import PARAMETERS, descriptor, settings_from, timer_period_ns, validate
-from cosmos_ros.core.types import OutcomeStatus
+from cosmos_ros.core.types import OutcomeStatus, TaskKind
 from cosmos_ros.nodes.worker import Cancelled, Outcome, ReasoningWorker, Request
 from cosmos_ros.srv import Reason as ReasonService
 from cosmos_ros.nodes.runner import run_node
@@ -220,9 +220,9 @@ class ReasonerLogic:
             self._logged_causes.add(key)
             self.get_logger().warning(message + " (logged once; counts on /diagnostics)")
 
-    def _publish_periodic(self, kind: str, outcome: Outcome) -> None:
+    def _publish_periodic(self, kind: TaskKind, outcome: Outcome) -> None:
         frame_id = self._frame_ids.get(outcome.cameras[0], "") if outcome.cameras else ""
-        if kind == "next_subtask":
+        if kind == TaskKind.NEXT_SUBTASK:
             self._subtask_pub.publish(messages.subtask_prediction(outcome, self.stamps, frame_id))
         else:
             msg = messages.failure_detection(outcome, self.stamps, frame_id)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from cosmos_ros.core import prompts
 from cosmos_ros.core.answers import AnswerStatus, ParsedAnswer, parse_answer
 from cosmos_ros.core.frames import EmptyClipError, FrameBuffer
-from cosmos_ros.core.types import Clip, OutcomeStatus, Prompt, Reasoning
+from cosmos_ros.core.types import Clip, OutcomeStatus, Prompt, Reasoning, TaskKind
 
 # The bounds of a request's window_s and max_new_tokens; the node's parameters share them.
 MAX_WINDOW_S = 600.0
@@ -120,7 +120,7 @@ class ReasoningWorker:
 
     engine_factory: called once on the worker thread (model loading can take a while);
         if it raises, every answer is an ERROR that names the failure and the node lives on.
-    on_periodic: receives (kind, Outcome) with kind "next_subtask" or "failure".
+    on_periodic: receives (kind, Outcome) with kind TaskKind.NEXT_SUBTASK or TaskKind.FAILURE.
     on_error: receives (cause, message) the first time each cause of error appears.
     """
 
@@ -305,13 +305,13 @@ class ReasoningWorker:
             prompt = prompts.next_subtask_prompt(settings.task, settings.subtask_options)
             outcome = self._answer(prompt, settings.cameras, settings, since=settings.task_since)
             outcome.task, outcome.task_id = settings.task, settings.task_id
-            self._on_periodic("next_subtask", outcome)
+            self._on_periodic(TaskKind.NEXT_SUBTASK, outcome)
         if settings.publish_failure:
             prompt = prompts.failure_prompt(settings.task, settings.failure_subtask or None)
             outcome = self._answer(prompt, settings.cameras, settings, since=settings.task_since)
             outcome.task, outcome.task_id = settings.task, settings.task_id
             outcome.subtask = settings.failure_subtask
-            self._on_periodic("failure", outcome)
+            self._on_periodic(TaskKind.FAILURE, outcome)
 
     def _answer(
         self,

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from cosmos_ros.core.codec import time_seconds
+from cosmos_ros.core.types import TaskKind
 
 if TYPE_CHECKING:  # the evaluator node imports this module without mujoco
     from cosmos_ros.sim.sample import Sample
@@ -49,7 +50,7 @@ def question_message(sample: Sample, clip_id: str, index: int, stamps: list[tupl
         "category": question.category,
         "kind": question.kind,
         # the question line of the prompt the dataset uses; the options travel separately
-        "question": question.question if question.kind == "question" else prompt.text.split("\n", 1)[0],
+        "question": question.question if question.kind == TaskKind.QUESTION else prompt.text.split("\n", 1)[0],
         "options": list(question.options),
         "answer": question.answer,
         "answer_letter": question.answer_letter,
@@ -174,7 +175,7 @@ SCORED_STATUSES = ("ok", "none", "uncertain")  # the model answered; stale/error
 class PeriodicAnswer:
     """One SubtaskPrediction or FailureDetection, as the evaluator received it."""
 
-    kind: str  # "next_subtask" | "failure"
+    kind: TaskKind  # NEXT_SUBTASK | FAILURE
     clip_end: float  # stamp of the newest frame the model saw, seconds
     received: float  # when the answer arrived (same clock as the frame stamps), seconds
     status: str  # "ok", "none", "uncertain", "stale", ...
@@ -235,7 +236,7 @@ class EpisodeScores:
             detected_at = None
             for answer in answers:
                 statuses[f"{answer.kind}/{answer.status}"] += 1
-                if answer.kind == "next_subtask":
+                if answer.kind == TaskKind.NEXT_SUBTASK:
                     expected = expected_next_subtask(record, answer.clip_end)
                     if expected is not None and answer.status in SCORED_STATUSES:
                         right = answer.status == "ok" and answer.subtask.casefold() == expected.casefold()
@@ -263,7 +264,7 @@ class EpisodeScores:
                     latencies.append(detected_at - shows)
                 else:
                     fn += 1
-            elif any(a.kind == "failure" and a.status == "ok" and a.failed for a in answers):
+            elif any(a.kind == TaskKind.FAILURE and a.status == "ok" and a.failed for a in answers):
                 fp += 1
         precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
         f1 = round(2 * precision * recall / (precision + recall), 4) if precision and recall else (

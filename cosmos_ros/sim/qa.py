@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 
+from cosmos_ros.core.types import TaskKind
 from cosmos_ros.sim.sample import Question
 
 # (question category prefix, boolean clip label): a one-feature rule that should stay near chance.
@@ -23,7 +24,8 @@ SHORTCUT_PROBES = (
 
 
 def question_from(data: dict) -> Question:
-    return Question(**{k: (tuple(v) if k == "options" else v) for k, v in data.items()})
+    convert = {"options": tuple, "kind": TaskKind}
+    return Question(**{k: convert.get(k, lambda x: x)(v) for k, v in data.items()})
 
 
 def qa_records(annotation: dict) -> list[dict]:
@@ -36,7 +38,7 @@ def qa_records(annotation: dict) -> list[dict]:
         records.append({
             "id": f"{annotation['clip_id']}_q{i}",
             "video": annotation["videos"][question.video]["path"],
-            "question": prompt.text.split("\n", 1)[0] if question.kind != "question" else question.question,
+            "question": prompt.text.split("\n", 1)[0] if question.kind != TaskKind.QUESTION else question.question,
             "options": list(question.options),
             "answer": question.answer_letter,
             "answer_text": question.answer_text,

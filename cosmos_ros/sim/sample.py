@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cosmos_ros.core.prompts import OPTION_LETTERS, failure_prompt, mcq_prompt, next_subtask_prompt
-from cosmos_ros.core.types import Prompt
+from cosmos_ros.core.types import Prompt, TaskKind
 from cosmos_ros.sim.physics import Simulation, Trajectory
 
 
@@ -20,8 +20,8 @@ class Rejected(Exception):
 class Question:
     """One multiple-choice question about a video of the sample.
 
-    kind picks the prompt builder so the dataset asks exactly what the reasoner node asks:
-    'question' (mcq_prompt), 'next_subtask' (next_subtask_prompt with `task`), 'failure'
+    kind (a TaskKind) picks the prompt builder so the dataset asks exactly what the reasoner node
+    asks: QUESTION (mcq_prompt), NEXT_SUBTASK (next_subtask_prompt with `task`), FAILURE
     (failure_prompt with `task` and optional `subtask`; options are FAILURE_OPTIONS).
     video: which video of the sample it is about ('clip' or a key of Sample.videos).
     """
@@ -30,7 +30,7 @@ class Question:
     options: tuple[str, ...]
     answer: int
     category: str
-    kind: str = "question"
+    kind: TaskKind = TaskKind.QUESTION
     task: str = ""
     subtask: str = ""
     think: str = ""
@@ -51,9 +51,9 @@ class Question:
         return self.options[self.answer]
 
     def prompt(self) -> Prompt:
-        if self.kind == "next_subtask":
+        if self.kind == TaskKind.NEXT_SUBTASK:
             return next_subtask_prompt(self.task, self.options)
-        if self.kind == "failure":
+        if self.kind == TaskKind.FAILURE:
             prompt = failure_prompt(self.task, self.subtask or None)
             if prompt.options != self.options:
                 raise ValueError(

@@ -11,6 +11,7 @@ import os
 import sys
 from pathlib import Path
 
+from cosmos_ros.core.types import TaskKind
 from cosmos_ros.sim.config import (
     SCENARIO_DIR,
     RenderConfig,
@@ -76,7 +77,7 @@ def generate(
 
 def sorted_options(question: Question) -> Question:
     """The question with its options in alphabetical order (free-form kinds keep theirs)."""
-    if question.kind != "question":
+    if question.kind != TaskKind.QUESTION:
         return question  # next_subtask / failure options are the prompt builders' fixed lists
     options = tuple(sorted(question.options))
     return dataclasses.replace(

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from cosmos_ros.core.prompts import FAILED_CHOICE, FAILURE_OPTIONS
+from cosmos_ros.core.types import TaskKind
 from cosmos_ros.sim import gripper
 from cosmos_ros.sim.config import CameraConfig, Range, RenderConfig, SceneConfig, TaskConfig
 from cosmos_ros.sim.gripper import CLOSED, FINGER_REACH, OPEN, Phase, Script
@@ -290,7 +291,7 @@ def _attempt(cfg: ManipulationConfig, rng: np.random.Generator, variant: str) ->
         sub_options, sub_answer = balanced_options(correct, [s for s in subtasks if s != correct], rng, n)
         think = f"The robot has just finished: {subtasks[boundary[1]]}. Next it should {correct}."
         category = f"{TASK}/next_subtask"
-        next_question = Question("next subtask", sub_options, sub_answer, category, kind="next_subtask")
+        next_question = Question("next subtask", sub_options, sub_answer, category, kind=TaskKind.NEXT_SUBTASK)
         questions.append(replace(next_question, task=task_text, think=think, video=video))
     labels = {
         "task_text": task_text,
@@ -348,7 +349,7 @@ def _outcome(trajectory, count, target, handled, half, pad_xy, pad_half, skill) 
 def _failure_question(task_text: str, verdict: int, think: str, video: str = "clip") -> Question:
     question = f"Did the robot fail to complete the task: '{task_text}'?"
     return Question(
-        question, FAILURE_OPTIONS, verdict, f"{TASK}/failure", kind="failure", task=task_text, think=think,
+        question, FAILURE_OPTIONS, verdict, f"{TASK}/failure", kind=TaskKind.FAILURE, task=task_text, think=think,
         video=video,
     )  # fmt: skip
 
@@ -403,7 +404,7 @@ def _stream_questions(cfg, rng, task_text, subtasks, frame_subtask_index, failur
             think = f"The robot is doing: {subtasks[current]}. Next it should {subtasks[current + 1]}."
             asked.append(
                 Question("next subtask", tuple(subtasks), current + 1, f"{TASK}/next_subtask",
-                         kind="next_subtask", task=task_text, think=think, video=video)
+                         kind=TaskKind.NEXT_SUBTASK, task=task_text, think=think, video=video)
             )  # fmt: skip
         if failure_frame is None or end - 1 < failure_frame:
             think = "So far the robot has done what the task needs."
