@@ -80,9 +80,14 @@ class OutcomeStatus(IntEnum):
 
 
 class TaskKind(str, Enum):
+    """What a question asks; its value is the name the datasets and reports write."""
+
     NEXT_SUBTASK = "next_subtask"
     FAILURE = "failure"
     QUESTION = "question"
+
+    def __str__(self) -> str:  # "failure", not "TaskKind.FAILURE", in f-strings and reports
+        return self.value
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from cosmos_ros.core.types import TaskKind
 from cosmos_ros.sim.evaluation import EpisodeScores, PeriodicAnswer, episode_report
 
 PLAN = ["move above the red block", "grasp the red block", "lift the red block"]
@@ -22,11 +23,11 @@ def record(cid: str, failed: bool, failure_frame: int | None = None, outcome: st
 
 
 def subtask(end: float, text: str, status: str = "ok") -> PeriodicAnswer:
-    return PeriodicAnswer("next_subtask", end, end + 0.3, status, subtask=text)
+    return PeriodicAnswer(TaskKind.NEXT_SUBTASK, end, end + 0.3, status, subtask=text)
 
 
 def verdict(end: float, failed: bool | None, status: str = "ok", delay: float = 0.3) -> PeriodicAnswer:
-    return PeriodicAnswer("failure", end, end + delay, status, failed=failed)
+    return PeriodicAnswer(TaskKind.FAILURE, end, end + delay, status, failed=failed)
 
 
 def scores(*episodes) -> dict:
@@ -99,6 +100,13 @@ def test_precision_recall_and_f1_count_episodes():
     assert summary["failure_precision"] == 0.5 and summary["failure_recall"] == 0.5
     assert summary["failure_f1"] == 0.5
     assert summary["failure_recall_by_outcome"] == {"drop": 0.5}
+
+
+def test_answer_statuses_are_counted_by_kind_and_status_names():
+    summary = scores((record("f", True, failure_frame=4), [
+        subtask(102.0, "lift the red block"), verdict(102.0, None, status="uncertain"), verdict(106.0, True),
+    ]))  # fmt: skip
+    assert summary["answer_statuses"] == {"failure/ok": 1, "failure/uncertain": 1, "next_subtask/ok": 1}
 
 
 def test_per_message_failure_answers_skip_the_margin_after_the_failure():
