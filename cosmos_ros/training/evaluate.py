@@ -192,7 +192,8 @@ def write_report(
     for i, name in enumerate(names):
         values = [results[name].get(c, {}).get("accuracy", 0.0) for c in categories]
         ax.bar([x + i * width for x in range(len(categories))], values, width, label=name)
-    ax.set_xticks([x + width * (len(names) - 1) / 2 for x in range(len(categories))], categories, fontsize=8)
+    ticks = [x + width * (len(names) - 1) / 2 for x in range(len(categories))]
+    ax.set_xticks(ticks, categories, fontsize=8, rotation=25, ha="right")  # long names stay apart
     ax.set_ylim(0, 1)
     ax.set_ylabel("accuracy")
     ax.set_title(title)
