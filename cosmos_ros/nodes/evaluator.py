@@ -21,7 +21,6 @@ import json
 import os
 import sys
 
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -32,42 +31,32 @@ from cosmos_ros.core.types import OutcomeStatus, TaskKind
 from cosmos_ros.msg import FailureDetection, SubtaskPrediction
 from cosmos_ros.sim.evaluation import EpisodeScores, PeriodicAnswer, Scoreboard, episode_report
 from cosmos_ros.srv import Reason
+from cosmos_ros.nodes import params
 from cosmos_ros.nodes.runner import run_node
 
+PARAMETERS = {
+    "num_questions": (0, "service answers to score before the report; 0 = never stop", True),
+    "report_path": ("", "write the final JSON report here ('' = log only)", True),
+    "max_new_tokens": (0, "generation budget per question; 0 = reasoner default", True),
+    "service_timeout_s": (10.0, "how long to wait for the reason service at start, s", True),
+    "duration_s": (0.0, "report and exit after this many seconds; 0 = never", True),
+}
+RANGES = {
+    "num_questions": (0, 1_000_000),
+    "max_new_tokens": (0, 32768),
+    "service_timeout_s": (0.0, 3600.0),
+    "duration_s": (0.0, 1.0e7),
+}
 VERDICTS = {FailureDetection.VERDICT_FAILURE: True, FailureDetection.VERDICT_SUCCESS: False}
 
 
 class Evaluator(Node):
     def __init__(self, **kwargs):
         super().__init__("evaluator", **kwargs)
-        describe = lambda text: ParameterDescriptor(description=text, read_only=True)  # noqa: E731
-        self.declare_parameter(
-            "num_questions", 0, describe("service answers to score before the report; 0 = never stop")
-        )
-        self.declare_parameter(
-            "report_path", "", describe("write the final JSON report here ('' = log only)")
-        )
-        self.declare_parameter(
-            "max_new_tokens", 0, describe("generation budget per question; 0 = reasoner default")
-        )
-        self.declare_parameter("service_timeout_s", 10.0, describe("how long to wait for the reason service"))
-        # integer or double: `duration:=300` from a launch command line arrives as an integer
-        seconds = ParameterDescriptor(
-            description="report and exit after this many seconds; 0 = never", read_only=True, dynamic_typing=True
-        )
-        self.declare_parameter("duration_s", 0.0, seconds)
-        get = lambda name: self.get_parameter(name).value  # noqa: E731
-        self.num_questions, self.report_path = int(get("num_questions")), get("report_path")
-        self.max_new_tokens = int(get("max_new_tokens"))
-        duration = get("duration_s")
-        if not isinstance(duration, (int, float)) or isinstance(duration, bool):
-            raise ValueError(f"duration_s must be a number of seconds, got {duration!r}")
-        duration = float(duration)
-        if self.num_questions < 0 or self.max_new_tokens < 0 or not 0 <= duration < float("inf"):
-            raise ValueError(
-                f"num_questions and max_new_tokens must be >= 0 and duration_s finite >= 0; got "
-                f"{self.num_questions}, {self.max_new_tokens}, {duration}"
-            )
+        # duration_s: integer or double, as `duration:=300` from a launch command line is an integer
+        values = params.declare(self, PARAMETERS, ranges=RANGES, dynamic=("duration_s",))
+        self.num_questions, self.report_path = values.num_questions, values.report_path
+        self.max_new_tokens, duration = values.max_new_tokens, float(values.duration_s)
 
         self.scores = Scoreboard()
         self.episodes = EpisodeScores()
@@ -75,7 +64,7 @@ class Evaluator(Node):
         self.finished = False
         group = ReentrantCallbackGroup()
         self._client = self.create_client(Reason, "reason", callback_group=group)
-        if not self._client.wait_for_service(timeout_sec=float(get("service_timeout_s"))):
+        if not self._client.wait_for_service(timeout_sec=values.service_timeout_s):
             self.get_logger().warning("the reason service is not up yet; questions wait for it")
         truth_qos = QoSProfile(
             depth=50, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL

@@ -14,26 +14,29 @@ from __future__ import annotations
 import math
 import sys
 
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
 
 from cosmos_ros.core.types import OutcomeStatus
 from cosmos_ros.msg import FailureDetection, SubtaskPrediction, TaskContext
+from cosmos_ros.nodes import params
 from cosmos_ros.nodes.runner import run_node
 
 VERDICT_NAMES = {0: "SUCCESS", 1: "FAILURE", 2: "UNCERTAIN"}
+PARAMETERS = {
+    "min_confidence": (0.0, "act only on answers at least this confident", True),
+    "max_age_s": (10.0, "ignore answers about clips older than this, s", True),
+}
+RANGES = {"min_confidence": (0.0, 1.0), "max_age_s": (0.0, 1.0e6)}
 THROTTLE_S = 10.0  # routine lines (ignored answers, SUCCESS verdicts) at most this often
 
 
 class PlannerListener(Node):
     def __init__(self, **kwargs):
         super().__init__("planner_listener", **kwargs)
-        self.declare_parameter("min_confidence", 0.0, ParameterDescriptor(description="ignore answers below"))
-        self.declare_parameter("max_age_s", 10.0, ParameterDescriptor(description="ignore older clips"))
-        self.min_confidence = float(self.get_parameter("min_confidence").value)
-        self.max_age_s = float(self.get_parameter("max_age_s").value)
+        values = params.declare(self, PARAMETERS, ranges=RANGES)
+        self.min_confidence, self.max_age_s = values.min_confidence, values.max_age_s
         self.current_subtask = ""
         self.task_id = ""  # the task the robot is on; "" until a TaskContext arrives
         self.replanned: set[str] = set()

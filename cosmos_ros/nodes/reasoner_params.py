@@ -9,10 +9,9 @@ max_frames, never on window_s x fps.
 
 from __future__ import annotations
 
-import math
+from rcl_interfaces.msg import ParameterDescriptor
 
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
-
+from cosmos_ros.nodes import params
 from cosmos_ros.nodes.worker import MAX_NEW_TOKENS, MAX_WINDOW_S, Settings
 
 # name: (default, description, read_only). Read-only ones shape subscriptions or the model.
@@ -69,36 +68,22 @@ RANGES = {
 }
 
 
+CHOICES = {
+    "image_transport": ("raw", "compressed"),
+    "camera_reliability": ("best_effort", "reliable"),
+}
+
+
 def descriptor(name: str, default, description: str, read_only: bool) -> ParameterDescriptor:
     """The descriptor to declare `name` with: its description, and its range if it has one."""
-    result = ParameterDescriptor(description=description, read_only=read_only)
-    if isinstance(default, list):
-        result.type = ParameterType.PARAMETER_STRING_ARRAY
-    if name in RANGES:
-        low, high = RANGES[name]
-        if isinstance(default, float):
-            result.floating_point_range = [FloatingPointRange(from_value=low, to_value=high, step=0.0)]
-        else:
-            result.integer_range = [IntegerRange(from_value=low, to_value=high, step=1)]
-    return result
+    return params.descriptor(name, default, description, read_only, RANGES)
 
 
 def validate(values: dict) -> str:
     """Returns why the parameter values are unusable, or '' when they are fine."""
-    problems = []
-    for name, (low, high) in RANGES.items():
-        value = values[name]
-        if not (math.isfinite(value) and low <= value <= high):
-            problems.append(f"{name} must be a finite number within {low:g}..{high:g}, got {value}")
-    checks = [
-        (len([c for c in values["cameras"] if c]) >= 1, "cameras must name at least one camera"),
-        (values["image_transport"] in ("raw", "compressed"), "image_transport must be 'raw' or 'compressed'"),
-        (
-            values["camera_reliability"] in ("best_effort", "reliable"),
-            "camera_reliability must be 'best_effort' or 'reliable'",
-        ),
-    ]
-    problems += [message for ok, message in checks if not ok]
+    problems = params.problems(values, RANGES, CHOICES)
+    if not [c for c in values["cameras"] if c]:
+        problems.append("cameras must name at least one camera")
     return "; ".join(problems)
 
 

@@ -31,7 +31,6 @@ import threading
 import time
 
 import numpy as np
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
@@ -41,7 +40,40 @@ from cosmos_ros.msg import TaskContext
 from cosmos_ros.nodes.images import rgb_to_image
 from cosmos_ros.sim import evaluation, scenarios
 from cosmos_ros.sim.config import clip_id
+from cosmos_ros.nodes import params
 from cosmos_ros.nodes.runner import run_node
+
+
+PARAMETERS = {
+    "scenario": ("object_permanence", "task name or scenario YAML path", True),
+    "seed": (-1, "base seed; -1 = the scenario config's", True),
+    "start_index": (0, "first clip index", True),
+    "num_clips": (0, "clips to play; 0 = endless", True),
+    "width": (0, "frame width; 0 = the config's", True),
+    "height": (0, "frame height; 0 = the config's", True),
+    "fps": (0.0, "frames per second; 0 = the config's", True),
+    "mode": ("questions", "questions (pause and announce) | episodes (live)", True),
+    "gap_s": (1.0, "pause after each question's video (questions) or episode (episodes), s", True),
+    "gap_jitter_s": (
+        0.0,
+        "episodes: add a seeded U(0, this) s to each pause, so periodic answers fall at every moment "
+        "of an episode instead of locking to one phase",
+        True,
+    ),
+    "frame_id": ("sim_camera", "header.frame_id", True),
+    "encoding": ("rgb8", "rgb8 or bgr8", True),
+}
+RANGES = {
+    "seed": (-1, 2**31 - 1),
+    "start_index": (0, 2**31 - 1),
+    "num_clips": (0, 2**31 - 1),
+    "width": (0, 4096),
+    "height": (0, 4096),
+    "fps": (0.0, 240.0),
+    "gap_s": (0.0, 3600.0),
+    "gap_jitter_s": (0.0, 3600.0),
+}
+CHOICES = {"mode": ("questions", "episodes"), "encoding": ("rgb8", "bgr8")}
 
 
 class SimCamera(Node):
@@ -50,50 +82,16 @@ class SimCamera(Node):
         # set first: rclpy destroys a node whose construction failed, and destroy_node needs these
         self._stop = threading.Event()
         self._renderer: threading.Thread | None = None
-        describe = lambda text: ParameterDescriptor(description=text, read_only=True)  # noqa: E731
-        self.declare_parameter("scenario", "object_permanence", describe("task name or scenario YAML path"))
-        self.declare_parameter("seed", -1, describe("base seed; -1 = the scenario config's"))
-        self.declare_parameter("start_index", 0, describe("first clip index"))
-        self.declare_parameter("num_clips", 0, describe("clips to play; 0 = endless"))
-        self.declare_parameter("width", 0, describe("frame width; 0 = the config's"))
-        self.declare_parameter("height", 0, describe("frame height; 0 = the config's"))
-        self.declare_parameter("fps", 0.0, describe("frames per second; 0 = the config's"))
-        self.declare_parameter("mode", "questions", describe("questions (pause and announce) | episodes (live)"))
-        self.declare_parameter(
-            "gap_s", 1.0, describe("pause after each question's video (questions) or episode (episodes), s")
-        )
-        self.declare_parameter(
-            "gap_jitter_s",
-            0.0,
-            describe(
-                "episodes: add a seeded U(0, this) s to each pause, so periodic answers fall at every "
-                "moment of an episode instead of locking to one phase"
-            ),
-        )
-        self.declare_parameter("frame_id", "sim_camera", describe("header.frame_id"))
-        self.declare_parameter("encoding", "rgb8", describe("rgb8 or bgr8"))
-        get = lambda name: self.get_parameter(name).value  # noqa: E731
-        render = {"width": get("width") or None, "height": get("height") or None, "fps": get("fps") or None}
-        self.config = scenarios.load_config(get("scenario"), **render)  # ValueError names what is wrong
-        if get("seed") >= 0:
-            self.config = dataclasses.replace(self.config, seed=int(get("seed")))
-        self.gap_s, self.frame_id, self.encoding = float(get("gap_s")), get("frame_id"), get("encoding")
-        self.gap_jitter_s = float(get("gap_jitter_s"))
+        values = params.declare(self, PARAMETERS, ranges=RANGES, choices=CHOICES)
+        render = {"width": values.width or None, "height": values.height or None, "fps": values.fps or None}
+        self.config = scenarios.load_config(values.scenario, **render)  # ValueError names what is wrong
+        if values.seed >= 0:
+            self.config = dataclasses.replace(self.config, seed=values.seed)
+        self.gap_s, self.frame_id, self.encoding = values.gap_s, values.frame_id, values.encoding
+        self.gap_jitter_s = values.gap_jitter_s
         self._gaps = np.random.default_rng([self.config.seed, 0x6A9])  # the pauses repeat with the seed
-        self.episodes = get("mode") == "episodes"
-        if (
-            self.encoding not in ("rgb8", "bgr8")
-            or not 0 <= self.gap_s < float("inf")
-            or not 0 <= self.gap_jitter_s < float("inf")
-            or get("num_clips") < 0
-            or get("mode") not in ("questions", "episodes")
-        ):
-            raise ValueError(
-                "need encoding rgb8|bgr8, finite gap_s and gap_jitter_s >= 0, num_clips >= 0, mode "
-                f"questions|episodes; got {self.encoding}, {self.gap_s}, {self.gap_jitter_s}, "
-                f"{get('num_clips')}, {get('mode')!r}"
-            )
-        first, count = int(get("start_index")), int(get("num_clips"))
+        self.episodes = values.mode == "episodes"
+        first, count = values.start_index, values.num_clips
         self._indices = iter(range(first, first + count)) if count else itertools.count(first)
 
         qos = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)

@@ -13,14 +13,25 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
 from cosmos_ros.nodes.images import ENCODINGS, rgb_to_image
+from cosmos_ros.nodes import params
 from cosmos_ros.nodes.runner import run_node
 
+PARAMETERS = {
+    "source": ("pattern", "'pattern', a video file or an image folder", True),
+    "fps": (15.0, "frames per second", True),
+    "width": (320, "published width in pixels", True),
+    "height": (240, "published height in pixels", True),
+    "encoding": ("bgr8", "bgr8, rgb8 or mono8", True),
+    "frame_id": ("camera", "header.frame_id", True),
+    "loop": (True, "restart a file source at its end", True),
+    "reliable": (True, "reliable QoS (matches every subscriber)", True),
+}
+RANGES = {"fps": (0.01, 240.0), "width": (8, 8192), "height": (8, 8192)}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 
@@ -77,25 +88,10 @@ def file_frames(source: Path, loop: bool) -> Iterator[np.ndarray]:
 class VideoCamera(Node):
     def __init__(self, **kwargs):
         super().__init__("video_camera", **kwargs)
-        describe = lambda text: ParameterDescriptor(description=text, read_only=True)  # noqa: E731
-        self.declare_parameter("source", "pattern", describe("'pattern', a video file or an image folder"))
-        self.declare_parameter("fps", 15.0, describe("frames per second"))
-        self.declare_parameter("width", 320, describe("published width in pixels"))
-        self.declare_parameter("height", 240, describe("published height in pixels"))
-        self.declare_parameter("encoding", "bgr8", describe("bgr8, rgb8 or mono8"))
-        self.declare_parameter("frame_id", "camera", describe("header.frame_id"))
-        self.declare_parameter("loop", True, describe("restart a file source at its end"))
-        self.declare_parameter("reliable", True, describe("reliable QoS (matches every subscriber)"))
-        get = lambda name: self.get_parameter(name).value  # noqa: E731
-        self.fps, self.width, self.height = float(get("fps")), int(get("width")), int(get("height"))
-        self.encoding, self.frame_id = get("encoding"), get("frame_id")
-        if self.fps <= 0 or self.width <= 0 or self.height <= 0:
-            raise ValueError(
-                f"fps, width and height must be > 0, got {self.fps}, {self.width}, {self.height}"
-            )
-        if self.encoding not in ENCODINGS:
-            raise ValueError(f"encoding must be one of {ENCODINGS}, got {self.encoding!r}")
-        source = get("source")
+        values = params.declare(self, PARAMETERS, ranges=RANGES, choices={"encoding": ENCODINGS})
+        self.fps, self.width, self.height = values.fps, values.width, values.height
+        self.encoding, self.frame_id = values.encoding, values.frame_id
+        source = values.source
         if source == "pattern":
             self._frames = pattern_frames(self.width, self.height, self.fps)
         else:
@@ -104,8 +100,8 @@ class VideoCamera(Node):
                 raise ValueError(
                     f"source {source!r} does not exist (expected 'pattern', a video or a folder)"
                 )
-            self._frames = file_frames(path, bool(get("loop")))
-        reliability = ReliabilityPolicy.RELIABLE if get("reliable") else ReliabilityPolicy.BEST_EFFORT
+            self._frames = file_frames(path, values.loop)
+        reliability = ReliabilityPolicy.RELIABLE if values.reliable else ReliabilityPolicy.BEST_EFFORT
         qos = QoSProfile(depth=2, reliability=reliability, history=HistoryPolicy.KEEP_LAST)
         self._pub = self.create_publisher(Image, "image_raw", qos)
         self.published = 0
