@@ -63,19 +63,20 @@ class Question:
         return mcq_prompt(self.question, self.options)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Sample:
-    """One generated clip.
+    """One generated clip, built with keywords.
 
     frames are what the model sees (already reversed or shuffled); trajectory is the physical
     run in simulated-time order, for the USD export. labels are JSON-ready per-clip and
     per-frame ground truth. scene_key identifies the physical set-up (not its rendering
     variant), for split-leakage checks. videos: extra videos cut from the clip, name ->
-    (first frame, end frame), e.g. the prefix shown for a next-subtask question.
+    (first frame, end frame), e.g. the prefix shown for a next-subtask question. seed is the clip
+    seed, set by the scenario's draw loop (scenarios.common.draw_sample) once a draw is kept.
     """
 
     task: str
-    seed: int
+    seed: int | None = None
     variant: str
     frames: np.ndarray  # (T, H, W, 3) uint8
     fps: float

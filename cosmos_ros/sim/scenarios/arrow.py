@@ -208,7 +208,8 @@ def _attempt(cfg: ArrowConfig, rng: np.random.Generator, event: str, reverse: bo
     key = scene_key(TASK, event, rounded(rollout.position("object")[0]))
     # trajectory stays in physical order (USD export); frames are what the model sees
     return Sample(
-        TASK, 0, event, rendering.frames, r.fps, [question], labels, key, sim, rollout.select(frames)
+        task=TASK, variant=event, frames=rendering.frames, fps=r.fps, questions=[question],
+        labels=labels, scene_key=key, sim=sim, trajectory=rollout.select(frames),
     )
 
 

@@ -198,7 +198,10 @@ def generate(cfg: PermanenceConfig, rng: np.random.Generator, variant: str) -> S
     key = scene_key(
         TASK, "container", round(float(ball_xy[0]), 3), round(float(ball_xy[1]), 3), round(separation, 3)
     )
-    return Sample(TASK, 0, variant, rendering.frames, r.fps, questions, labels, key, sim, trajectory)
+    return Sample(
+        task=TASK, variant=variant, frames=rendering.frames, fps=r.fps, questions=questions,
+        labels=labels, scene_key=key, sim=sim, trajectory=trajectory,
+    )
 
 
 def _think(color, swap, reveal, kind, where) -> str:

@@ -315,7 +315,10 @@ def _attempt(cfg: ManipulationConfig, rng: np.random.Generator, variant: str) ->
         },
     }
     key = scene_key(TASK, [round(float(v), 3) for xy in blocks_xy for v in xy], round(float(pad_xy[0]), 3))
-    return Sample(TASK, 0, variant, rendering.frames, r.fps, questions, labels, key, sim, trajectory, videos)
+    return Sample(
+        task=TASK, variant=variant, frames=rendering.frames, fps=r.fps, questions=questions,
+        labels=labels, scene_key=key, sim=sim, trajectory=trajectory, videos=videos,
+    )
 
 
 def _outcome(trajectory, count, target, handled, half, pad_xy, pad_half, skill) -> tuple[str, dict]:

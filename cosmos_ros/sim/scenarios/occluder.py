@@ -196,7 +196,10 @@ def generate(cfg: PermanenceConfig, rng: np.random.Generator, variant: str) -> S
         },
     }
     key = scene_key(TASK, "occluder", round(start_x, 3), round(wall_x, 3), round(radius, 3), round(speed, 3))
-    return Sample(TASK, 0, variant, rendering.frames, r.fps, questions, labels, key, sim, trajectory)
+    return Sample(
+        task=TASK, variant=variant, frames=rendering.frames, fps=r.fps, questions=questions,
+        labels=labels, scene_key=key, sim=sim, trajectory=trajectory,
+    )
 
 
 def _location(final, wall_x, direction, half_width, radius, visible_in_frame) -> str:

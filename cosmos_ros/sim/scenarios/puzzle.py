@@ -192,6 +192,9 @@ def _attempt(cfg: PuzzleConfig, rng: np.random.Generator, variant: str) -> Sampl
         "num_objects": count,
     }
     key = scene_key(TASK, [round(float(v), 3) for b in bodies for v in b.pos])
-    sample = Sample(TASK, 0, variant, shuffled, r.fps, [question], labels, key, sim, trajectory)
+    sample = Sample(
+        task=TASK, variant=variant, frames=shuffled, fps=r.fps, questions=[question],
+        labels=labels, scene_key=key, sim=sim, trajectory=trajectory,
+    )
     sample.original_frames = original  # kept in memory only, for checks
     return sample
