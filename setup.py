@@ -161,5 +161,6 @@ setup(
         *_tree("launch", f"share/{PACKAGE}"),
         *_tree("model", f"share/{PACKAGE}"),
         *_tree("sim", f"share/{PACKAGE}"),
+        *_tree("bench", f"share/{PACKAGE}"),
     ],
 )

@@ -24,6 +24,7 @@ import tempfile
 from pathlib import Path
 
 from cosmos_ros import launch as launcher
+from cosmos_ros import resources
 from cosmos_ros.engine import cli as engine_cli
 from cosmos_ros.sim.evaluation import episode_report, question_report
 from cosmos_ros.sim import cli as sim_cli
@@ -86,7 +87,7 @@ def _model_info(preset: str) -> int:
 
 
 def _bench(name: str, args: list[str]) -> int:
-    roots = [Path(__file__).resolve().parent.parent / "bench", Path.cwd() / "bench"]
+    roots = [*resources.data_dirs("bench"), Path.cwd() / "bench"]
     for root in roots:
         script = root / f"{name}.py"
         if script.is_file():

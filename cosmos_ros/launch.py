@@ -36,6 +36,7 @@ from pathlib import Path
 import yaml
 
 # The front door of the launcher: reading files here, running them in launch_process.
+from cosmos_ros import resources
 from cosmos_ros.launch_process import Graph, NodeProcess, run_graph
 from cosmos_ros.launch_values import (
     LaunchError,
@@ -64,20 +65,10 @@ _MAX_INCLUDE_DEPTH = 8
 
 
 def share_directories(package: str) -> list[Path]:
-    """Where `package`'s share/ may be, the copy that belongs to this code first: the source
-    tree (editable install), this environment's share/, then AMENT_PREFIX_PATH."""
-    candidates = []
-    if package == PACKAGE:
-        candidates.append(Path(__file__).resolve().parent.parent)
-    candidates.append(Path(sys.prefix) / "share" / package)
-    candidates += [
-        Path(p) / "share" / package for p in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p
-    ]
-    return [
-        c
-        for c in candidates
-        if (c / "package.xml").is_file() and (package != PACKAGE or (c / "launch").is_dir())
-    ]
+    """Where `package`'s share/ may be, the copy that belongs to this code first (see
+    cosmos_ros.resources); for this package, only the roots that hold launch files."""
+    roots = resources.share_roots(package)
+    return [root for root in roots if package != PACKAGE or (root / "launch").is_dir()]
 
 
 def find_launch_file(name: str) -> Path:

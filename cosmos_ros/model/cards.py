@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 from pathlib import Path
 
 import yaml
 
+from cosmos_ros import resources
 from cosmos_ros.model.dense_config import ModelPreset, TextConfig, VideoDefaults, VisionConfig
 from cosmos_ros.model.hybrid_config import FrameDefaults, HybridPreset, InternViTConfig, NemotronHTextConfig
 
 Preset = ModelPreset | HybridPreset
 
-PACKAGE = "cosmos_ros"
 PRESET_PATH_ENV = "COSMOS_ROS_PRESET_PATH"
 _SECTIONS = {
     "dense": (ModelPreset, {"text": TextConfig, "vision": VisionConfig, "video": VideoDefaults}),
@@ -39,13 +38,7 @@ class CardError(ValueError):
 def preset_directories() -> list[Path]:
     """Folders that may hold cards, in lookup order; only those that exist."""
     candidates = [Path(p) for p in os.environ.get(PRESET_PATH_ENV, "").split(os.pathsep) if p]
-    candidates.append(Path(__file__).resolve().parents[2] / "model" / "presets")  # source tree
-    candidates.append(Path(sys.prefix) / "share" / PACKAGE / "model" / "presets")
-    candidates += [
-        Path(p) / "share" / PACKAGE / "model" / "presets"
-        for p in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep)
-        if p
-    ]
+    candidates += resources.data_dirs("model/presets")
     seen, found = set(), []
     for c in candidates:
         if c.is_dir() and c.resolve() not in seen:

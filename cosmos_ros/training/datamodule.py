@@ -23,7 +23,6 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from cosmos_ros.core.types import Clip
 from cosmos_ros.training.data import (
     Record,
     SkipCounter,

@@ -7,13 +7,11 @@ sample = generate(cfg, index=7)             # clip 7 of this config: same index,
 from __future__ import annotations
 
 import dataclasses
-import os
-import sys
 from pathlib import Path
 
+from cosmos_ros import resources
 from cosmos_ros.core.types import TaskKind
 from cosmos_ros.sim.config import (
-    SCENARIO_DIR,
     RenderConfig,
     TaskConfig,
     clip_seed,
@@ -32,10 +30,9 @@ TASKS = {
 
 
 def scenario_dirs() -> list[Path]:
-    """Where scenario YAML may be: the source tree's sim/, then installed share/cosmos_ros/sim."""
-    prefixes = [sys.prefix, *os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep)]
-    candidates = [SCENARIO_DIR] + [Path(p) / "share" / "cosmos_ros" / "sim" for p in prefixes if p]
-    return [c for c in candidates if c.is_dir()]
+    """Where scenario YAML may be: the source tree's sim/, then installed share/cosmos_ros/sim
+    (cosmos_ros.resources)."""
+    return resources.data_dirs("sim")
 
 
 def load_config(name_or_path: str | Path, **render: float) -> TaskConfig:
