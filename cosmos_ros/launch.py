@@ -50,7 +50,7 @@ from cosmos_ros.launch_values import (
 __all__ = ["Graph", "LaunchError", "NodeProcess", "find_launch_file", "load_graph", "parse_arguments",
            "run_graph", "share_directories"]
 
-PACKAGE = "cosmos_ros"
+PACKAGE = resources.PACKAGE
 # Our executables run as modules of this interpreter: no PATH lookups, no stale copies.
 EXECUTABLES = {
     "reasoner": "cosmos_ros.nodes.reasoner",

@@ -36,12 +36,12 @@ from cosmos_ros.core.codec import (
     stamp_seconds,
 )
 from cosmos_ros.core.frames import FrameBuffer
+from cosmos_ros.core.types import OutcomeStatus, TaskKind
 from cosmos_ros.engine import create_engine
 from cosmos_ros.msg import FailureDetection, SubtaskPrediction, TaskContext
 from cosmos_ros.nodes import diagnostics, messages
 from cosmos_ros.nodes.tasks import TaskFields, TaskInput, TaskRefused
 from cosmos_ros.nodes.reasoner_params import PARAMETERS, descriptor, settings_from, timer_period_ns, validate
-from cosmos_ros.core.types import OutcomeStatus, TaskKind
 from cosmos_ros.nodes.worker import Cancelled, Outcome, ReasoningWorker, Request
 from cosmos_ros.srv import Reason as ReasonService
 from cosmos_ros.nodes.runner import run_node

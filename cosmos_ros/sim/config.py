@@ -19,11 +19,13 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from cosmos_ros import resources
+
 # The scenario families (cosmos_ros.sim.scenarios.TASKS maps each to its config and generator).
 TASK_NAMES = ("object_permanence", "arrow_of_time", "spatial_puzzle", "manipulation")
 
 # Top-level sim/ of the source tree: scenario YAML and USD examples that users edit.
-SCENARIO_DIR = Path(__file__).resolve().parent.parent.parent / "sim"
+SCENARIO_DIR = resources.SOURCE_ROOT / "sim"
 
 # Colour names used in questions ("the red ball") → linear RGB. Picked to stay distinct
 # from each other and from the muted floor colours under any of the sampled lighting.
