@@ -133,7 +133,8 @@ def test_stamp_seconds_joins_sec_and_nanosec():
 
 def test_time_seconds_reads_a_time_message_and_a_recorded_pair_alike():
     assert time_seconds(SimpleNamespace(sec=1796282771, nanosec=9_534_202)) == 1796282771.009534202
-    assert time_seconds([1796282771, 9_534_202]) == time_seconds((1796282771, 9_534_202)) == 1796282771.009534202
+    pair = [1796282771, 9_534_202]
+    assert time_seconds(pair) == time_seconds(tuple(pair)) == 1796282771.009534202
 
 
 # ---- to RGB ------------------------------------------------------------------
@@ -153,10 +154,15 @@ def test_rgb8_is_returned_as_an_owned_contiguous_copy():
     assert not np.shares_memory(rgb, np.frombuffer(buffer, np.uint8))
 
 
+def to_8_bits(values: np.ndarray) -> np.ndarray:
+    """cv_bridge's 16 -> 8 bit rule, round(v * 255 / 65535), in exact integer arithmetic."""
+    return ((values.astype(np.int64) * 255 + 32767) // 65535).astype(np.uint8)
+
+
 @pytest.mark.parametrize("encoding", ["bgr8", "bgr16"])
 def test_bgr_channels_are_reversed(encoding):
     bgr = random_array(encoding)
-    expected = bgr[..., ::-1] if bgr.dtype == np.uint8 else (bgr[..., ::-1] >> 8).astype(np.uint8)
+    expected = bgr[..., ::-1] if bgr.dtype == np.uint8 else to_8_bits(bgr[..., ::-1])
     np.testing.assert_array_equal(rgb_of(bgr, encoding), expected)
 
 
@@ -178,17 +184,39 @@ def test_8uc3_is_taken_as_rgb_without_swapping_like_cv_bridge():
 
 
 @pytest.mark.parametrize("encoding", ["mono16", "rgb16", "rgba16"])
-def test_named_16_bit_encodings_keep_their_top_8_bits(encoding):
+def test_named_16_bit_encodings_are_rounded_to_8_bits_like_cv_bridge(encoding):
     pixels = random_array(encoding)
-    top = (pixels >> 8).astype(np.uint8)
-    expected = np.repeat(top[..., None], 3, axis=2) if top.ndim == 2 else top[..., :3]
+    scaled = to_8_bits(pixels)
+    expected = np.repeat(scaled[..., None], 3, axis=2) if scaled.ndim == 2 else scaled[..., :3]
     np.testing.assert_array_equal(rgb_of(pixels, encoding), expected)
+
+
+@pytest.mark.parametrize("encoding", ["mono16", "rgb16", "bgra16"])
+def test_padded_big_endian_16_bit_rows_convert_from_their_values(encoding):
+    pixels = random_array(encoding, height=5, width=7)
+    for bigendian in (False, True):
+        fields = padded(array_to_image_fields(pixels, encoding, bigendian=bigendian), pad=3)
+        direct = rgb_of(pixels, encoding)
+        np.testing.assert_array_equal(image_to_rgb8(image_msg(**fields)), direct)
+
+
+def test_16_bit_rounding_over_the_full_range_differs_from_the_old_top_byte_by_at_most_one():
+    ramp = np.arange(65536, dtype=np.uint16).reshape(256, 256)
+    gray = rgb_of(ramp, "mono16")[..., 0]
+    np.testing.assert_array_equal(gray, to_8_bits(ramp))
+    assert gray[0, 0] == 0 and gray[-1, -1] == 255 and gray.flat[1000] == 4  # 1000 * 255 / 65535 = 3.89
+    assert np.abs(gray.astype(int) - (ramp >> 8)).max() == 1
 
 
 def test_16uc1_depth_is_stretched_over_its_range():
     depth = np.array([[1000, 2000], [3000, 1000]], np.uint16)
     rgb = rgb_of(depth, "16UC1")
-    np.testing.assert_array_equal(rgb[..., 0], [[0, 127], [255, 0]])
+    np.testing.assert_array_equal(rgb[..., 0], [[0, 128], [255, 0]])  # 127.5 rounds half to even
+
+
+def test_depth_stretch_rounds_to_the_nearest_level_like_cv_bridges_display_scaling():
+    rgb = rgb_of(np.array([[0, 1, 8]], np.uint16), "16UC1")
+    np.testing.assert_array_equal(rgb[..., 0], [[0, 32, 255]])  # 255 / 8 = 31.875; truncating gave 31
 
 
 def test_32fc1_is_normalized_and_nan_inf_become_black_without_warnings():
@@ -196,7 +224,7 @@ def test_32fc1_is_normalized_and_nan_inf_become_black_without_warnings():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         rgb = rgb_of(depth, "32FC1")
-    np.testing.assert_array_equal(rgb[..., 1], [[0, 127, 0], [0, 0, 255]])
+    np.testing.assert_array_equal(rgb[..., 1], [[0, 128, 0], [0, 0, 255]])
 
 
 def test_all_nan_32fc1_is_black():
@@ -305,6 +333,13 @@ def test_two_channel_data_has_no_rgb_meaning():
     assert cause_of(image_to_rgb8, msg) == "unsupported_encoding"
 
 
+def test_data_with_more_than_four_channels_decodes_but_has_no_rgb_meaning():
+    msg = image_msg(**array_to_image_fields(np.zeros((2, 2, 5), np.uint8), "8UC5"))
+    assert image_to_array(msg).shape == (2, 2, 5)
+    with pytest.raises(ImageDecodeError, match="8UC5 has 5 channels and no RGB meaning"):
+        image_to_rgb8(msg)
+
+
 # ---- compressed --------------------------------------------------------------
 
 
@@ -351,7 +386,8 @@ def test_compressed_gray_and_16_bit_png_become_gray_rgb():
         (b"", "jpeg", "empty"),
         (b"not an image at all", "jpeg", "corrupt_compressed"),
         (b"\xff\xd8\xff\xc0\x00\x11\x08\x00\x10\x00\x10\x03" + b"\x00" * 40, "jpeg", "corrupt_compressed"),
-        (b"\x00" * 16, "32FC1; compressedDepth png", "unsupported_format"),
+        (b"\x00" * 16, "32FC1; compressedDepth rvl", "unsupported_format"),
+        (b"\x00" * 16, "32FC1; compressedDepth png", "corrupt_compressed"),
     ],
 )
 def test_bad_compressed_images_raise_with_a_stable_cause(data, fmt, cause):
