@@ -39,6 +39,34 @@ class StampBase:
         return Time(sec=sec, nanosec=nanosec) if sec >= 0 else Time()
 
 
+class StampTicks:
+    """Periodic answers driven by a camera's stamps, for sim time (use_sim_time:=true).
+
+    One answer each time the stamps enter a new period of `period_ns` (counted from stamp 0), on
+    the clip ending at the last frame of the period before. A camera's frames arrive in order, so
+    every frame of that clip is in the buffer by then: the clip depends on the stamps alone, not
+    on how the frames interleave with /clock, and a replayed bag gets the same clips every time.
+    """
+
+    def __init__(self) -> None:
+        self.index: int | None = None  # the period the newest frame is in
+        self.newest: float | None = None  # that frame, buffer seconds
+
+    def offer(self, stamp, seconds: float, period_ns: int, restart: bool = False) -> float | None:
+        """A frame's header stamp and buffer seconds; the clip end to answer on, or None. After a
+        clock jump (restart) or a stamp from an earlier period (a bag played again) counting
+        starts over from that frame."""
+        index = (int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)) // period_ns
+        previous, self.newest = self.newest, seconds
+        if restart or self.index is None or index < self.index:
+            self.index = index
+            return None
+        if index == self.index:
+            return None
+        self.index = index
+        return previous
+
+
 def _confidence(outcome: Outcome) -> float:
     if outcome.reasoning is None:
         return float("nan")

@@ -5,6 +5,8 @@ Subscribes `<camera>/image_raw` (or `<camera>/image_raw/compressed`) for each na
 model on a worker thread what the robot should do next (`~/next_subtask`) and whether it failed
 (`~/failure`). Anyone can ask their own question through the `~/reason` service or the
 `~/reason` action (which streams the chain of thought as feedback). Health goes to /diagnostics.
+With use_sim_time the periodic answers follow the first camera's stamps instead of a timer
+(messages.StampTicks), so a replayed bag gets the same clips every run.
 
 Executor callbacks only convert and hand off; the model runs on the worker thread.
 """
@@ -111,7 +113,12 @@ class ReasonerLogic:
         requests = ReentrantCallbackGroup()
         # Deep queues: a burst of concurrent calls must reach the callback to get BUSY, not vanish.
         deep = QoSProfile(depth=256, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
-        self._timer = self.create_timer(1.0 / self._values["rate_hz"], self.worker.tick)
+        # On sim time the camera's stamps drive the periodic answers (see _tick_on_stamps), so a
+        # replayed bag gets the same clips however its messages interleave with /clock.
+        self._stamp_ticks = messages.StampTicks() if self.get_parameter("use_sim_time").value else None
+        self._timer = None
+        if self._stamp_ticks is None:
+            self._timer = self.create_timer(1.0 / self._values["rate_hz"], self.worker.tick)
         self._service = self.create_service(
             ReasonService, "~/reason", self._on_reason, qos_profile=deep, callback_group=requests
         )
@@ -134,7 +141,8 @@ class ReasonerLogic:
         for subscription in self._active:
             self.destroy_subscription(subscription)
         self._active = []
-        self.destroy_timer(self._timer)
+        if self._timer is not None:
+            self.destroy_timer(self._timer)
         self.destroy_service(self._service)
         self._action.destroy()
 
@@ -183,6 +191,11 @@ class ReasonerLogic:
         self._frame_ids[camera] = msg.header.frame_id
         jumped = camera in self._jumped
         self._jumped.discard(camera)
+        if accepted and self._stamp_ticks is not None and camera == self.worker.settings.cameras[0]:
+            period_ns = timer_period_ns(self._values["rate_hz"])
+            end = self._stamp_ticks.offer(msg.header.stamp, stamp, period_ns, restart=jumped)
+            if end is not None:
+                self.worker.tick(end=end)
         # capture -> in the buffer, decode and resize included; refused frames and the first of a
         # new timeline (a stamp-0 frame, a year-ahead one) would only measure the bad stamp
         if accepted and not jumped:
@@ -287,7 +300,7 @@ class ReasonerLogic:
         problem = validate(values)
         if problem:
             return SetParametersResult(successful=False, reason=problem)
-        if values["rate_hz"] != self._values["rate_hz"] and self._active:
+        if values["rate_hz"] != self._values["rate_hz"] and self._active and self._timer is not None:
             try:
                 self._timer.timer_period_ns = timer_period_ns(values["rate_hz"])
                 self._timer.reset()

@@ -148,6 +148,7 @@ class ReasoningWorker:
         self._clock = clock
         self._requests: collections.deque[Request] = collections.deque()
         self._tick = False
+        self._tick_end: float | None = None  # where the pending tick's clip ends; None = newest frame
         self._cv = threading.Condition()
         self._stop = False
         self._ready = threading.Event()
@@ -197,10 +198,12 @@ class ReasoningWorker:
         with self._cv:
             return len(self._requests)
 
-    def tick(self) -> None:
-        """Ask for a periodic answer on the newest clip (collapses with a pending tick)."""
+    def tick(self, end: float | None = None) -> None:
+        """Ask for a periodic answer on the newest clip, or on the clip ending at buffer time
+        `end` (collapses with a pending tick: the latest one wins)."""
         with self._cv:
             self._tick = True
+            self._tick_end = end
             self._cv.notify()
 
     def submit(self, request: Request) -> bool:
@@ -231,14 +234,15 @@ class ReasoningWorker:
                     return
                 run_request = bool(self._requests) and (prefer_request or not self._tick)
                 request = self._requests.popleft() if run_request else None
+                end = None
                 if request is None:
-                    self._tick = False
+                    self._tick, end, self._tick_end = False, self._tick_end, None
             prefer_request = not run_request
             try:
                 if request is not None:
                     self._serve(request)
                 else:
-                    self._periodic()
+                    self._periodic(end)
             except Exception as exc:  # a failing callback must not end the thread that answers
                 self._count_failure("periodic", exc)
 
@@ -296,19 +300,19 @@ class ReasoningWorker:
             with contextlib.suppress(Exception):  # counted above; there is no other way to the caller
                 request.done(Outcome(OutcomeStatus.ERROR, message, cameras=outcome.cameras))
 
-    def _periodic(self) -> None:
+    def _periodic(self, end: float | None = None) -> None:
         settings = self.settings  # one snapshot: a task that arrives meanwhile applies next time
         if not settings.task:
             return
         self.stats.periodic_runs += 1
         if settings.publish_subtask:
             prompt = prompts.next_subtask_prompt(settings.task, settings.subtask_options)
-            outcome = self._answer(prompt, settings.cameras, settings, since=settings.task_since)
+            outcome = self._answer(prompt, settings.cameras, settings, since=settings.task_since, end=end)
             outcome.task, outcome.task_id = settings.task, settings.task_id
             self._on_periodic(TaskKind.NEXT_SUBTASK, outcome)
         if settings.publish_failure:
             prompt = prompts.failure_prompt(settings.task, settings.failure_subtask or None)
-            outcome = self._answer(prompt, settings.cameras, settings, since=settings.task_since)
+            outcome = self._answer(prompt, settings.cameras, settings, since=settings.task_since, end=end)
             outcome.task, outcome.task_id = settings.task, settings.task_id
             outcome.subtask = settings.failure_subtask
             self._on_periodic(TaskKind.FAILURE, outcome)
@@ -320,6 +324,7 @@ class ReasoningWorker:
         settings: Settings,
         on_token: Callable[[str], None] | None = None,
         since: float | None = None,
+        end: float | None = None,
     ) -> Outcome:
         started = self._clock()
         stale = [c for c in cameras if self.buffer.is_stale(c, started, settings.stale_timeout_s)]
@@ -333,7 +338,7 @@ class ReasoningWorker:
             )
         try:
             clip = self.buffer.clip(
-                settings.window_s, settings.fps, settings.max_frames, cameras=cameras, since=since
+                settings.window_s, settings.fps, settings.max_frames, cameras=cameras, since=since, end=end
             )
         except EmptyClipError as exc:
             self.stats.stale += 1

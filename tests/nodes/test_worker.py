@@ -388,6 +388,22 @@ def test_ticks_while_the_engine_is_busy_collapse_into_one_run_on_the_newest_clip
     assert second_subtask.clip_end == newer[-1] and second_failure.clip_end == newer[-1]
 
 
+def test_a_tick_with_an_end_answers_on_the_clip_ending_there_and_the_latest_end_wins(make_worker, buffer):
+    gate = Gate()
+    worker, periodic, _ = make_worker(FakeEngine("A", before=gate))
+    worker.tick(end=FIRST_STAMPS[3])
+    gate.wait_entered()
+    worker.tick(end=FIRST_STAMPS[5])  # both wait while the engine is busy: the later one runs
+    worker.tick(end=FIRST_STAMPS[6])
+    gate.open()
+    (_, first), _, (_, second), _ = periodic.wait_for(4)
+    assert first.clip_end == FIRST_STAMPS[3] and first.num_frames == 4  # newer frames left out
+    assert second.clip_end == FIRST_STAMPS[6] and second.num_frames == 7
+    worker.tick()  # without an end: the newest frame again
+    periodic.wait_for(6)
+    assert periodic.calls[4][1].clip_end == FIRST_STAMPS[-1]
+
+
 # ---- the request queue ---------------------------------------------------------------------------
 
 
