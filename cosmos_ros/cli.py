@@ -11,6 +11,7 @@ cosmos-ros eval --model DIR --data D  held-out MCQ accuracy by category (table +
 cosmos-ros export PRESET|DIR OUT/     ONNX graphs (vision, prefill, decode) + manifest, verified vs torch
 cosmos-ros build-engine EXPORT|MODEL  TensorRT engines in the engine cache (GPU + tensorrt)
 cosmos-ros transport-profile          path of the Fast DDS profile for your own camera drivers
+cosmos-ros bag play|record|info ...    replay / record rosbag2 (MCAP, sqlite3) without a ROS install
 cosmos-ros bench NAME [args]          run bench/NAME.py
 """
 
@@ -102,6 +103,29 @@ def _bench(name: str, args: list[str]) -> int:
     return 2
 
 
+def _bag(action: str, args: list[str]) -> int:
+    """rosbag2 without ROS 2's rosbag2: play (nodes/bag_play), record (nodes/bag_record), info."""
+    if action == "play":
+        from cosmos_ros.nodes import bag_play
+
+        return bag_play.main(args)
+    if action == "record":
+        from cosmos_ros.nodes import bag_record
+
+        return bag_record.main(bag_record.command_line(args))
+    from cosmos_ros.nodes.bag_io import BagError, describe, open_bag
+
+    if len(args) != 1:
+        print("usage: cosmos-ros bag info BAG", file=sys.stderr)
+        return 2
+    try:
+        print(describe(open_bag(args[0])))
+    except BagError as exc:
+        print(f"cosmos-ros bag info: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="cosmos-ros", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -139,6 +163,12 @@ def main(argv: list[str] | None = None) -> int:
 
     sub.add_parser("transport-profile", help="print the path of the Fast DDS large-data profile")
 
+    bag = sub.add_parser(
+        "bag", help="rosbag2 recordings: play BAG [--rate R --loop --clock], record OUT [TOPIC ...], info BAG"
+    )
+    bag.add_argument("action", choices=("play", "record", "info"))
+    bag.add_argument("args", nargs=argparse.REMAINDER, help="see cosmos-ros bag play|record --help")
+
     bench = sub.add_parser("bench", help="run a benchmark from bench/")
     bench.add_argument("name")
     bench.add_argument("args", nargs=argparse.REMAINDER)
@@ -156,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
         return training_cli.run(ns)
     if ns.command == "gen-data":
         return sim_cli.run(ns)
+    if ns.command == "bag":
+        return _bag(ns.action, ns.args)
     if ns.command == "transport-profile":
         from cosmos_ros.transport import PROFILE_PATH
 

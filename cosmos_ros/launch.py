@@ -44,6 +44,7 @@ from cosmos_ros.launch_values import (
     parameter_value,
     parse_template,
     perform,
+    same_value,
     split_command_line,
 )
 
@@ -59,6 +60,7 @@ EXECUTABLES = {
     "planner_listener": "cosmos_ros.nodes.planner_listener",
     "sim_camera": "cosmos_ros.nodes.sim_camera",
     "evaluator": "cosmos_ros.nodes.evaluator",
+    "bag_record": "cosmos_ros.nodes.bag_record",
 }
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # rcl's rule for a node name and a namespace token
 _MAX_INCLUDE_DEPTH = 8
@@ -115,11 +117,13 @@ class _File:
 
     def resolve(self, sub: Substitution) -> str:
         args = [perform(a, self.resolve) for a in sub.arguments]
-        expected = {"var": (1, 1), "env": (1, 2), "find-pkg-share": (1, 1), "dirname": (0, 0)}
+        expected = {
+            "var": (1, 1), "env": (1, 2), "find-pkg-share": (1, 1), "dirname": (0, 0), "equals": (2, 2),
+            "not-equals": (2, 2),
+        }  # fmt: skip
         if sub.kind not in expected:
-            raise self.fail(
-                f"unsupported substitution $({sub.kind}); supported: $(var), $(env), $(find-pkg-share), $(dirname)"
-            )
+            supported = ", ".join(f"$({k})" for k in expected)
+            raise self.fail(f"unsupported substitution $({sub.kind}); supported: {supported}")
         low, high = expected[sub.kind]
         if not low <= len(args) <= high:
             raise self.fail(f"$({sub.kind}) takes {low}..{high} arguments, got {args}")
@@ -133,6 +137,8 @@ class _File:
             if len(args) > 1:
                 return args[1]
             raise self.fail(f"environment variable {args[0]} is not set and $(env {args[0]}) has no default")
+        if sub.kind in ("equals", "not-equals"):
+            return str(same_value(*args) == (sub.kind == "equals")).lower()
         if sub.kind == "find-pkg-share":
             shares = share_directories(args[0])
             if not shares:
@@ -189,7 +195,24 @@ class _File:
             ((kind, spec),) = entry.items()
             if kind not in actions:
                 raise self.fail(f"action {kind!r} is not supported by cosmos-ros launch")
+            if isinstance(spec, dict) and kind in ("node", "include", "let", "set_env"):
+                spec = dict(spec)
+                if not self.condition(spec.pop("if", None), spec.pop("unless", None), kind):
+                    continue
             actions[kind](spec)
+
+    def condition(self, when, unless, what: str) -> bool:
+        """An action's `if` / `unless`, as launch's IfCondition / UnlessCondition evaluate them:
+        the text after substitutions must be true/1 or false/0 (any case)."""
+        result = True
+        for key, expression, wanted in (("if", when, True), ("unless", unless, False)):
+            if expression is None:
+                continue
+            value = self.text({key: expression}, key, what).strip().lower()
+            if value not in ("true", "1", "false", "0"):
+                raise self.fail(f"{what} '{key}: {expression}' gave {value!r}; expected true, false, 1 or 0")
+            result = result and (value in ("true", "1")) == wanted
+        return result
 
     def arg(self, spec) -> None:
         self.check_keys(spec, {"name", "default", "description", "choice"}, "arg")

@@ -113,6 +113,18 @@ def perform(template: Template, resolve: Resolver) -> str:
     return "".join(f if isinstance(f, str) else resolve(f) for f in template)
 
 
+def same_value(left: str, right: str) -> bool:
+    """launch's EqualsSubstitution: two booleans (true/false, any case) or two numbers compare
+    by value, anything else as text."""
+    booleans = {"true": True, "false": False}
+    if left.lower() in booleans and right.lower() in booleans:
+        return booleans[left.lower()] == booleans[right.lower()]
+    try:
+        return float(left) == float(right)
+    except ValueError:
+        return left == right
+
+
 def split_command_line(template: Template, resolve: Resolver) -> list[str]:
     """A node's `args`: the literal text is split like a shell line, but the result of a
     substitution is never split (`--name $(var n)` with n='a b' gives ['--name', 'a b']),

@@ -239,6 +239,47 @@ def test_let_and_set_env_feed_later_actions(tmp_path):
     assert graph.nodes[0].env == {"PATH": "/usr/bin", "ROBOT_DEVICE": "cuda:0", "ROBOT_ID": "7"}
 
 
+@pytest.mark.parametrize(
+    ("condition", "value", "runs"),
+    [
+        ("if: \"$(not-equals '$(var record)' '')\"", "", False),
+        ("if: \"$(not-equals '$(var record)' '')\"", "/tmp/run 1", True),
+        ("unless: \"$(equals $(var record) TRUE)\"", "true", False),
+        ("unless: \"$(equals $(var record) 1.0)\"", "1", False),
+        ("if: \"$(var record)\"", "1", True),
+        ("if: \"$(var record)\"", "False", False),
+    ],
+)
+def test_if_and_unless_decide_whether_a_node_runs(tmp_path, condition, value, runs):
+    file = write_launch(
+        tmp_path,
+        "cond.launch.yaml",
+        f"""
+        launch:
+        - arg: {{name: record, default: ""}}
+        - node:
+            {condition}
+            pkg: cosmos_ros
+            exec: bag_record
+        """,
+    )
+    graph = load_graph(file, {"record": value})
+    assert len(graph.nodes) == int(runs)
+
+
+def test_a_condition_that_is_not_a_boolean_is_refused_with_its_value(tmp_path):
+    file = write_launch(
+        tmp_path,
+        "cond.launch.yaml",
+        """
+        launch:
+        - node: {if: "$(env MAYBE)", pkg: cosmos_ros, exec: reasoner}
+        """,
+    )
+    with pytest.raises(LaunchError, match="gave 'yes'; expected true, false, 1 or 0"):
+        load_graph(file, {}, env={"MAYBE": "yes"})
+
+
 def test_a_missing_params_file_is_refused_by_path(tmp_path):
     file = write_launch(
         tmp_path,
