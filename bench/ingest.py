@@ -12,7 +12,11 @@ fixed number of frames and reports how many and how fast; the reasoner's /diagno
 many arrived and how late; /proc says how much CPU the reasoner used meanwhile, and how much
 other work on the host may have skewed the run.
 
-    python bench/ingest.py [--duration 60] [--quick] [--transport project|default]
+Part 3, replay: a 720p bgr8 recording at 30 Hz (an MCAP rosbag2 written here) played by
+`cosmos-ros bag play` into a lean subscriber in this process: the frame rate that arrives at
+the recorded timing (rate 1) and as fast as the player can go, each against the recorded 30 Hz.
+
+    python bench/ingest.py [--duration 60] [--quick] [--transport project|default] [--replay-only]
     cosmos-ros bench ingest [same arguments]
 
 The last line printed is the JSON summary `{"bench": "ingest", "machine": ..., "metrics": ...}`.
@@ -541,6 +545,94 @@ def report_cross_process(result: dict) -> dict:
     return metrics
 
 
+# ---- part 3: replay ------------------------------------------------------------------------------
+
+
+def write_camera_bag(path: Path, frames: int) -> None:
+    """`frames` 720p bgr8 frames at FPS on /replay/image_raw, stamped and timed as recorded."""
+    from rclpy.serialization import serialize_message
+
+    from cosmos_ros.nodes.bag_io import BagWriter
+
+    scene = bgr_frames(RENDERED_FRAMES)
+    writer = BagWriter(path)
+    writer.add_topic("/replay/image_raw", "sensor_msgs/msg/Image")
+    start_ns = time.time_ns()
+    for i in range(frames):
+        msg = image_message(scene[i % len(scene)])
+        stamp_ns = start_ns + round(i * 1e9 / FPS)
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
+        writer.write("/replay/image_raw", stamp_ns, serialize_message(msg))
+    writer.close()
+
+
+def measure_replay(env: dict[str, str], frames: int) -> dict[str, dict]:
+    """Plays the bag at rate 1 and at rate 100 into a raw (not deserialized) subscription."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from rclpy.signals import SignalHandlerOptions
+    from sensor_msgs.msg import Image
+
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="cosmos_ros_replay_") as scratch:
+        bag = Path(scratch) / "camera"
+        write_camera_bag(bag, frames)
+        context = rclpy.Context()
+        rclpy.init(context=context, signal_handler_options=SignalHandlerOptions.NO)
+        node = rclpy.create_node("replay_bench_probe", context=context)
+        arrivals: list[float] = []
+        qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        node.create_subscription(
+            Image, "/replay/image_raw", lambda _: arrivals.append(time.monotonic()), qos, raw=True
+        )
+        executor = SingleThreadedExecutor(context=context)
+        executor.add_node(node)
+        spinner = threading.Thread(target=executor.spin, daemon=True)
+        spinner.start()
+        try:
+            for rate in (1.0, 100.0):
+                arrivals.clear()
+                command = [sys.executable, "-m", "cosmos_ros.cli", "bag", "play", str(bag)]
+                command += ["--rate", f"{rate:g}", "--wait-for-subscribers", "20", "--delay", "0.5"]
+                done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+                time.sleep(0.5)
+                if done.returncode != 0:
+                    raise RuntimeError(f"bag play failed: {done.stderr[-2000:]}")
+                span = arrivals[-1] - arrivals[0] if len(arrivals) > 1 else math.nan
+                results[f"rate {rate:g}"] = {
+                    "received": len(arrivals),
+                    "fps": (len(arrivals) - 1) / span if span > 0 else math.nan,
+                    "player": done.stderr.strip().splitlines()[-1],
+                }
+        finally:
+            executor.shutdown()
+            node.destroy_node()
+            rclpy.try_shutdown(context=context)
+            spinner.join(timeout=2)
+    return {"frames": frames, **results}
+
+
+def report_replay(result: dict) -> dict:
+    frames = result["frames"]
+    table = Table(title=f"Part 3: a {WIDTH}x{HEIGHT} bgr8 bag of {frames} frames at {FPS:g} Hz, replayed")
+    for column in ("playback", "frames received", "frames/s", "x recorded rate"):
+        table.add_column(column, justify="left" if column == "playback" else "right")
+    metrics = {}
+    rows = (
+        ("rate 1", "--rate 1 (recorded timing)", "replay"),
+        ("rate 100", "--rate 100 (as fast as it goes)", "replay_max"),
+    )
+    for key, label, name in rows:
+        row = result[key]
+        table.add_row(label, f"{row['received']}/{frames}", f"{row['fps']:.1f}", f"{row['fps'] / FPS:.2f}")
+        metrics[f"{name}_fps"] = row["fps"]
+        metrics[f"{name}_vs_recorded_rate"] = row["fps"] / FPS
+        metrics[f"{name}_delivery_ratio"] = row["received"] / frames
+    console.print(table)
+    return metrics
+
+
 def _json_number(value):
     if isinstance(value, float):
         return None if not math.isfinite(value) else float(f"{value:.4g}")
@@ -565,6 +657,7 @@ def main(argv: list[str] | None = None) -> int:
         help="project: cosmos_ros's Fast DDS profile (configure_transport); default: Fast DDS's defaults",
     )
     parser.add_argument("--domain-id", type=int, help="ROS_DOMAIN_ID of all processes (default: 100..200)")
+    parser.add_argument("--replay-only", action="store_true", help="run part 3 (bag replay) only")
     parser.add_argument("--publisher", metavar="CAMERA", help=argparse.SUPPRESS)  # the child's mode
     parser.add_argument("--frames", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -580,9 +673,13 @@ def main(argv: list[str] | None = None) -> int:
     ingest_max_side = int(params["ingest_max_side"])
     domain_id = args.domain_id if args.domain_id is not None else random.randint(100, 200)
     try:
-        times = measure_in_process(iterations, ingest_max_side)
-        metrics = report_in_process(times, iterations, ingest_max_side)
-        metrics.update(report_cross_process(measure_cross_process(duration, args.transport, domain_id)))
+        metrics = {}
+        if not args.replay_only:
+            times = measure_in_process(iterations, ingest_max_side)
+            metrics.update(report_in_process(times, iterations, ingest_max_side))
+            metrics.update(report_cross_process(measure_cross_process(duration, args.transport, domain_id)))
+        env, _ = use_transport(args.transport, domain_id)
+        metrics.update(report_replay(measure_replay(env, frames=60 if args.quick else 150)))
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]")
         return 130
