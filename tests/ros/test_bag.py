@@ -246,7 +246,7 @@ def test_topics_that_cannot_be_played_as_expected_are_named(tmp_path):
         probe.close()
 
 
-def _answers_of_one_replay(bag, domain) -> list[tuple]:
+def _answers_of_one_replay(bag, domain, *params: str, rate: str = "1") -> list[tuple]:
     env = child_env(domain)
     probe = Probe(domain)
     reasoner = None
@@ -257,17 +257,16 @@ def _answers_of_one_replay(bag, domain) -> list[tuple]:
             "cosmos_ros.nodes.reasoner", env,
             "-p", "use_sim_time:=true",
             "-p", "cameras:=[cam]",
-            "-p", "engine:=scripted_engine:create",
-            "-p", "rate_hz:=2.0",
             "-p", "window_s:=1.0",
             "-p", "fps:=4.0",
             "-p", "max_frames:=4",
             "-p", "camera_reliability:=reliable",
+            *params,
         )  # fmt: skip
-        wait_for(lambda: "watching cam" in reasoner.output, 60, "the reasoner to start")
-        player = play(env, bag, "--clock", "--wait-for-subscribers", "20", "--delay", "0.3")
-        wait_for(lambda: player.proc.poll() is not None, 60, "the player to finish")
-        time.sleep(1.0)
+        wait_for(lambda: "engine ready" in reasoner.output, 120, "the reasoner's engine")
+        player = play(env, bag, "--clock", "--rate", rate, "--wait-for-subscribers", "20", "--delay", "0.3")
+        wait_for(lambda: player.proc.poll() is not None, 120, "the player to finish")
+        time.sleep(1.0 / float(rate))
         assert player.proc.returncode == 0, player.output
     finally:
         probe.close()
@@ -284,8 +283,9 @@ def _answers_of_one_replay(bag, domain) -> list[tuple]:
 def test_the_reasoner_on_sim_time_answers_a_replayed_bag_the_same_way_twice(tmp_path):
     # "stamps" makes the scripted engine think the clip's frame stamps: the answers show the window
     camera_bag(tmp_path / "bag", frames=60, period_ns=100_000_000, task_text="stamps: stack the blocks")
-    first = _answers_of_one_replay(tmp_path / "bag", unique_domain_id())
-    second = _answers_of_one_replay(tmp_path / "bag", unique_domain_id())
+    scripted = ("-p", "engine:=scripted_engine:create", "-p", "rate_hz:=2.0")
+    first = _answers_of_one_replay(tmp_path / "bag", unique_domain_id(), *scripted)
+    second = _answers_of_one_replay(tmp_path / "bag", unique_domain_id(), *scripted)
     assert first == second
     subtasks = [a for a in first if a[0] == "subtask"]
     # one answer per 0.5 s period entered after the first frame: 5.9 s of frames -> 11
@@ -295,3 +295,44 @@ def test_the_reasoner_on_sim_time_answers_a_replayed_bag_the_same_way_twice(tmp_
     # each clip ends at the last frame before a multiple of 0.5 s: 0.4 s, 0.9 s, ... after T0
     t0_sec = T0_NS // 1_000_000_000
     assert ends == [(t0_sec + (k * 5 + 4) // 10, ((k * 5 + 4) % 10) * 100_000_000) for k in range(11)]
+
+
+def test_the_shipped_model_answers_a_replayed_bag_the_same_way_twice(tmp_path):
+    from cosmos_ros.resources import data_dirs
+
+    model = data_dirs("model")[0] / "cosmos-reason1-tiny"
+    camera_bag(tmp_path / "bag", frames=70, period_ns=100_000_000, task_text="stack the blocks")
+    # one answer pair every 2 s of sim time, replayed at half speed: the CPU model keeps up
+    params = (
+        "-p",
+        "engine:=torch",
+        "-p",
+        f"model:={model}",
+        "-p",
+        "rate_hz:=0.5",
+        "-p",
+        "max_new_tokens:=24",
+    )
+    first = _answers_of_one_replay(tmp_path / "bag", unique_domain_id(), *params, rate="0.5")
+    second = _answers_of_one_replay(tmp_path / "bag", unique_domain_id(), *params, rate="0.5")
+    assert first == second
+    assert len([a for a in first if a[0] == "subtask"]) == 3, first  # periods entered at 2, 4, 6 s
+    assert all(a[1] == "ep-1" and a[-2] and a[-1] == SubtaskPrediction.STATUS_OK for a in first)
+    t0_sec = T0_NS // 1_000_000_000
+    assert [(a[4], a[5]) for a in first[:3]] == [(t0_sec + s, 900_000_000) for s in (1, 3, 5)]
+
+
+def test_loop_plays_the_bag_until_stopped(tmp_path):
+    stamps = camera_bag(tmp_path / "bag", frames=10, period_ns=20_000_000)
+    domain = unique_domain_id()
+    probe = Probe(domain)
+    try:
+        images = Arrivals(probe)
+        player = play(child_env(domain), tmp_path / "bag", "--loop", "--wait-for-subscribers", "20")
+        wait_for(lambda: len(images.items) >= 35, 30, "three passes over the bag")
+        assert player.stop() == 0, player.output
+        received = images.stamps_ns()
+        assert received[:30] == stamps * 3  # each pass plays the whole bag from its start
+        assert "played" in player.output
+    finally:
+        probe.close()
