@@ -8,6 +8,13 @@ model on a worker thread what the robot should do next (`~/next_subtask`) and wh
 With use_sim_time the periodic answers follow the first camera's stamps instead of a timer
 (messages.StampTicks), so a replayed bag gets the same clips every run.
 
+One class for both executables: a lifecycle node (configure: parameters checked, model loading,
+publishers up; activate: cameras subscribed, periodic answers, ~/reason served; deactivate;
+cleanup). The `reasoner` executable configures and activates it at start, as nav2's autostart
+does, and keeps running with a model that fails to load (every answer then says why);
+`reasoner_lifecycle` leaves the transitions to a lifecycle manager, and its configure waits for
+the model and fails without it.
+
 Executor callbacks only convert and hand off; the model runs on the worker thread.
 """
 
@@ -21,14 +28,11 @@ from functools import partial
 
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.action import ActionServer, CancelResponse, GoalResponse
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.node import Node
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from rclpy.task import Future
 from sensor_msgs.msg import CompressedImage, Image
 
-from cosmos_ros.action import Reason as ReasonAction
 from cosmos_ros.core.codec import (
     FRAME_MAX_ASPECT,
     FRAME_MIN_SIDE,
@@ -38,54 +42,124 @@ from cosmos_ros.core.codec import (
     stamp_seconds,
 )
 from cosmos_ros.core.frames import FrameBuffer
-from cosmos_ros.core.types import OutcomeStatus, TaskKind
+from cosmos_ros.core.types import TaskKind
 from cosmos_ros.engine import create_engine
 from cosmos_ros.msg import FailureDetection, SubtaskPrediction, TaskContext
 from cosmos_ros.nodes import diagnostics, messages
 from cosmos_ros.nodes.tasks import TaskFields, TaskInput, TaskRefused
 from cosmos_ros.nodes.reasoner_params import PARAMETERS, descriptor, settings_from, timer_period_ns, validate
-from cosmos_ros.nodes.worker import Cancelled, Outcome, ReasoningWorker, Request
-from cosmos_ros.srv import Reason as ReasonService
+from cosmos_ros.nodes.reason_server import ReasonServer
 from cosmos_ros.nodes.runner import run_node
+from cosmos_ros.nodes.worker import Outcome, ReasoningWorker
 
-SHUTTING_DOWN = "the reasoner is shutting down"
+LOAD_TIMEOUT_S = 600.0  # a managed reasoner's configure waits this long for the model
 
 
-class ReasonerLogic:
-    """Everything the reasoner does, in lifecycle-sized steps, for a class that is also a Node:
-    `Reasoner` runs all steps at construction; `LifecycleReasoner` (reasoner_lifecycle) runs them
-    on configure/activate/deactivate/cleanup transitions."""
+class Reasoner(LifecycleNode):
+    """The reasoner node. autostart: configured and activated at construction (the `reasoner`
+    executable); otherwise it waits in `unconfigured` for a lifecycle manager."""
 
-    def _declare_parameters(self) -> None:
+    def __init__(self, *, autostart: bool = False, **kwargs):
+        super().__init__("reasoner", **kwargs)
+        self.autostart = autostart
+        # Configured state (inactive and active); None / empty while unconfigured.
+        self._values: dict = {}
+        self.worker: ReasoningWorker | None = None
+        self.buffer: FrameBuffer | None = None
+        self.stamps = messages.StampBase()
+        self.tasks = TaskInput()
+        self._confirmation = messages.FailureConfirmation()
+        self._decode_errors: dict[str, dict[str, int]] = {}  # camera -> cause -> frames
+        self._latency: dict[str, collections.deque] = {}  # camera -> capture-to-buffer seconds
+        self._logged_causes: set[str] = set()
+        self._frame_ids: dict[str, str] = {}
+        self._jumped: set[str] = set()  # cameras whose last frame was a clock jump
+        self._outputs: tuple = ()  # next_subtask, failure, /diagnostics
+        self._diag_timer = None
+        # Active state: subscriptions, the periodic timer (or stamp ticks on sim time), ~/reason.
+        self._active: list = []
+        self._timer = None
+        self._stamp_ticks: messages.StampTicks | None = None
+        self._server: ReasonServer | None = None
+        self._shutting_down = False
+        # After the state above: a refused parameter ends the node here, and destroy_node runs.
         for name, (default, description, read_only) in PARAMETERS.items():
             self.declare_parameter(name, default, descriptor(name, default, description, read_only))
         self.add_on_set_parameters_callback(self._on_set_parameters)
+        if autostart:
+            problem = validate(self._read_parameters())
+            if problem:
+                raise ValueError(f"invalid reasoner parameters: {problem}")
+            for transition in (self.trigger_configure, self.trigger_activate):
+                if transition() != TransitionCallbackReturn.SUCCESS:
+                    raise ValueError(f"the reasoner failed to {transition.__name__.removeprefix('trigger_')}")
+
+    # ---- lifecycle transitions -------------------------------------------------------------------
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self._configure()
+        except ValueError as exc:
+            self.get_logger().error(str(exc))
+            return TransitionCallbackReturn.FAILURE
+        if not self.autostart:  # a managed reasoner is configured once its model works
+            if not self.worker.wait_ready(LOAD_TIMEOUT_S) or self.worker.engine_error:
+                self.get_logger().error(self.worker.engine_error or "the model did not load in time")
+                self._cleanup()
+                return TransitionCallbackReturn.FAILURE
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._activate()
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._deactivate()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._cleanup()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        if self._server is not None:
+            self._deactivate()
+        if self.worker is not None:
+            self._cleanup()
+        return TransitionCallbackReturn.SUCCESS
+
+    def destroy_node(self) -> None:
+        if self.worker is not None:
+            # After a wind-down the thread has ended, or was given up on: do not wait for it again.
+            self.worker.stop(0.5 if self._shutting_down else 10.0)
+        super().destroy_node()
+
+    # ---- the steps -------------------------------------------------------------------------------
+
+    def _read_parameters(self) -> dict:
+        return {name: self.get_parameter(name).value for name in PARAMETERS}
 
     def _configure(self) -> None:
         """Reads and checks the parameters, starts the worker (which loads the model) and the
         publishers. Raises ValueError for unusable parameters."""
-        self._values = {name: self.get_parameter(name).value for name in PARAMETERS}
-        problem = validate(self._values)
+        values = self._read_parameters()
+        problem = validate(values)
         if problem:
             raise ValueError(f"invalid reasoner parameters: {problem}")
-        settings = settings_from(self._values)
-        self._decode_errors: dict[str, dict[str, int]] = {c: {} for c in settings.cameras}
-        # header stamp -> frame in the buffer, seconds, for /diagnostics
+        self._values = values
+        settings = settings_from(values)
+        self._decode_errors = {c: {} for c in settings.cameras}
         self._latency = {c: collections.deque(maxlen=200) for c in settings.cameras}
-        self._logged_causes: set[str] = set()
-        self.stamps = messages.StampBase()
-        self._frame_ids: dict[str, str] = {}
-        self.tasks = TaskInput()
+        self._logged_causes, self._frame_ids, self._jumped = set(), {}, set()
+        self.stamps, self.tasks = messages.StampBase(), TaskInput()
         self._confirmation = messages.FailureConfirmation()
         self.buffer = FrameBuffer(
-            self._values["buffer_capacity"],
+            values["buffer_capacity"],
             max_age_s=max(30.0, 2 * settings.window_s),
-            clock_jump_s=self._values["clock_jump_s"],
+            clock_jump_s=values["clock_jump_s"],
             on_clock_jump=self._on_clock_jump,
         )
         self._shutting_down = False
-        self._in_flight = 0  # service calls and goals not yet answered
-        self._jumped: set[str] = set()  # cameras whose last frame was a clock jump
         self.worker = ReasoningWorker(
             self.buffer,
             self._make_engine,
@@ -95,11 +169,12 @@ class ReasonerLogic:
             max_pending=self._values["max_pending_requests"],
             clock=self._arrival_time,
         )
-        self._subtask_pub = self.create_publisher(SubtaskPrediction, "~/next_subtask", 10)
-        self._failure_pub = self.create_publisher(FailureDetection, "~/failure", 10)
-        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._outputs = (
+            self.create_publisher(SubtaskPrediction, "~/next_subtask", 10),
+            self.create_publisher(FailureDetection, "~/failure", 10),
+            self.create_publisher(DiagnosticArray, "/diagnostics", 10),
+        )
         self._diag_timer = self.create_timer(1.0, self._publish_diagnostics)
-        self._active: list = []  # subscriptions, timer, service, action server while active
         self.worker.start()
 
     def _activate(self) -> None:
@@ -110,27 +185,12 @@ class ReasonerLogic:
             depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
         )
         self._active.append(self.create_subscription(TaskContext, "~/task", self._on_task, latched))
-        requests = ReentrantCallbackGroup()
-        # Deep queues: a burst of concurrent calls must reach the callback to get BUSY, not vanish.
-        deep = QoSProfile(depth=256, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
-        # On sim time the camera's stamps drive the periodic answers (see _tick_on_stamps), so a
+        # On sim time the camera's stamps drive the periodic answers (messages.StampTicks), so a
         # replayed bag gets the same clips however its messages interleave with /clock.
         self._stamp_ticks = messages.StampTicks() if self.get_parameter("use_sim_time").value else None
-        self._timer = None
         if self._stamp_ticks is None:
             self._timer = self.create_timer(1.0 / self._values["rate_hz"], self.worker.tick)
-        self._service = self.create_service(
-            ReasonService, "~/reason", self._on_reason, qos_profile=deep, callback_group=requests
-        )
-        self._action = ActionServer(
-            self,
-            ReasonAction,
-            "~/reason",
-            execute_callback=self._execute_goal,
-            goal_callback=lambda _: GoalResponse.REJECT if self._shutting_down else GoalResponse.ACCEPT,
-            cancel_callback=lambda goal: CancelResponse.ACCEPT,
-            callback_group=requests,
-        )
+        self._server = ReasonServer(self, self.worker, self.stamps, self._log_once)
         settings = self.worker.settings
         self.get_logger().info(
             f"watching {', '.join(settings.cameras)} with {self._values['engine']} engine "
@@ -143,14 +203,17 @@ class ReasonerLogic:
         self._active = []
         if self._timer is not None:
             self.destroy_timer(self._timer)
-        self.destroy_service(self._service)
-        self._action.destroy()
+            self._timer = None
+        self._server.destroy()
+        self._server = None
 
     def _cleanup(self) -> None:
         self.worker.stop()
+        self.worker = None  # the engine goes with it
         self.destroy_timer(self._diag_timer)
-        for publisher in (self._subtask_pub, self._failure_pub, self._diag_pub):
+        for publisher in self._outputs:
             self.destroy_publisher(publisher)
+        self._outputs, self._diag_timer = (), None
 
     # ---- set-up --------------------------------------------------------------------------------
 
@@ -235,11 +298,12 @@ class ReasonerLogic:
 
     def _publish_periodic(self, kind: TaskKind, outcome: Outcome) -> None:
         frame_id = self._frame_ids.get(outcome.cameras[0], "") if outcome.cameras else ""
+        subtask_pub, failure_pub, _ = self._outputs
         if kind == TaskKind.NEXT_SUBTASK:
-            self._subtask_pub.publish(messages.subtask_prediction(outcome, self.stamps, frame_id))
+            subtask_pub.publish(messages.subtask_prediction(outcome, self.stamps, frame_id))
         else:
             msg = messages.failure_detection(outcome, self.stamps, frame_id)
-            self._failure_pub.publish(self._confirmation.apply(msg, self._values["failure_confirmations"]))
+            failure_pub.publish(self._confirmation.apply(msg, self._values["failure_confirmations"]))
 
     def _on_task(self, msg: TaskContext) -> None:
         stamp = msg.header.stamp
@@ -285,10 +349,10 @@ class ReasonerLogic:
             )
         )
         statuses.append(diagnostics.task_status(name, self.tasks, self.worker.settings))
-        self._diag_pub.publish(diagnostics.diagnostic_array(self.get_clock().now().to_msg(), statuses))
+        self._outputs[2].publish(diagnostics.diagnostic_array(self.get_clock().now().to_msg(), statuses))
 
     def _on_set_parameters(self, params) -> SetParametersResult:
-        if not hasattr(self, "worker"):  # not configured yet: checked on configure
+        if self.worker is None:  # not configured: checked on configure
             return SetParametersResult(successful=True)
         values = dict(self._values)
         for param in params:
@@ -300,7 +364,7 @@ class ReasonerLogic:
         problem = validate(values)
         if problem:
             return SetParametersResult(successful=False, reason=problem)
-        if values["rate_hz"] != self._values["rate_hz"] and self._active and self._timer is not None:
+        if values["rate_hz"] != self._values["rate_hz"] and self._timer is not None:
             try:
                 self._timer.timer_period_ns = timer_period_ns(values["rate_hz"])
                 self._timer.reset()
@@ -312,124 +376,36 @@ class ReasonerLogic:
         self.worker.settings = self.tasks.apply(settings_from(values))  # a planner's task wins
         return SetParametersResult(successful=True)
 
-    # ---- questions from other nodes -------------------------------------------------------------
-
-    def _request(self, goal, on_token=None) -> tuple[Request, Future]:
-        future = Future(executor=self.executor)
-        # A done-callback makes rclpy schedule a task when the worker thread completes the
-        # future, which wakes the executor so the awaiting service coroutine resumes.
-        future.add_done_callback(lambda _: None)
-        request = Request(
-            question=goal.question,
-            options=tuple(goal.options),
-            cameras=tuple(c for c in goal.cameras if c),
-            window_s=float(goal.window_s),
-            max_new_tokens=int(goal.max_new_tokens),
-            on_token=on_token,
-            done=future.set_result,
-        )
-        return request, future
-
-    async def _answer(self, job: Request, future: Future) -> Outcome:
-        if self._shutting_down:
-            return Outcome(OutcomeStatus.ERROR, SHUTTING_DOWN)
-        if not self.worker.submit(job):
-            return Outcome(OutcomeStatus.BUSY, f"{self.worker.queue_depth} requests queued; try again later")
-        self._in_flight += 1
-        try:
-            return await future
-        finally:
-            self._in_flight -= 1
-
-    def _fill_result(self, result, outcome: Outcome):
-        """Fills a Reason response or result; if that fails, it still carries an ERROR that says why."""
-        try:
-            messages.fill_reason_result(result, outcome, self.stamps)
-        except Exception as exc:  # the caller must get an answer, even one about our own bug
-            cause = f"delivery.{type(exc).__name__}"
-            errors = self.worker.stats.errors
-            errors[cause] = errors.get(cause, 0) + 1
-            self._log_once(cause, f"filling an answer failed: {type(exc).__name__}: {exc}")
-            result = type(result)()
-            failed = Outcome(OutcomeStatus.ERROR, f"answer delivery failed: {type(exc).__name__}: {exc}")
-            messages.fill_reason_result(result, failed, self.stamps)
-        return result
-
-    async def _on_reason(self, request, response):
-        job, future = self._request(request)
-        return self._fill_result(response, await self._answer(job, future))
-
-    async def _execute_goal(self, goal_handle):
-        started = time.monotonic()
-        text = []
-        lock = threading.Lock()
-
-        def on_token(delta: str) -> None:
-            if goal_handle.is_cancel_requested or self._shutting_down:
-                raise Cancelled()
-            with lock:
-                text.append(delta)
-                feedback = ReasonAction.Feedback(
-                    text_delta=delta,
-                    text="".join(text),
-                    num_tokens=len(text),
-                    elapsed_s=time.monotonic() - started,
-                )
-            goal_handle.publish_feedback(feedback)
-
-        job, future = self._request(goal_handle.request, on_token)
-        outcome = await self._answer(job, future)
-        if self._shutting_down and outcome.status is OutcomeStatus.ERROR:
-            outcome = Outcome(OutcomeStatus.ERROR, SHUTTING_DOWN, cameras=outcome.cameras)
-        result = self._fill_result(ReasonAction.Result(), outcome)
-        if goal_handle.is_cancel_requested:
-            goal_handle.canceled()
-        elif self._shutting_down and outcome.status is OutcomeStatus.ERROR:
-            goal_handle.abort()
-        else:
-            goal_handle.succeed()
-        return result
-
     def wind_down(self, executor, give_up, timeout_s: float = 10.0) -> None:
         """Ends what is in flight while the context still works (run_node calls this on the first
         Ctrl-C / SIGTERM): new calls and goals are refused, a goal being generated stops at its
         next token and is aborted with the reason, queued ones are answered ERROR, and the executor
         spins until all of them are delivered, timeout_s passes or give_up() (a second Ctrl-C)."""
-        if not hasattr(self, "worker"):  # a lifecycle node never configured has nothing in flight
+        if self.worker is None:  # an unconfigured node has nothing in flight
             return
         self._shutting_down = True
+        server = self._server
+        if server is not None:
+            server.shutting_down = True
         stopper = threading.Thread(target=self.worker.stop, name="cosmos_ros-stop", daemon=True)
         stopper.start()
         deadline = time.monotonic() + timeout_s
-        while (stopper.is_alive() or self._in_flight) and time.monotonic() < deadline and not give_up():
+
+        def busy() -> bool:
+            return stopper.is_alive() or (server is not None and server.in_flight > 0)
+
+        while busy() and time.monotonic() < deadline and not give_up():
             executor.spin_once(timeout_sec=0.05)
         flush = time.monotonic() + 0.3  # the action server sends results from tasks of its own
         while time.monotonic() < flush and not give_up():
             executor.spin_once(timeout_sec=0.05)
 
 
-class Reasoner(ReasonerLogic, Node):
-    """The reasoner, configured and active from the start (see reasoner_lifecycle for the
-    managed variant)."""
-
-    def __init__(self, **kwargs):
-        super().__init__("reasoner", **kwargs)
-        self._declare_parameters()
-        self._configure()
-        self._activate()
-
-    def destroy_node(self) -> None:
-        if hasattr(self, "worker"):  # rclpy also destroys a node whose parameters were refused
-            # After a wind-down the thread has ended, or was given up on: do not wait for it again.
-            self.worker.stop(0.5 if self._shutting_down else 10.0)
-        super().destroy_node()
-
-
 def main(args=None) -> int:
     # One executor thread: callbacks only convert and hand off, and the service/action handlers
     # are coroutines, so nothing blocks it. rclpy's multi-threaded executor spent most of a core
     # rebuilding wait sets and delivered fewer frames (bench/ingest.py).
-    return run_node(Reasoner, "reasoner", args=args)
+    return run_node(partial(Reasoner, autostart=True), "reasoner", args=args)
 
 
 if __name__ == "__main__":

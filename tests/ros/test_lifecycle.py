@@ -57,12 +57,12 @@ def publish_frames(probe: Probe, topic: str, stop: threading.Event) -> threading
     return thread
 
 
-def start_lifecycle_reasoner(domain: int, *params: str):
+def start_lifecycle_reasoner(domain: int, *params: str, module: str = "cosmos_ros.nodes.reasoner_lifecycle"):
     args = ["-p", "cameras:=[cam]", "-p", "task:=wipe the table", "-p", "engine:=scripted_engine:create"]
     args += ["-p", "rate_hz:=4.0"]
     for param in params:
         args += ["-p", param]
-    return start_node("cosmos_ros.nodes.reasoner_lifecycle", child_env(domain), *args)
+    return start_node(module, child_env(domain), *args)
 
 
 def test_answers_flow_only_while_active():
@@ -106,3 +106,55 @@ def test_bad_parameters_fail_configure_and_the_node_stays_up():
     finally:
         probe.close()
         assert reasoner.stop() == 0, reasoner.output[-2000:]
+
+
+def test_the_plain_reasoner_is_the_same_node_started_active_and_a_manager_can_pause_it():
+    domain = unique_domain_id()
+    probe = Probe(domain)
+    predictions = probe.collect(SubtaskPrediction, "/reasoner/next_subtask")
+    reasoner = start_lifecycle_reasoner(domain, module="cosmos_ros.nodes.reasoner")
+    stop = threading.Event()
+    publish_frames(probe, "/cam/image_raw", stop)
+    try:
+        manager = Manager(probe, "/reasoner")
+        assert manager.state() == State.PRIMARY_STATE_ACTIVE  # configured and activated at start
+        wait_for(lambda: any(p.status == SubtaskPrediction.STATUS_OK for p in predictions), 20, "answers")
+        assert manager.transition(Transition.TRANSITION_DEACTIVATE)
+        time.sleep(0.5)
+        count = len(predictions)
+        time.sleep(1.5)
+        assert len(predictions) == count
+        assert manager.transition(Transition.TRANSITION_ACTIVATE)
+        wait_for(lambda: len(predictions) > count, 20, "answers after reactivating")
+    finally:
+        stop.set()
+        probe.close()
+        assert reasoner.stop() == 0, reasoner.output[-2000:]
+
+
+def test_the_plain_reasoner_outlives_a_model_that_fails_to_load_where_a_managed_one_fails_configure():
+    domain = unique_domain_id()
+    probe = Probe(domain)
+    predictions = probe.collect(SubtaskPrediction, "/reasoner/next_subtask")
+    broken = ("engine:=torch", "model:=/no/such/checkpoint")
+    plain = start_lifecycle_reasoner(domain, *broken, module="cosmos_ros.nodes.reasoner")
+    stop = threading.Event()
+    publish_frames(probe, "/cam/image_raw", stop)
+    try:
+        wait_for(lambda: any(p.status == SubtaskPrediction.STATUS_ERROR for p in predictions), 30, "an ERROR")
+        assert "/no/such/checkpoint" in predictions[-1].status_message
+        assert plain.proc.poll() is None
+    finally:
+        stop.set()
+        probe.close()
+        assert plain.stop() == 0, plain.output[-2000:]
+    domain = unique_domain_id()
+    probe = Probe(domain)
+    managed = start_lifecycle_reasoner(domain, *broken)
+    try:
+        manager = Manager(probe, "/reasoner")
+        assert not manager.transition(Transition.TRANSITION_CONFIGURE)
+        assert manager.state() == State.PRIMARY_STATE_UNCONFIGURED
+    finally:
+        probe.close()
+        assert managed.stop() == 0, managed.output[-2000:]
