@@ -64,3 +64,28 @@ def declare(node, table: Table, *, ranges: Mapping = NONE, choices: Mapping = NO
     if found:
         raise ValueError(f"invalid {node.get_name()} parameters: " + "; ".join(found))
     return collections.namedtuple("Parameters", list(table))(**values)
+
+
+def markdown_table(table: Table, ranges: Mapping = NONE, choices: Mapping = NONE) -> str:
+    """The README's table of a node's parameters, made from the node's own tables (a test keeps
+    the README equal to it): name, default, description with its range or choices."""
+
+    def shown(value) -> str:
+        if isinstance(value, bool):
+            return f"`{str(value).lower()}`"
+        if isinstance(value, list):
+            return "`[" + ", ".join(v or '""' for v in value) + "]`"
+        return f"`{value}`" if value != "" else '`""`'
+
+    rows = ["| name | default | |", "|---|---|---|"]
+    for name, (default, description, read_only) in table.items():
+        notes = []
+        if name in ranges:
+            notes.append("..".join(str(v) if isinstance(v, int) else f"{v:g}" for v in ranges[name]))
+        if name in choices:
+            notes.append(" or ".join(f"`{c}`" for c in choices[name]))
+        if read_only:
+            notes.append("read-only")
+        text = description.replace("|", "\\|") + (f" ({'; '.join(notes)})" if notes else "")
+        rows.append(f"| `{name}` | {shown(default)} | {text} |")
+    return "\n".join(rows)

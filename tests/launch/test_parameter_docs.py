@@ -1,13 +1,17 @@
-"""The README's reasoner parameter table and launch/reasoner.params.yaml agree with the node's
-own table (cosmos_ros/nodes/reasoner_params.py): one source of truth, the others checked."""
+"""The README's parameter tables and launch/reasoner.params.yaml agree with the nodes' own
+tables (cosmos_ros/nodes/reasoner_params.py, each node's PARAMETERS): one source of truth, the
+others checked."""
 
 from __future__ import annotations
 
+import importlib
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 
+from cosmos_ros.nodes import params
 from cosmos_ros.nodes.reasoner_params import PARAMETERS, RANGES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,3 +65,13 @@ def test_the_shipped_params_file_holds_only_what_differs_from_the_defaults():
     assert set(values) <= set(PARAMETERS)
     same = [name for name, value in values.items() if value == PARAMETERS[name][0]]
     assert not same, f"{same} restate the node's defaults"
+
+
+@pytest.mark.parametrize("node", ["video_camera", "planner_listener", "sim_camera", "evaluator", "bag_record"])
+def test_the_readme_shows_each_other_nodes_table_as_the_node_declares_it(node):
+    module = importlib.import_module(f"cosmos_ros.nodes.{node}")
+    expected = params.markdown_table(module.PARAMETERS, getattr(module, "RANGES", {}), getattr(module, "CHOICES", {}))
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index(f"### `{node}`") :]
+    section = section[: section.index("\n### ", 1)] if "\n### " in section[1:] else section
+    assert expected in section, f"README's ### `{node}` needs this table (from the node's PARAMETERS):\n{expected}"
