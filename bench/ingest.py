@@ -12,6 +12,10 @@ fixed number of frames and reports how many and how fast; the reasoner's /diagno
 many arrived and how late; /proc says how much CPU the reasoner used meanwhile, and how much
 other work on the host may have skewed the run.
 
+Part 2 runs twice: with the reasoner's default ingest rate (ingest_fps 0 = 4 x the clip fps:
+the other frames are skipped by stamp, never decoded) and with ingest_fps:=1000 (every frame,
+the behaviour before), to compare the reasoner's CPU.
+
 Part 3, replay: a 720p bgr8 recording at 30 Hz (an MCAP rosbag2 written here) played by
 `cosmos-ros bag play` into a lean subscriber in this process: the frame rate that arrives at
 the recorded timing (rate 1) and as fast as the player can go, each against the recorded 30 Hz.
@@ -362,8 +366,9 @@ def _value(values: dict[str, str] | None, key: str) -> float:
         return math.nan
 
 
-def measure_cross_process(duration_s: float, transport: str, domain_id: int) -> dict:
-    """Runs the reasoner and the publishers for duration_s of publishing; returns what each saw."""
+def measure_cross_process(duration_s: float, transport: str, domain_id: int, extra: tuple = ()) -> dict:
+    """Runs the reasoner (with `extra` -p parameters) and the publishers for duration_s of
+    publishing; returns what each saw."""
     env, transport_note = use_transport(transport, domain_id)
     count = max(1, round(duration_s * FPS))
     children: list[Child] = []
@@ -374,6 +379,7 @@ def measure_cross_process(duration_s: float, transport: str, domain_id: int) -> 
             command += ["--params-file", str(reasoner_params_file())]
             command += ["-p", f"cameras:=[{', '.join(CAMERAS)}]", "-p", "stale_timeout_s:=2.0"]
             command += ["-p", "task:=''"]  # no task, no periodic inference: it only ingests
+            command += list(extra)
             reasoner = Child("reasoner", command, env, Path(logs))
             children.append(reasoner)
             probe = DiagnosticsProbe()
@@ -545,6 +551,27 @@ def report_cross_process(result: dict) -> dict:
     return metrics
 
 
+def report_every_frame(every: dict, gated: dict) -> dict:
+    """The same run with ingest_fps:=1000 (every frame taken and decoded, the behaviour before
+    ingest_fps), against the default (4 x the clip fps)."""
+    cpu_every, cpu_gated = every["cpu_percent"]["reasoner"], gated["cpu_percent"]["reasoner"]
+    accepted = {c: (every["cameras"][c]["accepted"], gated["cameras"][c]["accepted"]) for c in CAMERAS}
+    console.print(
+        f"every frame (ingest_fps:=1000): reasoner CPU {cpu_every:.1f}% of one core, accepted "
+        + ", ".join(f"{c} {a}" for c, (a, _) in accepted.items())
+        + f"; default (ingest_fps 0 = 4 x fps): {cpu_gated:.1f}%, accepted "
+        + ", ".join(f"{c} {g}" for c, (_, g) in accepted.items())
+        + f" -> {cpu_every / cpu_gated:.2f}x less CPU\n"
+    )
+    metrics = {
+        "reasoner_cpu_every_frame_percent": cpu_every,
+        "ingest_cpu_every_frame_vs_gated": cpu_every / cpu_gated,
+    }
+    for camera, (every_frame, _) in accepted.items():
+        metrics[f"{camera}_accepted_every_frame"] = every_frame
+    return metrics
+
+
 # ---- part 3: replay ------------------------------------------------------------------------------
 
 
@@ -677,7 +704,10 @@ def main(argv: list[str] | None = None) -> int:
         if not args.replay_only:
             times = measure_in_process(iterations, ingest_max_side)
             metrics.update(report_in_process(times, iterations, ingest_max_side))
-            metrics.update(report_cross_process(measure_cross_process(duration, args.transport, domain_id)))
+            gated = measure_cross_process(duration, args.transport, domain_id)
+            metrics.update(report_cross_process(gated))
+            every = measure_cross_process(duration, args.transport, domain_id, ("-p", "ingest_fps:=1000.0"))
+            metrics.update(report_every_frame(every, gated))
         env, _ = use_transport(args.transport, domain_id)
         metrics.update(report_replay(measure_replay(env, frames=60 if args.quick else 150)))
     except KeyboardInterrupt:

@@ -29,6 +29,7 @@ def camera_status(
     decode_errors: dict[str, int],
     stale: bool,
     latencies_s: list[float] = (),
+    skipped: int = 0,
 ) -> DiagnosticStatus:
     status = DiagnosticStatus(name=f"{node_name}: camera {camera}", hardware_id=camera)
     stats = stats or CameraStats()
@@ -43,7 +44,8 @@ def camera_status(
         status.level, status.message = DiagnosticStatus.OK, "receiving"
     status.values = [
         _kv("rate_hz", float(stats.rate_hz)),
-        _kv("received", stats.received + errors),
+        _kv("received", stats.received + errors + skipped),
+        _kv("skipped", skipped),  # not taken by design (ingest_fps), never decoded
         _kv("accepted", stats.accepted),
         _kv("out_of_order", stats.out_of_order),
         _kv("duplicates", stats.duplicates),

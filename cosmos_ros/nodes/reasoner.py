@@ -34,6 +34,9 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from sensor_msgs.msg import CompressedImage, Image
 
 from cosmos_ros.core.codec import (
+    compressed_from_cdr,
+    image_from_cdr,
+    image_stamp,
     FRAME_MAX_ASPECT,
     FRAME_MIN_SIDE,
     ImageDecodeError,
@@ -47,7 +50,14 @@ from cosmos_ros.engine import create_engine
 from cosmos_ros.msg import FailureDetection, SubtaskPrediction, TaskContext
 from cosmos_ros.nodes import diagnostics, messages
 from cosmos_ros.nodes.tasks import TaskFields, TaskInput, TaskRefused
-from cosmos_ros.nodes.reasoner_params import PARAMETERS, descriptor, settings_from, timer_period_ns, validate
+from cosmos_ros.nodes.reasoner_params import (
+    PARAMETERS,
+    descriptor,
+    ingest_gap_ns,
+    settings_from,
+    timer_period_ns,
+    validate,
+)
 from cosmos_ros.nodes.reason_server import ReasonServer
 from cosmos_ros.nodes.runner import run_node
 from cosmos_ros.nodes.worker import Outcome, ReasoningWorker
@@ -74,6 +84,7 @@ class Reasoner(LifecycleNode):
         self._logged_causes: set[str] = set()
         self._frame_ids: dict[str, str] = {}
         self._jumped: set[str] = set()  # cameras whose last frame was a clock jump
+        self._gate = messages.IngestGate()
         self._outputs: tuple = ()  # next_subtask, failure, /diagnostics
         self._diag_timer = None
         # Active state: subscriptions, the periodic timer (or stamp ticks on sim time), ~/reason.
@@ -151,6 +162,7 @@ class Reasoner(LifecycleNode):
         self._decode_errors = {c: {} for c in settings.cameras}
         self._latency = {c: collections.deque(maxlen=200) for c in settings.cameras}
         self._logged_causes, self._frame_ids, self._jumped = set(), {}, set()
+        self._gate = messages.IngestGate()
         self.stamps, self.tasks = messages.StampBase(), TaskInput()
         self._confirmation = messages.FailureConfirmation()
         self.buffer = FrameBuffer(
@@ -235,16 +247,20 @@ class Reasoner(LifecycleNode):
                 partial(self._on_frame, camera, compressed),
                 qos,
                 callback_group=MutuallyExclusiveCallbackGroup(),
+                raw=True,  # the bytes as delivered: most frames are skipped unread (ingest_fps)
             )
             for camera in cameras
         ]
 
     # ---- callbacks: convert, hand off, return ---------------------------------------------------
 
-    def _on_frame(self, camera: str, compressed: bool, msg) -> None:
+    def _on_frame(self, camera: str, compressed: bool, data: bytes) -> None:
         shape = {"max_side": self._values["ingest_max_side"], "min_side": FRAME_MIN_SIDE}
         shape["max_aspect"] = FRAME_MAX_ASPECT  # absurd shapes are dropped here, not in the engine
         try:
+            if not self._gate.take(camera, image_stamp(data), ingest_gap_ns(self._values)):
+                return  # a frame the clips do not need: never decoded
+            msg = compressed_from_cdr(data) if compressed else image_from_cdr(data)
             rgb = compressed_to_rgb8(msg, **shape) if compressed else image_to_rgb8(msg, **shape)
         except ImageDecodeError as exc:
             self._count_decode_error(camera, exc.cause, str(exc))
@@ -336,6 +352,7 @@ class Reasoner(LifecycleNode):
                 dict(self._decode_errors.get(camera, {})),
                 self.buffer.is_stale(camera, now, settings.stale_timeout_s),
                 list(self._latency[camera]),
+                self._gate.skipped.get(camera, 0),
             )
             for camera in settings.cameras
         ]

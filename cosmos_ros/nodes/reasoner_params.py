@@ -40,6 +40,12 @@ PARAMETERS = {
     ),
     "buffer_capacity": (128, "frames kept per camera", True),
     "ingest_max_side": (640, "frames are downscaled on arrival so their longer side is at most this", True),
+    "ingest_fps": (
+        0.0,
+        "frames taken per second per camera, chosen by stamp before decoding; the rest are skipped "
+        "unread. 0 = 4 x fps; above the camera's rate (e.g. 1000) = every frame",
+        False,
+    ),
     "publish_subtask": (True, "publish ~/next_subtask periodically", False),
     "publish_failure": (True, "publish ~/failure periodically", False),
     "failure_confirmations": (
@@ -63,6 +69,7 @@ RANGES = {
     "clock_jump_s": (0.05, 3600.0),
     "buffer_capacity": (1, 1024),
     "ingest_max_side": (28, 4096),
+    "ingest_fps": (0.0, 1000.0),
     "max_pending_requests": (1, 1024),
     "failure_confirmations": (1, 32),
 }
@@ -84,7 +91,17 @@ def validate(values: dict) -> str:
     problems = params.problems(values, RANGES, CHOICES)
     if not [c for c in values["cameras"] if c]:
         problems.append("cameras must name at least one camera")
+    ingest, fps = values["ingest_fps"], values["fps"]
+    if not problems and 0 < ingest < fps:
+        problems.append(f"ingest_fps {ingest:g} is below fps {fps:g}: clips would miss frames; use 0 (4 x fps) or >= fps")
     return "; ".join(problems)
+
+
+def ingest_gap_ns(values: dict) -> int:
+    """The shortest stamp step between two frames the reasoner takes from one camera: 0.9 of the
+    ingest period, so a frame stamped a little early (capture jitter) is not skipped for it."""
+    ingest = values["ingest_fps"] or 4.0 * values["fps"]
+    return int(0.9e9 / ingest)
 
 
 def timer_period_ns(rate_hz: float) -> int:

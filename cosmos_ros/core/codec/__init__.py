@@ -10,7 +10,9 @@ message fields itself, with the encoding names and semantics cv_bridge uses. Two
   `cv2_to_compressed_imgmsg(array, dst_format)` and `cvt_color`, with cv_bridge's conversion
   rules and rounding, plus image_transport's compressedDepth (png) format;
 
-under both, `image_to_array` / `array_to_image_fields` (`raw`): the message's own layout.
+under both, `image_to_array` / `array_to_image_fields` (`raw`): the message's own layout; and
+`image_from_cdr` / `compressed_from_cdr` / `image_stamp` (`cdr`): the messages read from the
+bytes a raw subscription delivers, pixels viewed in place.
 
 Messages are duck-typed: an Image is anything with `height, width, encoding,
 is_bigendian, step, data`; a CompressedImage anything with `format, data`.
@@ -22,6 +24,7 @@ with a stable `cause` string so a node can count failures per cause (see `DECODE
 OpenCV is imported lazily: importing `cosmos_ros.core` stays cheap and works without it.
 """
 
+from cosmos_ros.core.codec.cdr import compressed_from_cdr, image_from_cdr, image_stamp
 from cosmos_ros.core.codec.bridge import PASSTHROUGH, cv2_to_imgmsg, cvt_color, imgmsg_to_cv2
 from cosmos_ros.core.codec.compressed import compressed_imgmsg_to_cv2, cv2_to_compressed_imgmsg
 from cosmos_ros.core.codec.encodings import DECODE_CAUSES, ImageDecodeError, encoding_info
@@ -50,12 +53,15 @@ __all__ = [
     "PASSTHROUGH",
     "array_to_image_fields",
     "check_proportions",
+    "compressed_from_cdr",
     "compressed_imgmsg_to_cv2",
     "compressed_to_rgb8",
     "cv2_to_compressed_imgmsg",
     "cv2_to_imgmsg",
     "cvt_color",
     "encoding_info",
+    "image_from_cdr",
+    "image_stamp",
     "image_to_array",
     "image_to_rgb8",
     "imgmsg_to_cv2",

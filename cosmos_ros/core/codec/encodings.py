@@ -28,6 +28,7 @@ DECODE_CAUSES = (
     "unsupported_conversion",  # a desired encoding cv_bridge cannot convert to (8UC3 -> mono8)
     "unsupported_dtype",  # an array dtype no encoding has (int64, float16, bool)
     "incompatible_encoding",  # an array whose dtype or channels do not fit the encoding it is given
+    "bad_cdr",  # serialized message bytes that are cut short or not CDR
 )
 
 
