@@ -39,26 +39,6 @@ class StampBase:
         return Time(sec=sec, nanosec=nanosec) if sec >= 0 else Time()
 
 
-class IngestGate:
-    """Which camera frames the reasoner takes, decided from the header stamp alone, before the
-    frame is decoded: a frame less than `gap_ns` after the camera's last taken one is skipped by
-    design (counted in `skipped`, not as a drop). A stamp equal to or older than the last taken
-    one is always taken, so the frame buffer still counts duplicates, reordering and clock jumps."""
-
-    def __init__(self) -> None:
-        self.last: dict[str, int] = {}  # camera -> stamp of the last taken frame, ns
-        self.skipped: dict[str, int] = {}
-
-    def take(self, camera: str, stamp, gap_ns: int) -> bool:
-        ns = int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
-        last = self.last.get(camera)
-        if last is not None and 0 < ns - last < gap_ns:
-            self.skipped[camera] = self.skipped.get(camera, 0) + 1
-            return False
-        self.last[camera] = ns
-        return True
-
-
 class StampTicks:
     """Periodic answers driven by a camera's stamps, for sim time (use_sim_time:=true).
 

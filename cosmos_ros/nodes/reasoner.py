@@ -28,15 +28,12 @@ from functools import partial
 
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from sensor_msgs.msg import CompressedImage, Image
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
 from cosmos_ros.core.codec import (
     compressed_from_cdr,
     image_from_cdr,
-    image_stamp,
     FRAME_MAX_ASPECT,
     FRAME_MIN_SIDE,
     ImageDecodeError,
@@ -49,6 +46,7 @@ from cosmos_ros.core.types import TaskKind
 from cosmos_ros.engine import create_engine
 from cosmos_ros.msg import FailureDetection, SubtaskPrediction, TaskContext
 from cosmos_ros.nodes import diagnostics, messages
+from cosmos_ros.nodes.ingest import CameraIngest, resolve_mode
 from cosmos_ros.nodes.tasks import TaskFields, TaskInput, TaskRefused
 from cosmos_ros.nodes.reasoner_params import (
     PARAMETERS,
@@ -84,7 +82,7 @@ class Reasoner(LifecycleNode):
         self._logged_causes: set[str] = set()
         self._frame_ids: dict[str, str] = {}
         self._jumped: set[str] = set()  # cameras whose last frame was a clock jump
-        self._gate = messages.IngestGate()
+        self._ingest: CameraIngest | None = None
         self._outputs: tuple = ()  # next_subtask, failure, /diagnostics
         self._diag_timer = None
         # Active state: subscriptions, the periodic timer (or stamp ticks on sim time), ~/reason.
@@ -162,7 +160,6 @@ class Reasoner(LifecycleNode):
         self._decode_errors = {c: {} for c in settings.cameras}
         self._latency = {c: collections.deque(maxlen=200) for c in settings.cameras}
         self._logged_causes, self._frame_ids, self._jumped = set(), {}, set()
-        self._gate = messages.IngestGate()
         self.stamps, self.tasks = messages.StampBase(), TaskInput()
         self._confirmation = messages.FailureConfirmation()
         self.buffer = FrameBuffer(
@@ -180,6 +177,7 @@ class Reasoner(LifecycleNode):
             on_error=lambda cause, message: self.get_logger().error(message),
             max_pending=self._values["max_pending_requests"],
             clock=self._arrival_time,
+            refresh=self._take_latest,
         )
         self._outputs = (
             self.create_publisher(SubtaskPrediction, "~/next_subtask", 10),
@@ -191,7 +189,17 @@ class Reasoner(LifecycleNode):
 
     def _activate(self) -> None:
         """Subscribes the cameras, starts the periodic questions and serves ~/reason."""
-        self._active = self._subscribe_cameras(self.worker.settings.cameras)
+        values = self._values
+        self._ingest = CameraIngest(
+            self,
+            self.worker.settings.cameras,
+            mode=resolve_mode(values["ingest_mode"], bool(self.get_parameter("use_sim_time").value)),
+            compressed=values["image_transport"] == "compressed",
+            reliable=values["camera_reliability"] == "reliable",
+            gap_ns=lambda: ingest_gap_ns(self._values),
+            on_frame=self._on_frame,
+            on_bad_stamp=lambda camera, exc: self._count_decode_error(camera, exc.cause, str(exc)),
+        )
         # The planner's current task: a reasoner that starts (or activates) late still gets it.
         latched = QoSProfile(
             depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
@@ -206,10 +214,13 @@ class Reasoner(LifecycleNode):
         settings = self.worker.settings
         self.get_logger().info(
             f"watching {', '.join(settings.cameras)} with {self._values['engine']} engine "
-            f"({self._values['model']} on {self._values['device']}); task: {settings.task or '(none)'}"
+            f"({self._values['model']} on {self._values['device']}), taking frames by {self._ingest.mode} "
+            f"at {1e9 * 0.9 / ingest_gap_ns(values):.3g} fps; task: {settings.task or '(none)'}"
         )
 
     def _deactivate(self) -> None:
+        self._ingest.destroy()
+        self._ingest = None
         for subscription in self._active:
             self.destroy_subscription(subscription)
         self._active = []
@@ -234,37 +245,26 @@ class Reasoner(LifecycleNode):
         self.get_logger().info(f"engine ready: {engine.model_id}")
         return engine
 
-    def _subscribe_cameras(self, cameras) -> list:
-        qos = qos_profile_sensor_data
-        if self._values["camera_reliability"] == "reliable":
-            qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
-        compressed = self._values["image_transport"] == "compressed"
-        suffix = "/compressed" if compressed else ""
-        return [
-            self.create_subscription(
-                CompressedImage if compressed else Image,
-                f"{camera}/image_raw{suffix}",
-                partial(self._on_frame, camera, compressed),
-                qos,
-                callback_group=MutuallyExclusiveCallbackGroup(),
-                raw=True,  # the bytes as delivered: most frames are skipped unread (ingest_fps)
-            )
-            for camera in cameras
-        ]
-
     # ---- callbacks: convert, hand off, return ---------------------------------------------------
 
-    def _on_frame(self, camera: str, compressed: bool, data: bytes) -> None:
+    def _take_latest(self) -> None:
+        """Before a clip is cut (worker thread): in latest mode, the newest frames now."""
+        ingest = self._ingest
+        if ingest is not None:
+            ingest.take_latest()
+
+    def _on_frame(self, camera: str, data: bytes) -> bool:
+        """A taken frame, as the serialized message: read in place, converted, buffered. False
+        when it could not be decoded (counted per cause)."""
         shape = {"max_side": self._values["ingest_max_side"], "min_side": FRAME_MIN_SIDE}
         shape["max_aspect"] = FRAME_MAX_ASPECT  # absurd shapes are dropped here, not in the engine
+        compressed = self._values["image_transport"] == "compressed"
         try:
-            if not self._gate.take(camera, image_stamp(data), ingest_gap_ns(self._values)):
-                return  # a frame the clips do not need: never decoded
             msg = compressed_from_cdr(data) if compressed else image_from_cdr(data)
             rgb = compressed_to_rgb8(msg, **shape) if compressed else image_to_rgb8(msg, **shape)
         except ImageDecodeError as exc:
             self._count_decode_error(camera, exc.cause, str(exc))
-            return
+            return False
         stamp = self.stamps.to_seconds(msg.header.stamp)
         accepted = self.buffer.add(camera, stamp, rgb, received=self._arrival_time())
         self._frame_ids[camera] = msg.header.frame_id
@@ -284,6 +284,7 @@ class Reasoner(LifecycleNode):
             self._log_once(
                 f"{camera}:order", f"camera {camera}: frames with non-increasing stamps are dropped"
             )
+        return True
 
     def _arrival_time(self) -> float:
         """Seconds on the node's clock: sim time when use_sim_time is on (a paused sim is not a
@@ -352,7 +353,7 @@ class Reasoner(LifecycleNode):
                 dict(self._decode_errors.get(camera, {})),
                 self.buffer.is_stale(camera, now, settings.stale_timeout_s),
                 list(self._latency[camera]),
-                self._gate.skipped.get(camera, 0),
+                self._ingest.skipped.get(camera, 0) if self._ingest is not None else 0,
             )
             for camera in settings.cameras
         ]
@@ -390,6 +391,8 @@ class Reasoner(LifecycleNode):
                     successful=False, reason=f"rate_hz {values['rate_hz']}: the timer refused it: {exc}"
                 )
         self._values = values
+        if self._ingest is not None:
+            self._ingest.set_rate()  # fps or ingest_fps may have changed
         self.worker.settings = self.tasks.apply(settings_from(values))  # a planner's task wins
         return SetParametersResult(successful=True)
 

@@ -40,12 +40,14 @@ PARAMETERS = {
     ),
     "buffer_capacity": (128, "frames kept per camera", True),
     "ingest_max_side": (640, "frames are downscaled on arrival so their longer side is at most this", True),
-    "ingest_fps": (
-        0.0,
-        "frames taken per second per camera, chosen by stamp before decoding; the rest are skipped "
-        "unread. 0 = 4 x fps; above the camera's rate (e.g. 1000) = every frame",
-        False,
+    "ingest_mode": (
+        "auto",
+        "how frames beyond ingest_fps are left out: latest (DDS keeps only the newest; least CPU), "
+        "stamp (chosen by stamp: replays repeat), all (every frame decoded); auto = stamp on sim "
+        "time, else latest",
+        True,
     ),
+    "ingest_fps": (0.0, "frames taken per second per camera (latest, stamp); 0 = 4 x fps", False),
     "publish_subtask": (True, "publish ~/next_subtask periodically", False),
     "publish_failure": (True, "publish ~/failure periodically", False),
     "failure_confirmations": (
@@ -78,6 +80,7 @@ RANGES = {
 CHOICES = {
     "image_transport": ("raw", "compressed"),
     "camera_reliability": ("best_effort", "reliable"),
+    "ingest_mode": ("auto", "latest", "stamp", "all"),
 }
 
 

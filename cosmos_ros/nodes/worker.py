@@ -134,6 +134,7 @@ class ReasoningWorker:
         on_error: Callable[[str, str], None] = lambda cause, message: None,
         max_pending: int = 8,
         clock: Callable[[], float] = time.monotonic,
+        refresh: Callable[[], None] = lambda: None,
     ):
         self.buffer = buffer
         self.settings = settings
@@ -146,6 +147,7 @@ class ReasoningWorker:
         self._reported_causes: set[str] = set()
         self._max_pending = max_pending
         self._clock = clock
+        self._refresh = refresh  # called before a clip is cut: lets the node take the newest frames
         self._requests: collections.deque[Request] = collections.deque()
         self._tick = False
         self._tick_end: float | None = None  # where the pending tick's clip ends; None = newest frame
@@ -326,6 +328,7 @@ class ReasoningWorker:
         since: float | None = None,
         end: float | None = None,
     ) -> Outcome:
+        self._refresh()
         started = self._clock()
         stale = [c for c in cameras if self.buffer.is_stale(c, started, settings.stale_timeout_s)]
         if stale:

@@ -1,11 +1,12 @@
 """The reasoner's stamp rules: StampTicks (on sim time the periodic answers follow the camera's
-stamps) and IngestGate (which frames are taken at all, decided from the stamp)."""
+stamps) and StampGate (ingest_mode stamp: which frames are taken at all, decided from the stamp)."""
 
 from __future__ import annotations
 
 from builtin_interfaces.msg import Time
 
-from cosmos_ros.nodes.messages import IngestGate, StampBase, StampTicks
+from cosmos_ros.nodes.ingest import StampGate
+from cosmos_ros.nodes.messages import StampBase, StampTicks
 
 HALF_S = 500_000_000
 
@@ -54,21 +55,33 @@ def stamp(ns: int) -> Time:
     return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
 
 
-def test_the_ingest_gate_takes_one_frame_per_gap_per_camera_and_counts_the_rest():
-    gate = IngestGate()
+def run_gate(gate: StampGate, camera: str, stamps_ns, gap: int, broken=()) -> list[int]:
+    """Indices of the frames taken, as CameraIngest uses the gate (broken ones fail to decode)."""
+    taken = []
+    for i, ns in enumerate(stamps_ns):
+        if gate.due(camera, stamp(ns), gap) and i not in broken:
+            gate.taken(camera, stamp(ns))
+            taken.append(i)
+    return taken
+
+
+def test_the_stamp_gate_takes_one_frame_per_gap_per_camera():
+    gate = StampGate()
     gap = 56_250_000  # 0.9 / 16 Hz
-    taken = [i for i in range(30) if gate.take("front", stamp(T0 + i * 20_000_000), gap)]  # 50 Hz
-    assert taken == list(range(0, 30, 3))  # every 60 ms: the first frame at least a gap later
-    assert gate.skipped == {"front": 20}
-    assert gate.take("wrist", stamp(T0 + 10_000_000), gap)  # cameras are gated apart
+    fifty_hz = [T0 + i * 20_000_000 for i in range(30)]
+    assert run_gate(gate, "front", fifty_hz, gap) == list(range(0, 30, 3))  # every 60 ms
+    assert gate.due("wrist", stamp(T0 + 10_000_000), gap)  # cameras are gated apart
 
 
-def test_the_ingest_gate_lets_duplicates_reordering_and_jumps_through_to_the_buffer():
-    gate = IngestGate()
+def test_a_frame_that_fails_to_decode_does_not_use_up_its_slot():
+    fifty_hz = [T0 + i * 20_000_000 for i in range(12)]
+    assert run_gate(StampGate(), "front", fifty_hz, 56_250_000, broken={3}) == [0, 4, 7, 10]
+
+
+def test_the_stamp_gate_lets_duplicates_reordering_and_jumps_through_to_the_buffer():
+    gate = StampGate()
     gap = 100_000_000
-    assert gate.take("front", stamp(T0), gap)
-    assert gate.take("front", stamp(T0), gap)  # a duplicate: the buffer counts it
-    assert gate.take("front", stamp(T0 - 5_000_000), gap)  # older: the buffer counts reordering
-    assert gate.take("front", stamp(T0 - 3_600_000_000_000), gap)  # a jump back: a new timeline
-    assert not gate.take("front", stamp(T0 - 3_600_000_000_000 + 50_000_000), gap)  # gated on it
-    assert gate.skipped == {"front": 1}
+    frames = [T0, T0, T0 - 5_000_000, T0 - 3_600_000_000_000, T0 - 3_600_000_000_000 + 50_000_000]
+    # a duplicate and an older stamp are due (the buffer counts them); a jump back starts a new
+    # timeline that is gated on in its turn
+    assert run_gate(gate, "front", frames, gap) == [0, 1, 2, 3]

@@ -29,14 +29,18 @@ pytestmark = [pytest.mark.ros, pytest.mark.slow]
 PERIOD_NS = 20_000_000  # a 50 Hz camera
 
 
-def test_a_fast_camera_is_taken_at_the_ingest_rate_and_clips_keep_their_fps():
+@pytest.mark.parametrize(
+    ("mode", "spacing_s"),
+    [("auto", 0.08), ("stamp", 0.06)],  # auto = latest here (wall time): spacing 40..80 ms, by timer
+)
+def test_a_fast_camera_is_taken_at_the_ingest_rate_and_clips_keep_their_fps(mode, spacing_s):
     domain = unique_domain_id()
     probe = Probe(domain)
     diagnostics = probe.collect(DiagnosticArray, "/diagnostics")
     reasoner = start_node(
         "cosmos_ros.nodes.reasoner", child_env(domain),
         "-p", "cameras:=[cam]", "-p", "engine:=scripted_engine:create", "-p", "camera_reliability:=reliable",
-        "-p", "fps:=4.0", "-p", "window_s:=2.0", "-p", "max_frames:=16",
+        "-p", "fps:=4.0", "-p", "window_s:=2.0", "-p", "max_frames:=16", "-p", f"ingest_mode:={mode}",
     )  # fmt: skip
     pub = probe.node.create_publisher(
         Image, "/cam/image_raw", QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
@@ -53,10 +57,12 @@ def test_a_fast_camera_is_taken_at_the_ingest_rate_and_clips_keep_their_fps():
 
         request = ReasonService.Request(question="stamps: where is the cube?", options=["left", "right"])
         response = wait_future(client.call_async(request), 30, "an answer")
-        offsets = [float(s) for s in response.reasoning.split()]  # clip stamps, seconds before its end (2 s at 4 fps)
+        offsets = [
+            float(s) for s in response.reasoning.split()
+        ]  # clip stamps, seconds before its end (2 s at 4 fps)
         steps = [b - a for a, b in zip(offsets, offsets[1:])]
-        # each pick lies within 30 ms (half the 60 ms taken spacing) of its grid point: steps 0.25 +- 0.06
-        assert len(offsets) == 9 and all(abs(step - 0.25) <= 0.07 for step in steps), offsets
+        # each pick lies within half the taken frames' spacing of its grid point (+ jitter)
+        assert len(offsets) == 9 and all(abs(step - 0.25) <= spacing_s + 0.01 for step in steps), str(offsets)
 
         def values() -> dict[str, str]:
             return diagnostic_values(diagnostics, "camera cam")
@@ -68,13 +74,16 @@ def test_a_fast_camera_is_taken_at_the_ingest_rate_and_clips_keep_their_fps():
 
         wait_for(settled, 15, f"the counts to settle, last: {values()}")
         counts = {k: int(values()[k]) for k in ("received", "skipped", "accepted", "decode_errors")}
-        # 4 x 4 fps = 16 Hz: a gap of 56 ms takes every third frame of the 50 Hz camera
+        # 4 x 4 fps = 16 Hz of a 50 Hz camera: about one frame in three taken (stamp: every third)
         assert counts["received"] >= 130, counts
         assert counts["accepted"] + counts["decode_errors"] + counts["skipped"] == counts["received"], counts
         assert 0.6 <= counts["skipped"] / counts["received"] <= 0.7, counts
-        assert 2 <= counts["decode_errors"] <= 8  # of 15 malformed frames, only those taken were read
+        assert (
+            1 <= counts["decode_errors"] <= 15
+        )  # the malformed frames that were due (of 15), read and counted
         assert values()["out_of_order"] == "0"
 
+        assert f"taking frames by {'latest' if mode == 'auto' else mode} at 16 fps" in reasoner.output
     finally:
         probe.close()
         assert reasoner.stop() == 0, reasoner.output[-3000:]

@@ -89,7 +89,7 @@ def rig():
         "-p", "rate_hz:=4.0",
         "-p", "stale_timeout_s:=3.0",
         "-p", "max_pending_requests:=8",
-        "-p", "ingest_fps:=1000.0",  # every frame: these tests count what happens to each one
+        "-p", "ingest_mode:=all",  # every frame: these tests count what happens to each one
     )  # fmt: skip
     camera = Camera(probe)
     client = probe.node.create_client(ReasonService, "/reasoner/reason", qos_profile=QoSProfile(depth=256))
