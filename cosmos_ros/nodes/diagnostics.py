@@ -7,9 +7,9 @@ import math
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
-from cosmos_ros.core.frames import CameraStats
+from cosmos_ros.core.frames import CameraStats, FrameBuffer
 from cosmos_ros.nodes.tasks import TaskInput
-from cosmos_ros.nodes.worker import Settings, WorkerStats
+from cosmos_ros.nodes.worker import ReasoningWorker, Settings, WorkerStats
 
 
 def _kv(key: str, value) -> KeyValue:
@@ -114,3 +114,34 @@ def task_status(node_name: str, tasks: TaskInput, settings: Settings) -> Diagnos
         *(_kv(f"refused.{cause}", n) for cause, n in sorted(tasks.refused.items())),
     ]
     return status
+
+
+def reasoner_statuses(
+    node_name: str,
+    buffer: FrameBuffer,
+    worker: ReasoningWorker,
+    tasks: TaskInput,
+    now: float,
+    *,
+    decode_errors: dict[str, dict[str, int]],
+    latencies_s: dict,
+    skipped: dict[str, int],
+) -> list[DiagnosticStatus]:
+    """Everything the reasoner reports once a second: each camera, the engine, the task."""
+    settings = worker.settings
+    stats = buffer.all_stats(now)
+    statuses = [
+        camera_status(
+            node_name,
+            camera,
+            stats.get(camera),
+            dict(decode_errors.get(camera, {})),
+            buffer.is_stale(camera, now, settings.stale_timeout_s),
+            list(latencies_s.get(camera, ())),
+            skipped.get(camera, 0),
+        )
+        for camera in settings.cameras
+    ]
+    statuses.append(engine_status(node_name, worker.stats, worker.queue_depth, worker.model_id, worker.engine_error))
+    statuses.append(task_status(node_name, tasks, settings))
+    return statuses

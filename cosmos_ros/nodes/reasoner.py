@@ -341,32 +341,17 @@ class Reasoner(LifecycleNode):
             self.get_logger().info(f"task {msg.task_id!r}: {fields.task.strip()}")
 
     def _publish_diagnostics(self) -> None:
-        name = self.get_fully_qualified_name()
-        settings = self.worker.settings
-        now = self._arrival_time()
-        stats = self.buffer.all_stats(now)
-        statuses = [
-            diagnostics.camera_status(
-                name,
-                camera,
-                stats.get(camera),
-                dict(self._decode_errors.get(camera, {})),
-                self.buffer.is_stale(camera, now, settings.stale_timeout_s),
-                list(self._latency[camera]),
-                self._ingest.skipped.get(camera, 0) if self._ingest is not None else 0,
-            )
-            for camera in settings.cameras
-        ]
-        statuses.append(
-            diagnostics.engine_status(
-                name,
-                self.worker.stats,
-                self.worker.queue_depth,
-                self.worker.model_id,
-                self.worker.engine_error,
-            )
+        ingest = self._ingest
+        statuses = diagnostics.reasoner_statuses(
+            self.get_fully_qualified_name(),
+            self.buffer,
+            self.worker,
+            self.tasks,
+            self._arrival_time(),
+            decode_errors=self._decode_errors,
+            latencies_s=self._latency,
+            skipped=ingest.skipped if ingest is not None else {},
         )
-        statuses.append(diagnostics.task_status(name, self.tasks, self.worker.settings))
         self._outputs[2].publish(diagnostics.diagnostic_array(self.get_clock().now().to_msg(), statuses))
 
     def _on_set_parameters(self, params) -> SetParametersResult:

@@ -8,6 +8,7 @@ whose outcome is not what the variant asked for is rejected rather than mislabel
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -51,8 +52,55 @@ def _stop_distance(scene, radius: float, speed: float) -> float:
     return float(trajectory.position("ball")[-1, 0] - start)
 
 
+@dataclass(frozen=True)
+class Draw:
+    """One run's random choices, drawn from the clip's generator in a fixed order."""
+
+    variant: str
+    kind: str  # short | stay | pass | exit | vanish
+    motion: str  # how the ball rolls: short | stay | pass | exit
+    direction: float  # +1 rolls right, -1 left
+    ball_color: str
+    wall_color: str
+    radius: float
+    half_width: float
+    height: float
+    reveal: bool  # the wall is lifted at the end
+    roll: float  # rolling friction
+    wall_x: float
+    path_y: float
+    start_x: float
+    target_x: float  # where the ball should stop
+    reveal_delay: float  # s after the ball stops
+
+
+@dataclass
+class Run:
+    """The simulated run: the scene, its physics, and (once rendered) what the camera saw."""
+
+    scene: object
+    sim: Simulation
+    physical: object  # trajectory without the vanishing
+    speed: float
+    where: str  # where the ball ended: short | behind | past | out
+    stop_frame: int
+    reveal_t: float | None
+    trajectory: object = None  # the filmed trajectory (the vanishing applied)
+    rendering: object = None
+    vanish_frame: int = -1
+
+
 def generate(cfg: PermanenceConfig, rng: np.random.Generator, variant: str) -> Sample:
-    r = cfg.render
+    """draw -> simulate -> validate the motion -> render -> validate the frames -> label."""
+    chosen = draw(cfg, rng, variant)
+    run = simulate(cfg, rng, chosen)
+    validate_motion(cfg, chosen, run)  # physics first: no rendering for draws that miss
+    film(cfg, chosen, run)
+    visibility = validate_frames(cfg, chosen, run)
+    return label(cfg, rng, chosen, run, visibility)
+
+
+def draw(cfg: PermanenceConfig, rng: np.random.Generator, variant: str) -> Draw:
     kind = variant.removeprefix("occluder_")
     motion = kind if kind != "vanish" else ("stay", "pass", "exit")[int(rng.integers(3))]
     direction = 1.0 if rng.random() < 0.5 else -1.0
@@ -66,126 +114,165 @@ def generate(cfg: PermanenceConfig, rng: np.random.Generator, variant: str) -> S
     roll = cfg.rolling_friction.sample(rng)
     if reveal:  # the upper half of the range: the ball must stop in time for the wall to lift
         roll = (roll + cfg.rolling_friction.high) / 2
-    wall_x = rng.uniform(-0.15, 0.15)
-    path_y = rng.uniform(0.30, 0.45)
-    start_x = wall_x - direction * rng.uniform(0.8, 1.0)
-    stop_offset = {
-        "short": (-(half_width + 0.55), -(half_width + radius + 0.08)),
-        "stay": (-(half_width - radius - 0.06), half_width - radius - 0.06),
-        "pass": (half_width + radius + 0.1, half_width + radius + 0.45),
-        "exit": (2.6, 3.6),
+    wall_x = cfg.wall_x.sample(rng)
+    path_y = cfg.path_y.sample(rng)
+    start_x = wall_x - direction * cfg.start_distance.sample(rng)
+    stop_offset = {  # from the wall's centre, along the roll
+        "short": (-(half_width + cfg.short_gap.high), -(half_width + radius + cfg.short_gap.low)),
+        "stay": (-(half_width - radius - cfg.behind_margin), half_width - radius - cfg.behind_margin),
+        "pass": (half_width + radius + cfg.past_gap.low, half_width + radius + cfg.past_gap.high),
+        "exit": (cfg.exit_distance.low, cfg.exit_distance.high),
     }[motion]
     target_x = wall_x + direction * rng.uniform(*stop_offset)
-    reveal_delay = rng.uniform(0.15, 0.4)  # after the ball stops
+    reveal_delay = cfg.reveal_delay_s.sample(rng)
+    return Draw(
+        variant=variant, kind=kind, motion=motion, direction=direction, ball_color=ball_color,
+        wall_color=wall_color, radius=radius, half_width=half_width, height=height, reveal=reveal,
+        roll=roll, wall_x=wall_x, path_y=path_y, start_x=start_x, target_x=target_x,
+        reveal_delay=reveal_delay,
+    )  # fmt: skip
 
-    friction = (1.0, 0.005, roll)
+
+def _wall_pos(d: Draw) -> tuple:
+    return (d.wall_x, 0.0, d.height / 2)
+
+
+def _run(cfg: PermanenceConfig, scene, d: Draw, speed: float, reveal_t=None, edits=None):
+    """The ball sent off at `speed`; the wall lifted from reveal_t if given. (sim, trajectory)"""
+    wall_pos = _wall_pos(d)
+    keys = [(0.0, wall_pos)]
+    if reveal_t is not None:
+        keys += [(reveal_t, wall_pos), (reveal_t + WALL_LIFT_S, np.add(wall_pos, (0.0, 0.0, d.height + 0.35)))]
+    sim = Simulation(scene, TASK)
+    sim.set_velocity("ball", (d.direction * speed, 0.0, 0.0), (0.0, d.direction * speed / d.radius, 0.0))
+    r = cfg.render
+    return sim, sim.run(r.fps, r.num_frames, control=mocap_control(sim, {"wall": MocapPath(keys)}), edits=edits)
+
+
+def simulate(cfg: PermanenceConfig, rng: np.random.Generator, d: Draw) -> Run:
+    """The scene (its camera and lights drawn here) and the physics: the start speed solved so
+    the ball stops at target_x, then when it stops and when the wall lifts."""
+    friction = (1.0, 0.005, d.roll)
     ball = Body(
         "ball",
-        [Geom("sphere", (radius,), rgba(ball_color), friction=friction, condim=6)],
-        (start_x, path_y, radius),
-        color_name=ball_color,
+        [Geom("sphere", (d.radius,), rgba(d.ball_color), friction=friction, condim=6)],
+        (d.start_x, d.path_y, d.radius),
+        color_name=d.ball_color,
     )
-    wall_pos = (wall_x, 0.0, height / 2)
     wall = Body(
         "wall",
-        [Geom("box", (half_width, 0.03, height / 2), rgba(wall_color))],
-        wall_pos,
+        [Geom("box", (d.half_width, 0.03, d.height / 2), rgba(d.wall_color))],
+        _wall_pos(d),
         kind="mocap",
-        color_name=wall_color,
+        color_name=d.wall_color,
     )
     scene = base_scene(
-        cfg, rng, [ball, wall], tracked=("ball",), lookat=(wall_x, 0.1, 0.12),
+        cfg, rng, [ball, wall], tracked=("ball",), lookat=(d.wall_x, 0.1, 0.12),
         floor_friction=friction, floor_condim=6,
     )  # fmt: skip
-    speed = float(np.sqrt(abs(target_x - start_x) / max(_stop_distance(scene, radius, 1.0), 1e-6)))
-    lifted = np.add(wall_pos, (0.0, 0.0, height + 0.35))
-
-    def simulate(speed, reveal_t=None, edits=None):
-        keys = [(0.0, wall_pos)]
-        if reveal_t is not None:
-            keys += [(reveal_t, wall_pos), (reveal_t + WALL_LIFT_S, lifted)]
-        sim = Simulation(scene, TASK)
-        sim.set_velocity("ball", (direction * speed, 0.0, 0.0), (0.0, direction * speed / radius, 0.0))
-        return sim, sim.run(
-            r.fps, r.num_frames, control=mocap_control(sim, {"wall": MocapPath(keys)}), edits=edits
-        )
-
+    speed = float(np.sqrt(abs(d.target_x - d.start_x) / max(_stop_distance(scene, d.radius, 1.0), 1e-6)))
     # The ball never touches the wall, so lifting it cannot change the roll: simulate without
     # the lift to learn when the ball stops, then schedule the lift after that.
-    sim, physical = simulate(speed)
-    if motion != "exit":  # one correction: stopping distance grows with the square of the speed
-        travelled = abs(physical.position("ball")[-1, 0] - start_x)
-        speed *= float(np.sqrt(abs(target_x - start_x) / max(travelled, 1e-3)))
-        sim, physical = simulate(speed)
+    sim, physical = _run(cfg, scene, d, speed)
+    if d.motion != "exit":  # one correction: stopping distance grows with the square of the speed
+        travelled = abs(physical.position("ball")[-1, 0] - d.start_x)
+        speed *= float(np.sqrt(abs(d.target_x - d.start_x) / max(travelled, 1e-3)))
+        sim, physical = _run(cfg, scene, d, speed)
+    r = cfg.render
     final_pixel = pixel_track(scene, physical, "ball", r)[-1:]
     where = _location(
-        physical.position("ball")[-1], wall_x, direction, half_width, radius, in_view(final_pixel, r)[0]
+        physical.position("ball")[-1], d.wall_x, d.direction, d.half_width, d.radius, in_view(final_pixel, r)[0]
     )
-    asked = {"stay": "behind", "pass": "past", "exit": "out", "short": "short"}[motion]
-    if where != asked:  # physics first: no rendering for draws that miss
-        raise Rejected(f"the ball ended {where}, the variant asked for {asked}")
     moving = speeds(physical, sim.model) > REST_SPEED
     stop_frame = int(np.flatnonzero(moving)[-1]) + 1 if moving.any() else 0
-    reveal_t = stop_frame / r.fps + reveal_delay if reveal else None
-    if reveal:
-        if reveal_t + WALL_LIFT_S > r.duration_s - 0.25:
-            raise Rejected("the ball stops too late to lift the wall in the clip")
-        sim, physical = simulate(speed, reveal_t)
-    reveal_frame = int(np.ceil(reveal_t * r.fps)) if reveal else r.num_frames
+    reveal_t = stop_frame / r.fps + d.reveal_delay if d.reveal else None
+    return Run(scene, sim, physical, speed, where, stop_frame, reveal_t)
 
+
+def validate_motion(cfg: PermanenceConfig, d: Draw, run: Run) -> None:
+    """Rejected when the ball did not do what the variant asked, or stops too late to reveal."""
+    asked = {"stay": "behind", "pass": "past", "exit": "out", "short": "short"}[d.motion]
+    if run.where != asked:
+        raise Rejected(f"the ball ended {run.where}, the variant asked for {asked}")
+    if d.reveal and run.reveal_t + WALL_LIFT_S > cfg.render.duration_s - 0.25:
+        raise Rejected("the ball stops too late to lift the wall in the clip")
+
+
+def film(cfg: PermanenceConfig, d: Draw, run: Run) -> None:
+    """The run as filmed: the wall lift simulated, the ball taken away for a vanish (while hidden,
+    found on a coarse render), then rendered."""
+    r = cfg.render
+    sim, physical = run.sim, run.physical
+    if d.reveal:
+        sim, physical = _run(cfg, run.scene, d, run.speed, run.reveal_t)
+    reveal_frame = int(np.ceil(run.reveal_t * r.fps)) if d.reveal else r.num_frames
+    trajectory = physical
+    if d.kind == "vanish":
+        coarse = render(sim, physical, r.width // 2, r.height // 2, rgb=False).visible_px["ball"]
+        min_hidden = max(1, int(np.ceil(cfg.min_hidden_s * r.fps)))
+        run.vanish_frame = _vanish_frame(coarse, d.motion, reveal_frame, min_hidden)
+        sim, trajectory = _run(cfg, run.scene, d, run.speed, run.reveal_t, {run.vanish_frame: park(sim, "ball")})
+    run.sim, run.physical, run.trajectory = sim, physical, trajectory
+    run.rendering = render(sim, trajectory, r.width, r.height)
+
+
+def validate_frames(cfg: PermanenceConfig, d: Draw, run: Run) -> dict:
+    """Rejected when the camera does not show the story the labels will tell; else the per-frame
+    visibility the labels use."""
+    r = cfg.render
+    px = run.rendering.visible_px["ball"]
+    position = run.trajectory.position("ball")
+    exists = ~is_parked(position)
+    visible = px >= min_visible_px(r, cfg.visible_px)
     threshold = min_visible_px(r, cfg.visible_px)
     min_hidden = max(1, int(np.ceil(cfg.min_hidden_s * r.fps)))
-    vanish_frame = -1
-    if kind == "vanish":
-        coarse = render(sim, physical, r.width // 2, r.height // 2, rgb=False).visible_px["ball"]
-        vanish_frame = _vanish_frame(coarse, motion, reveal_frame, min_hidden)
-        sim, trajectory = simulate(speed, reveal_t, {vanish_frame: park(sim, "ball")})
-    else:
-        trajectory = physical
-    rendering = render(sim, trajectory, r.width, r.height)
-    px = rendering.visible_px["ball"]
-    position = trajectory.position("ball")
-    pixels = pixel_track(scene, trajectory, "ball", r)
-    exists = ~is_parked(position)
-    visible = px >= threshold
     hidden_run = _longest_run(~visible & exists)
+    motion, kind = d.motion, d.kind
     checks = [
         (visible[0], "the ball is not visible at the start"),
         (((px > 0) & (px < threshold)).sum() <= len(px) // 2, "the ball is mostly half-visible"),
         (not 0 < px[-1] < threshold, "the last frame shows only a sliver of the ball"),
-        (where != "out" or px[-1] == 0, "the ball counted out of view is still visible"),
+        (run.where != "out" or px[-1] == 0, "the ball counted out of view is still visible"),
         (
             motion == "short" or kind == "vanish" or hidden_run >= min_hidden,
             "the ball is never hidden for long",
         ),
         (motion != "short" or hidden_run == 0, "the ball hides although it stops short"),
-        (motion != "stay" or reveal or not visible[-1], "a ball behind the wall is visible at the end"),
-        (kind != "vanish" or not visible[vanish_frame - 1], "the ball vanished in plain view"),
+        (motion != "stay" or d.reveal or not visible[-1], "a ball behind the wall is visible at the end"),
+        (kind != "vanish" or not visible[run.vanish_frame - 1], "the ball vanished in plain view"),
     ]
     failed = [why for ok, why in checks if not ok]
     if failed:
         raise Rejected(failed[0])
+    return {"px": px, "position": position, "exists": exists, "visible": visible}
 
-    plausible = kind != "vanish"
+
+def label(cfg: PermanenceConfig, rng: np.random.Generator, d: Draw, run: Run, seen: dict) -> Sample:
+    """Questions (with their reasoning) and labels, from the physics and what the camera saw."""
+    r = cfg.render
+    px, position, exists, visible = seen["px"], seen["position"], seen["exists"], seen["visible"]
+    plausible = d.kind != "vanish"
+    where, reveal, reveal_t = run.where, d.reveal, run.reveal_t
     hidden_at = int(np.flatnonzero(~visible)[0]) if (~visible).any() else -1
-    think = _think(ball_color, where, plausible, motion, reveal, hidden_at / r.fps, kind)
+    think = _think(d.ball_color, where, plausible, d.motion, reveal, hidden_at / r.fps, d.kind)
     questions = [plausibility_question(plausible, think, rng)]
     if plausible and not reveal:
-        question = f"Where is the {ball_color} ball at the end of the video?"
+        question = f"Where is the {d.ball_color} ball at the end of the video?"
         questions.append(location_question(question, PLACES, where, think, rng))
+    pixels = pixel_track(run.scene, run.trajectory, "ball", r)
     no = np.zeros(len(px), bool)
     labels = {
         "mode": "occluder",
-        "motion": motion,
-        "direction": "right" if direction > 0 else "left",
+        "motion": d.motion,
+        "direction": "right" if d.direction > 0 else "left",
         "plausible": plausible,
         "reveal": reveal,
         "reveal_time_s": round(reveal_t, 3) if reveal else None,
-        "stop_frame": stop_frame,
-        "vanish_frame": vanish_frame,
+        "stop_frame": run.stop_frame,
+        "vanish_frame": run.vanish_frame,
         "final_location": where if plausible else None,
-        "ball_color": ball_color,
-        "ball_radius": round(radius, 4),
+        "ball_color": d.ball_color,
+        "ball_radius": round(d.radius, 4),
         "final_frame_ball_visible": bool(visible[-1]),
         "frames": {
             "ball_visible_px": px.tolist(),
@@ -195,11 +282,13 @@ def generate(cfg: PermanenceConfig, rng: np.random.Generator, variant: str) -> S
             "ball_state": states(exists, visible, no, no),
         },
     }
-    key = scene_key(TASK, "occluder", round(start_x, 3), round(wall_x, 3), round(radius, 3), round(speed, 3))
-    return Sample(
-        task=TASK, variant=variant, frames=rendering.frames, fps=r.fps, questions=questions,
-        labels=labels, scene_key=key, sim=sim, trajectory=trajectory,
+    key = scene_key(
+        TASK, "occluder", round(d.start_x, 3), round(d.wall_x, 3), round(d.radius, 3), round(run.speed, 3)
     )
+    return Sample(
+        task=TASK, variant=d.variant, frames=run.rendering.frames, fps=r.fps, questions=questions,
+        labels=labels, scene_key=key, sim=run.sim, trajectory=run.trajectory,
+    )  # fmt: skip
 
 
 def _location(final, wall_x, direction, half_width, radius, visible_in_frame) -> str:

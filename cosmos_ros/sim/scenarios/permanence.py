@@ -53,6 +53,14 @@ class PermanenceConfig(TaskConfig):
     wall_half_width: Range = Range(0.32, 0.42)
     wall_height: Range = Range(0.46, 0.56)
     rolling_friction: Range = Range(0.004, 0.007)  # about 2-2.5 s of rolling
+    wall_x: Range = Range(-0.15, 0.15)  # the wall's centre, m
+    path_y: Range = Range(0.30, 0.45)  # the ball's line, in front of the wall (the camera's side)
+    start_distance: Range = Range(0.8, 1.0)  # the ball starts this far before the wall's centre
+    short_gap: Range = Range(0.08, 0.55)  # "short": stops this far before the wall (+ its radius)
+    behind_margin: float = 0.06  # "stay": stops this far inside the wall's edges (+ its radius)
+    past_gap: Range = Range(0.1, 0.45)  # "pass": stops this far past the wall (+ its radius)
+    exit_distance: Range = Range(2.6, 3.6)  # "exit": aims this far past the wall's centre
+    reveal_delay_s: Range = Range(0.15, 0.4)  # the wall lifts this long after the ball stops
     cup_half_size: Range = Range(0.17, 0.21)
     cup_height: Range = Range(0.28, 0.34)
     cup_ball_radius: Range = Range(0.09, 0.12)
