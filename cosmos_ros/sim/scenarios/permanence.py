@@ -64,6 +64,15 @@ class PermanenceConfig(TaskConfig):
     cup_half_size: Range = Range(0.17, 0.21)
     cup_height: Range = Range(0.28, 0.34)
     cup_ball_radius: Range = Range(0.09, 0.12)
+    cup_separation: Range = Range(0.6, 0.85)  # between the cups' centres, m
+    cup_center_x: Range = Range(-0.1, 0.1)  # the point between the cups
+    cup_center_y: Range = Range(0.0, 0.2)
+    ball_offset: float = 0.4  # the ball lies within this share of its cup's free half width
+    cup_hover: Range = Range(0.12, 0.18)  # the cups wait this high above the ball's top
+    cover_start: Range = Range(0.05, 0.12)  # the cups start down at this share of the clip
+    swap_share: Range = Range(0.28, 0.32)  # a swap takes this share of the clip
+    lift_before_end: Range = Range(0.22, 0.27)  # the cups lift this share of the clip before its end
+    violation_swap_probability: float = 0.5  # violations that swap the cups first
     reveal_probability: float = 0.4  # plausible runs that also lift the wall / the cups
     visible_px: int = 12  # at 256x256; fewer segmentation pixels count as not visible
     min_hidden_s: float = 0.35  # a ball "hides" when it is out of sight at least this long
