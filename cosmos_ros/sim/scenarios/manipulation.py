@@ -20,10 +20,11 @@ from cosmos_ros.core.prompts import FAILED_CHOICE, FAILURE_OPTIONS
 from cosmos_ros.core.types import TaskKind
 from cosmos_ros.sim import gripper
 from cosmos_ros.sim.config import CameraConfig, Range, RenderConfig, SceneConfig, TaskConfig
-from cosmos_ros.sim.gripper import CLOSED, FINGER_REACH, OPEN, Phase, Script
+from cosmos_ros.sim.gripper import Script
 from cosmos_ros.sim.physics import Simulation
 from cosmos_ros.sim.render import render
 from cosmos_ros.sim.sample import Question, Rejected, Sample, balanced_options, scene_key
+from cosmos_ros.sim.scenarios import manipulation_motion as motion
 from cosmos_ros.sim.scenarios.common import base_scene, draw_sample, min_visible_px, rounded
 from cosmos_ros.sim.scene import Body, Geom, rgba, sample_colors
 
@@ -83,6 +84,20 @@ class ManipulationConfig(TaskConfig):
     # show), so that how far an episode has come does not give the verdict away. 0 = all uniform.
     late_window_share: float = 0.0
     late_from: Range = Range(0.4, 0.65)
+    # Where things go (table coordinates, m): the pad's centre and the blocks are drawn in these
+    # boxes until every block is block_gap from the others and pad_half + pad_gap from the pad.
+    pad_x: Range = Range(-0.3, 0.3)
+    pad_y: Range = Range(-0.05, 0.25)
+    block_x: Range = Range(-0.32, 0.32)
+    block_y: Range = Range(-0.1, 0.28)
+    block_gap: float = 0.14
+    pad_gap: float = 0.1
+    block_yaw: Range = Range(-0.4, 0.4)  # rad
+    collision_at: Range = Range(0.45, 0.55)  # collision: the other block this far along the carry
+    collision_jitter: float = 0.01  # m, each way, off that line
+    grasp_miss: Range = Range(0.025, 0.04)  # missed grasp: the fingers close this far off the block
+    drop_at: Range = Range(0.25, 0.5)  # drop: the hand opens this far into the carry
+    push_miss: Range = Range(0.06, 0.08)  # missed push: the palm passes this far to the side
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -113,80 +128,60 @@ def generate(cfg: ManipulationConfig, seed: int, variant: str | None = None) -> 
     return draw_sample(cfg, seed, variant, lambda rng, chosen: _attempt(cfg, rng, chosen))
 
 
-def _layout(rng, count: int, min_gap: float, pad_gap: float, collision: bool):
-    """Block positions and the pad centre, spaced apart; for a collision run, block 1 sits on
-    the straight path from block 0 to the pad."""
-    for _ in range(200):
-        pad = rng.uniform((-0.3, -0.05), (0.3, 0.25))
-        blocks = [rng.uniform((-0.32, -0.1), (0.32, 0.28)) for _ in range(count)]
-        if collision:
-            t = rng.uniform(0.45, 0.55)
-            blocks[1] = blocks[0] + t * (pad - blocks[0]) + rng.uniform(-0.01, 0.01, 2)
-            if np.linalg.norm(pad - blocks[0]) < 0.38:
-                continue
-        apart = all(np.linalg.norm(a - b) >= min_gap for i, a in enumerate(blocks) for b in blocks[i + 1 :])
-        if apart and all(np.linalg.norm(b - pad) >= pad_gap for b in blocks):
-            return blocks, pad
-    raise Rejected("no layout with the blocks and the pad apart")
+@dataclass(frozen=True)
+class Draw:
+    """One episode's random choices (the scene's camera and lights aside), in a fixed order."""
+
+    variant: str
+    skill: str  # pick | push
+    mode: str  # the outcome asked for
+    count: int  # blocks
+    zone_color: str
+    block_colors: list
+    half: float  # block half size
+    pad_half: float
+    blocks_xy: list
+    pad_xy: np.ndarray
+    yaws: list  # each block's yaw, rad
+    phases: list  # the gripper's script
+    target: int  # the task's block
+    handled: int  # the block the robot actually goes for
+
+    def name(self, i: int) -> str:
+        return f"{self.block_colors[i]} block"
+
+    @property
+    def zone(self) -> str:
+        return f"{self.zone_color} pad"
+
+    @property
+    def task_text(self) -> str:
+        verb, preposition = ("put", "on") if self.skill == "pick" else ("push", "onto")
+        return f"{verb} the {self.name(self.target)} {preposition} the {self.zone}"
 
 
-def _pick_script(cfg, rng, block_xy, pad_xy, half, name, zone, mode, durations) -> list[Phase]:
-    grasp_xy = np.array(block_xy, float)
-    if mode == "missed_grasp":
-        angle = rng.uniform(0, 2 * np.pi)
-        grasp_xy = grasp_xy + (half * 2 + rng.uniform(0.025, 0.04)) * np.array([np.cos(angle), np.sin(angle)])
-    grasp_z = FINGER_REACH + 0.008
-    carry_z = grasp_z + 0.03 if mode == "collision" else cfg.carry_height.sample(rng)
-    above = (*grasp_xy, cfg.carry_height.sample(rng))
-    place_z = grasp_z + 0.004
-    phases = [
-        Phase(f"move above the {name}", durations[0], above, OPEN),
-        Phase(f"lower the gripper to the {name}", durations[1], (*grasp_xy, grasp_z), OPEN),
-        Phase(f"grasp the {name}", durations[2], (*grasp_xy, grasp_z), CLOSED),
-        Phase(f"lift the {name}", durations[3], (*grasp_xy, carry_z), CLOSED),
-    ]
-    carry = Phase(f"carry the {name} to the {zone}", durations[4], (*pad_xy, carry_z), CLOSED)
-    if mode == "drop":  # the hand snaps open part-way through the carry; same subtask
-        f = rng.uniform(0.25, 0.5)
-        start, end = np.asarray(phases[-1].target), np.asarray(carry.target)
-        opened = 0.15 / durations[4]
-        phases += [
-            Phase(carry.subtask, durations[4] * f, tuple(start + f * (end - start)), CLOSED),
-            Phase(carry.subtask, 0.15, tuple(start + (f + opened) * (end - start)), OPEN),
-            Phase(carry.subtask, durations[4] * (1 - f - opened), carry.target, OPEN),
-        ]
-    else:
-        phases.append(carry)
-    grip = phases[-1].grip
-    phases += [
-        Phase(f"lower the {name} onto the {zone}", durations[5], (*pad_xy, place_z), grip),
-        Phase(f"release the {name}", durations[6], (*pad_xy, place_z), OPEN),
-        Phase("move the gripper back up", durations[7], (*pad_xy, cfg.carry_height.high), OPEN),
-    ]
-    return phases
-
-
-def _push_script(rng, block_xy, pad_xy, half, name, zone, mode, durations) -> list[Phase]:
-    direction = (pad_xy - block_xy) / np.linalg.norm(pad_xy - block_xy)
-    side = np.array([-direction[1], direction[0]])
-    lateral = (
-        side * (half + rng.uniform(0.06, 0.08)) * (1 if rng.random() < 0.5 else -1)
-        if mode == "missed_push"
-        else 0
-    )
-    contact = half + 0.03  # palm centre behind the block's back face
-    start = block_xy - direction * (contact + 0.06) + lateral
-    end = pad_xy - direction * contact + lateral
-    low = FINGER_REACH + 0.01
-    return [
-        Phase(f"move behind the {name}", durations[0], (*start, 0.3), CLOSED),
-        Phase("lower the gripper to the table", durations[1], (*start, low), CLOSED),
-        Phase(f"push the {name} onto the {zone}", durations[2], (*end, low), CLOSED),
-        Phase("lift the gripper", durations[3], (*end, 0.3), CLOSED),
-    ]
+@dataclass
+class Run:
+    scene: object
+    sim: Simulation
+    script: Script
+    trajectory: object
+    rendering: object = None
+    facts: dict = field(default_factory=dict)
 
 
 def _attempt(cfg: ManipulationConfig, rng: np.random.Generator, variant: str) -> Sample:
+    """draw -> simulate -> validate the outcome -> render -> validate the frames -> label."""
+    chosen = draw(cfg, rng, variant)
+    run = simulate(cfg, rng, chosen)
+    validate_outcome(chosen, run)  # physics first: no rendering for runs that miss
+    r = cfg.render
+    run.rendering = render(run.sim, run.trajectory, r.width, r.height)
+    validate_frames(cfg, chosen, run)
+    return label(cfg, rng, chosen, run)
+
+
+def draw(cfg: ManipulationConfig, rng: np.random.Generator, variant: str) -> Draw:
     r = cfg.render
     skill, mode = variant.split("_", 1)
     count = max(2, int(round(cfg.num_blocks.sample(rng))))
@@ -196,77 +191,92 @@ def _attempt(cfg: ManipulationConfig, rng: np.random.Generator, variant: str) ->
     zone_color, block_colors = colors[0], colors[1:]
     half = cfg.block_half_size.sample(rng)
     pad_half = cfg.pad_half_size.sample(rng)
-    blocks_xy, pad_xy = _layout(rng, count, 0.14, pad_half + 0.1, mode == "collision")
+    blocks_xy, pad_xy = motion.layout(cfg, rng, count, pad_half, mode == "collision")
     target = 0
-    handled = 1 if mode == "wrong_object" else 0  # the block the robot actually goes for
-    name = lambda i: f"{block_colors[i]} block"  # noqa: E731
-    zone = f"{zone_color} pad"
-    verb, preposition = ("put", "on") if skill == "pick" else ("push", "onto")
-    task_text = f"{verb} the {name(target)} {preposition} the {zone}"
-
-    bodies = [
-        Body(
-            "pad",
-            [Geom("box", (pad_half, pad_half, 0.001), rgba(zone_color), collide=False)],
-            (*pad_xy, 0.001),
-            kind="static",
-            color_name=zone_color,
-        )
-    ]
-    for i, xy in enumerate(blocks_xy):
-        yaw = rng.uniform(-0.4, 0.4)
-        geom = Geom("box", (half, half, half), rgba(block_colors[i]), friction=(1.2, 0.01, 0.001), condim=4)
-        bodies.append(
-            Body(
-                f"block_{i}",
-                [geom],
-                (*xy, half),
-                (np.cos(yaw / 2), 0, 0, np.sin(yaw / 2)),
-                mass=0.05,
-                color_name=block_colors[i],
-            )
-        )
+    handled = 1 if mode == "wrong_object" else 0
+    yaws = [cfg.block_yaw.sample(rng) for _ in blocks_xy]
     weights = np.array(cfg.pick_phase_weights if skill == "pick" else cfg.push_phase_weights)
     if cfg.phase_jitter:
         weights = weights * rng.uniform(1 - cfg.phase_jitter, 1 + cfg.phase_jitter, len(weights))
     durations = list(weights / weights.sum() * (r.duration_s - 0.3))  # scripts fill the clip
     # Subtasks are the planner's steps, so they name the task's block even when the robot
     # (wrong_object) carries them out on another one.
-    if skill == "pick":
-        phases = _pick_script(
-            cfg, rng, blocks_xy[handled], pad_xy, half, name(target), zone, mode, durations
+    name, zone = f"{block_colors[target]} block", f"{zone_color} pad"
+    script = motion.pick_script if skill == "pick" else motion.push_script
+    phases = script(cfg, rng, blocks_xy[handled], pad_xy, half, name, zone, mode, durations)
+    return Draw(
+        variant=variant, skill=skill, mode=mode, count=count, zone_color=zone_color, block_colors=block_colors,
+        half=half, pad_half=pad_half, blocks_xy=blocks_xy, pad_xy=pad_xy, yaws=yaws, phases=phases,
+        target=target, handled=handled,
+    )  # fmt: skip
+
+
+def simulate(cfg: ManipulationConfig, rng: np.random.Generator, d: Draw) -> Run:
+    """The scene (its camera and lights drawn here) and the scripted run."""
+    bodies = [
+        Body(
+            "pad",
+            [Geom("box", (d.pad_half, d.pad_half, 0.001), rgba(d.zone_color), collide=False)],
+            (*d.pad_xy, 0.001),
+            kind="static",
+            color_name=d.zone_color,
         )
-    else:
-        phases = _push_script(rng, blocks_xy[handled], pad_xy, half, name(target), zone, mode, durations)
-    script = Script(phases, start_delay=0.2)
-    tracked = ("gripper", *(f"block_{i}" for i in range(count)))
+    ]
+    for i, (xy, yaw) in enumerate(zip(d.blocks_xy, d.yaws)):
+        geom = Geom("box", (d.half, d.half, d.half), rgba(d.block_colors[i]), friction=(1.2, 0.01, 0.001), condim=4)
+        bodies.append(
+            Body(
+                f"block_{i}",
+                [geom],
+                (*xy, d.half),
+                (np.cos(yaw / 2), 0, 0, np.sin(yaw / 2)),
+                mass=0.05,
+                color_name=d.block_colors[i],
+            )
+        )
+    script = Script(d.phases, start_delay=0.2)
+    tracked = ("gripper", *(f"block_{i}" for i in range(d.count)))
     scene = base_scene(
         cfg, rng, bodies, tracked=tracked, lookat=(0.0, 0.08, 0.08),
         worldbody_xml=gripper.WORLDBODY, model_xml=gripper.MODEL, options_xml=gripper.OPTIONS,
     )  # fmt: skip
     sim = Simulation(scene, TASK)
     gripper.home_qpos(sim.model, sim.data)
-    trajectory = sim.run(r.fps, r.num_frames, control=script.control)
+    r = cfg.render
+    return Run(scene, sim, script, sim.run(r.fps, r.num_frames, control=script.control))
 
-    outcome, facts = _outcome(trajectory, count, target, handled, half, pad_xy, pad_half, skill)
-    if outcome != mode:
-        raise Rejected(f"the run ended as {outcome}, the variant asked for {mode}")
-    rendering = render(sim, trajectory, r.width, r.height)
-    if (rendering.visible_px["gripper"] < min_visible_px(r, cfg.visible_px)).any():
+
+def validate_outcome(d: Draw, run: Run) -> None:
+    """Rejected when the physics gave another outcome than the variant asked for."""
+    outcome, run.facts = motion.read_outcome(
+        run.trajectory, d.count, d.target, d.handled, d.half, d.pad_xy, d.pad_half, d.skill
+    )
+    if outcome != d.mode:
+        raise Rejected(f"the run ended as {outcome}, the variant asked for {d.mode}")
+
+
+def validate_frames(cfg: ManipulationConfig, d: Draw, run: Run) -> None:
+    visible = run.rendering.visible_px
+    if (visible["gripper"] < min_visible_px(cfg.render, cfg.visible_px)).any():
         raise Rejected("the gripper leaves the view")
-    if any((rendering.visible_px[f"block_{i}"] == 0).all() for i in range(count)):
+    if any((visible[f"block_{i}"] == 0).all() for i in range(d.count)):
         raise Rejected("a block is never visible")
 
+
+def label(cfg: ManipulationConfig, rng: np.random.Generator, d: Draw, run: Run) -> Sample:
+    """The questions (with their reasoning) and the per-frame labels."""
+    r, mode, trajectory, phases = cfg.render, d.mode, run.trajectory, d.phases
+    task_text = d.task_text
     subtasks = list(dict.fromkeys(p.subtask for p in phases))  # in order, drop's split phase once
-    frame_phase = [script.phase_at(t) for t in trajectory.times]
+    frame_phase = [run.script.phase_at(t) for t in trajectory.times]
     frame_subtask = [phases[i].subtask if i >= 0 else "" for i in frame_phase]
     frame_subtask_index = [subtasks.index(s) if s else -1 for s in frame_subtask]
     failed = mode != "success"
     failure_frame = (
-        _failure_frame(mode, trajectory, count, target, handled, half, pad_xy) if failed else None
+        motion.failure_frame(mode, trajectory, d.count, d.target, d.handled, d.half, d.pad_xy) if failed else None
     )
-    reason = _reason(mode, name(target), name(handled), zone)
-    relevant = [m for m in MODES if m != ("missed_grasp" if skill == "push" else "missed_push")]
+    reason = _reason(mode, d.name(d.target), d.name(d.handled), d.zone)
+    relevant = [m for m in MODES if m != ("missed_grasp" if d.skill == "push" else "missed_push")]
     options, answer = balanced_options(
         MODES[mode], [MODES[m] for m in relevant if m != mode], rng, cfg.mode_options
     )
@@ -284,7 +294,7 @@ def _attempt(cfg: ManipulationConfig, rng: np.random.Generator, variant: str) ->
         verdict = FAILED_CHOICE if failed else 1 - FAILED_CHOICE
         questions.insert(0, _failure_question(task_text, verdict, reason))
     if not failed and not cfg.stream_windows:
-        boundary, video = _next_subtask_video(rng, script, subtasks, r)
+        boundary, video = _next_subtask_video(rng, run.script, subtasks, r)
         videos[video] = (0, boundary[0])
         correct = subtasks[boundary[1] + 1]
         n = min(4, len(subtasks))
@@ -293,17 +303,18 @@ def _attempt(cfg: ManipulationConfig, rng: np.random.Generator, variant: str) ->
         category = f"{TASK}/next_subtask"
         next_question = Question("next subtask", sub_options, sub_answer, category, kind=TaskKind.NEXT_SUBTASK)
         questions.append(replace(next_question, task=task_text, think=think, video=video))
+    count, rendering = d.count, run.rendering
     labels = {
         "task_text": task_text,
-        "skill": skill,
+        "skill": d.skill,
         "outcome": mode,
         "failed": failed,
-        "target_block": name(target),
-        "handled_block": name(handled),
-        "zone": zone,
+        "target_block": d.name(d.target),
+        "handled_block": d.name(d.handled),
+        "zone": d.zone,
         "subtasks": subtasks,
         "failure_frame": failure_frame,  # first frame that shows the failure; None on success
-        **facts,
+        **run.facts,
         "frames": {
             "subtask": frame_subtask,
             "subtask_index": frame_subtask_index,
@@ -314,39 +325,11 @@ def _attempt(cfg: ManipulationConfig, rng: np.random.Generator, variant: str) ->
             "block_visible_px": [rendering.visible_px[f"block_{i}"].tolist() for i in range(count)],
         },
     }
-    key = scene_key(TASK, [round(float(v), 3) for xy in blocks_xy for v in xy], round(float(pad_xy[0]), 3))
+    key = scene_key(TASK, [round(float(v), 3) for xy in d.blocks_xy for v in xy], round(float(d.pad_xy[0]), 3))
     return Sample(
-        task=TASK, variant=variant, frames=rendering.frames, fps=r.fps, questions=questions,
-        labels=labels, scene_key=key, sim=sim, trajectory=trajectory, videos=videos,
-    )
-
-
-def _outcome(trajectory, count, target, handled, half, pad_xy, pad_half, skill) -> tuple[str, dict]:
-    """What happened, from the simulation alone."""
-    positions = np.stack([trajectory.position(f"block_{i}") for i in range(count)], 1)  # (T, N, 3)
-    final = positions[-1]
-    on_pad = np.all(np.abs(final[:, :2] - pad_xy) < pad_half, axis=1) & (final[:, 2] < half + 0.01)  # (N,)
-    moved = np.linalg.norm(positions[:, :, :2] - positions[0, :, :2], axis=2).max(axis=0)  # (N,)
-    lifted = positions[:, :, 2].max(axis=0) > half + 0.04  # (N,)
-    bystanders = [i for i in range(count) if i not in (target, handled)]
-    facts = {
-        "blocks_on_pad": [bool(v) for v in on_pad],
-        "blocks_lifted": [bool(v) for v in lifted],
-        "blocks_moved_m": [round(float(v), 4) for v in moved],
-    }
-    if handled != target:
-        outcome = (
-            "wrong_object" if on_pad[handled] and not on_pad[target] and moved[target] < 0.02 else "unclear"
-        )
-    elif any(moved[i] > 0.03 for i in bystanders):
-        outcome = "collision"
-    elif on_pad[target]:
-        outcome = "success" if skill == "push" or lifted[target] else "unclear"
-    elif skill == "push":
-        outcome = "missed_push" if moved[target] < 0.02 else "unclear"
-    else:
-        outcome = "missed_grasp" if not lifted[target] else "drop"
-    return outcome, facts
+        task=TASK, variant=d.variant, frames=rendering.frames, fps=r.fps, questions=questions,
+        labels=labels, scene_key=key, sim=run.sim, trajectory=trajectory, videos=videos,
+    )  # fmt: skip
 
 
 def _failure_question(task_text: str, verdict: int, think: str, video: str = "clip") -> Question:
@@ -355,35 +338,6 @@ def _failure_question(task_text: str, verdict: int, think: str, video: str = "cl
         question, FAILURE_OPTIONS, verdict, f"{TASK}/failure", kind=TaskKind.FAILURE, task=task_text, think=think,
         video=video,
     )  # fmt: skip
-
-
-def _failure_frame(mode, trajectory, count, target, handled, half, pad_xy) -> int:
-    """The first frame that shows the failure: from then on the reasoner could see it."""
-    gripper = trajectory.position("gripper")  # (T, 3) palm
-    blocks = np.stack([trajectory.position(f"block_{i}") for i in range(count)], 1)  # (T, N, 3)
-    if mode == "missed_grasp":  # the hand rises from its lowest point and the block stays down
-        lowest = int(np.argmin(gripper[:, 2]))
-        shown = (np.arange(len(gripper)) > lowest) & (gripper[:, 2] > gripper[lowest, 2] + 0.04)
-    elif mode == "drop":  # the block, once lifted, has fallen visibly
-        z = blocks[:, target, 2]
-        peak = np.maximum.accumulate(z)
-        shown = (peak > half + 0.04) & (z < peak - 0.03)
-    elif mode == "collision":  # another block has been knocked
-        moved = np.linalg.norm(blocks[:, :, :2] - blocks[0, :, :2], axis=2)  # (T, N)
-        bystanders = [i for i in range(count) if i not in (target, handled)]
-        shown = (moved[:, bystanders] > 0.01).any(axis=1)
-    elif mode == "wrong_object":  # the other block is off the table
-        shown = blocks[:, handled, 2] > half + 0.02
-    elif mode == "missed_push":  # the palm, down at the table, has swept past the block's front face
-        start = blocks[0, target, :2]
-        direction = (pad_xy - start) / np.linalg.norm(pad_xy - start)
-        shown = (gripper[:, 2] < FINGER_REACH + 0.05) & ((gripper[:, :2] - start) @ direction > half + 0.03)
-    else:
-        raise ValueError(f"no failure event for outcome {mode!r}")
-    frames = np.flatnonzero(shown)
-    if frames.size == 0:
-        raise Rejected(f"the {mode} never shows in the clip")
-    return int(frames[0])
 
 
 def _stream_questions(cfg, rng, task_text, subtasks, frame_subtask_index, failure_frame, reason):
