@@ -48,6 +48,25 @@ class ArrowConfig(TaskConfig):
     reverse_probability: float = 0.5
     min_moving_fraction: float = 0.25  # of the window's frames
     visible_px: int = 20  # at 256x256, the main object in at least half of the frames
+    # falling: an object dropped ahead of a steeper ramp's top, tumbling down it
+    falling_extra_angle_deg: float = 8.0  # steeper than ramp_angle_deg by this much
+    falling_ramp_length: Range = Range(0.6, 0.8)
+    falling_damping: Range = Range(25.0, 60.0)  # contact damping (solref): bounces die out
+    falling_ahead: Range = Range(0.2, 0.35)  # m past the ramp's top
+    falling_side: Range = Range(-0.08, 0.08)
+    # bouncing: a lively ball dropped and pushed
+    bounce_damping: Range = Range(10.0, 20.0)  # 6-8 bounces
+    bounce_x: Range = Range(-0.35, -0.1)
+    bounce_push: Range = Range(0.1, 0.35)  # m/s along x
+    # rolling, scattering: a ball rolls down a ramp (into a stack of blocks)
+    rolling_ramp_length: Range = Range(0.5, 0.7)
+    scatter_block_size: Range = Range(0.035, 0.05)  # half extent
+    scatter_blocks: tuple[int, int] = (4, 7)  # blocks in the stack: integers in [low, high)
+    # toppling: a row of dominoes, the first tilted just past its balance
+    dominoes: tuple[int, int] = (5, 9)  # integers in [low, high)
+    domino_height: Range = Range(0.3, 0.42)
+    domino_gap: Range = Range(0.5, 0.7)  # spacing, in domino heights
+    domino_tilt_deg: Range = Range(1.0, 3.0)  # past the balance angle
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -94,41 +113,44 @@ def _event_bodies(cfg: ArrowConfig, rng, event: str, colors: list[str]) -> tuple
     main = colors[0]
     roll = cfg.rolling_friction.sample(rng)
     # Negative solref = contact stiffness and damping directly: a ball that bounces 6-8 times.
-    lively = (-20000.0, -rng.uniform(10.0, 20.0))
+    lively = (-20000.0, -cfg.bounce_damping.sample(rng))
     if event == "falling":
-        ramp, top, _ = _ramp(cfg.ramp_angle_deg.sample(rng) + 8, rng.uniform(0.6, 0.8), 0.1, colors[-1])
+        ramp, top, _ = _ramp(
+            cfg.ramp_angle_deg.sample(rng) + cfg.falling_extra_angle_deg, cfg.falling_ramp_length.sample(rng), 0.1,
+            colors[-1],
+        )  # fmt: skip
         shape = ("sphere", "box", "cylinder")[int(rng.integers(3))]
         geom_size = {
             "sphere": (size,),
             "box": (size, size * 0.8, size * 0.6),
             "cylinder": (size * 0.8, size),
         }[shape]
-        solref = (-20000.0, -rng.uniform(25.0, 60.0))
+        solref = (-20000.0, -cfg.falling_damping.sample(rng))
         quat = _quat_axis_angle(rng.normal(size=3), rng.uniform(0, math.pi))
         pos = (
-            top[0] + rng.uniform(0.2, 0.35),
-            rng.uniform(-0.08, 0.08),
+            top[0] + cfg.falling_ahead.sample(rng),
+            cfg.falling_side.sample(rng),
             top[2] + 0.5 * cfg.drop_height.sample(rng),  # lower than a bounce: it stays in view
         )
         geom = Geom(shape, geom_size, rgba(main), solref=solref, friction=(0.8, 0.005, roll), condim=6)
         return [ramp, Body("object", [geom], pos, quat, color_name=main)], {"shape": shape}
     if event == "bouncing":
         geom = Geom("sphere", (size,), rgba(main), solref=lively, friction=(0.6, 0.005, roll), condim=6)
-        pos = (rng.uniform(-0.35, -0.1), 0.0, cfg.drop_height.sample(rng) + 0.3)
+        pos = (cfg.bounce_x.sample(rng), 0.0, cfg.drop_height.sample(rng) + 0.3)
         return [Body("object", [geom], pos, color_name=main)], {
             "shape": "ball",
-            "push": rng.uniform(0.1, 0.35),
+            "push": cfg.bounce_push.sample(rng),
         }
     if event in ("rolling", "scattering"):
-        ramp, top, down = _ramp(cfg.ramp_angle_deg.sample(rng), rng.uniform(0.5, 0.7), -0.1, colors[-1])
+        ramp, top, down = _ramp(cfg.ramp_angle_deg.sample(rng), cfg.rolling_ramp_length.sample(rng), -0.1, colors[-1])
         normal = np.cross(down, (0.0, 1.0, 0.0))  # (sin a, 0, cos a): out of the surface
         geom = Geom("sphere", (size,), rgba(main), friction=(1.0, 0.005, roll), condim=6)
         ball = Body("object", [geom], tuple(top + 0.1 * down + (size + 0.002) * normal), color_name=main)
         bodies = [ramp, ball]
         if event == "scattering":
-            block = rng.uniform(0.035, 0.05)
+            block = cfg.scatter_block_size.sample(rng)
             layout = [(0, -1, 0), (0, 1, 0), (1, 0, 0), (0, 0, 1), (1, -2, 0), (1, 2, 0)][
-                : int(rng.integers(4, 7))
+                : int(rng.integers(*cfg.scatter_blocks))
             ]
             for i, (dx, dy, level) in enumerate(layout):
                 color = colors[1 + i % (len(colors) - 2)]
@@ -137,11 +159,11 @@ def _event_bodies(cfg: ArrowConfig, rng, event: str, colors: list[str]) -> tuple
                 bodies.append(Body(f"block_{i}", [geom], pos, color_name=color))
         return bodies, {"shape": "ball"}
     if event == "toppling":
-        count = int(rng.integers(5, 9))
-        height = rng.uniform(0.3, 0.42)
+        count = int(rng.integers(*cfg.dominoes))
+        height = cfg.domino_height.sample(rng)
         thick, width = height * 0.16, height * 0.45
-        gap = height * rng.uniform(0.5, 0.7)
-        tilt = math.atan2(thick, height) + math.radians(rng.uniform(1.0, 3.0))  # just past balance
+        gap = height * cfg.domino_gap.sample(rng)
+        tilt = math.atan2(thick, height) + math.radians(cfg.domino_tilt_deg.sample(rng))  # just past balance
         bodies = []
         for i in range(count):
             angle = tilt if i == 0 else 0.0
@@ -164,10 +186,45 @@ def _event_bodies(cfg: ArrowConfig, rng, event: str, colors: list[str]) -> tuple
     raise ValueError(f"unknown event {event!r}; known: {EVENTS}")
 
 
+@dataclass
+class Run:
+    event: str
+    reverse: bool
+    colors: list
+    facts: dict  # what the think text needs to know
+    sim: Simulation
+    rollout: object  # the whole event, in physical order
+    at_rest: np.ndarray  # (N,) per rollout frame
+    start: int  # the window's first rollout frame
+    pattern: tuple  # the window's rest pattern (at rest at its start, at its end)
+    shown: object  # the window as the model sees it (reversed or not)
+    rendering: object
+    length: int  # frames in the window
+
+    @property
+    def window(self) -> np.ndarray:
+        """The window's rollout frames, in physical order."""
+        return np.arange(self.start, self.start + self.length)
+
+    @property
+    def at_rest_shown(self) -> np.ndarray:
+        return self.at_rest[self.window[::-1] if self.reverse else self.window]
+
+
 def _attempt(cfg: ArrowConfig, rng: np.random.Generator, event: str, reverse: bool) -> Sample:
-    r = cfg.render
+    """draw (colours, the event's bodies) -> simulate (the event, a window of it, rendered) ->
+    validate -> label."""
     colors = sample_colors(cfg.scene, rng, 4)
     bodies, facts = _event_bodies(cfg, rng, event, colors)
+    run = simulate(cfg, rng, event, reverse, colors, bodies, facts)
+    validate(cfg, run)
+    return label(cfg, rng, run)
+
+
+def simulate(cfg: ArrowConfig, rng, event: str, reverse: bool, colors, bodies, facts) -> Run:
+    """The scene (its camera and lights drawn here), the whole event, and a window of it with
+    motion in it, rendered in the order shown."""
+    r = cfg.render
     lookat = {"falling": (-0.1, 0.0, 0.3), "bouncing": (0.15, 0.0, 0.35)}.get(event, (0.0, 0.0, 0.12))
     roll = bodies[-1].geoms[0].friction[2] if event != "scattering" else cfg.rolling_friction.low
     scene = base_scene(cfg, rng, bodies, tracked=("object",), lookat=lookat, floor_condim=6,
@@ -181,36 +238,43 @@ def _attempt(cfg: ArrowConfig, rng: np.random.Generator, event: str, reverse: bo
     frames = np.arange(start, start + r.num_frames)
     shown = rollout.select(frames[::-1] if reverse else frames)
     rendering = render(sim, shown, r.width, r.height)
-    px = rendering.visible_px["object"]
-    if (px >= min_visible_px(r, cfg.visible_px)).mean() < 0.5:
+    return Run(event, reverse, colors, facts, sim, rollout, at_rest, start, pattern, shown, rendering, r.num_frames)
+
+
+def validate(cfg: ArrowConfig, run: Run) -> None:
+    px = run.rendering.visible_px["object"]
+    if (px >= min_visible_px(cfg.render, cfg.visible_px)).mean() < 0.5:
         raise Rejected("the main object is visible in fewer than half of the frames")
 
+
+def label(cfg: ArrowConfig, rng, run: Run) -> Sample:
+    r, event, reverse = cfg.render, run.event, run.reverse
     correct, other = (REVERSE, FORWARD) if reverse else (FORWARD, REVERSE)
     options, answer = balanced_options(correct, [other], rng, 2)
-    think = _think(event, colors[0], facts, reverse)
+    think = _think(event, run.colors[0], run.facts, reverse)
     question = Question(QUESTION, options, answer, f"{TASK}/{event}", think=think)
-    shown_rest = at_rest[frames[::-1] if reverse else frames]
+    shown_rest = run.at_rest_shown
     labels = {
         "event": event,
         "reversed": reverse,
-        "window_start_frame": int(start),
-        "physical_rest_pattern": list(pattern),
+        "window_start_frame": int(run.start),
+        "physical_rest_pattern": list(run.pattern),
         "starts_at_rest": bool(shown_rest[0]),
         "ends_at_rest": bool(shown_rest[-1]),
-        "object_color": colors[0],
+        "object_color": run.colors[0],
         "frames": {
-            "physical_time_s": rounded(shown.times, 4),
+            "physical_time_s": rounded(run.shown.times, 4),
             "at_rest": shown_rest.tolist(),
-            "object_visible_px": px.tolist(),
-            "object_position": rounded(shown.position("object")),
+            "object_visible_px": run.rendering.visible_px["object"].tolist(),
+            "object_position": rounded(run.shown.position("object")),
         },
     }
-    key = scene_key(TASK, event, rounded(rollout.position("object")[0]))
+    key = scene_key(TASK, event, rounded(run.rollout.position("object")[0]))
     # trajectory stays in physical order (USD export); frames are what the model sees
     return Sample(
-        task=TASK, variant=event, frames=rendering.frames, fps=r.fps, questions=[question],
-        labels=labels, scene_key=key, sim=sim, trajectory=rollout.select(frames),
-    )
+        task=TASK, variant=event, frames=run.rendering.frames, fps=r.fps, questions=[question],
+        labels=labels, scene_key=key, sim=run.sim, trajectory=run.rollout.select(run.window),
+    )  # fmt: skip
 
 
 def _window(at_rest: np.ndarray, length: int, min_moving: float, rng) -> tuple[int, tuple[bool, bool]]:

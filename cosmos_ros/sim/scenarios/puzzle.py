@@ -61,6 +61,11 @@ class PuzzleConfig(TaskConfig):
     render: RenderConfig = RenderConfig(num_frames=16)
     num_objects: Range = Range(3, 6)
     object_size: Range = Range(0.08, 0.16)
+    object_x: Range = Range(-0.7, 0.7)  # where objects are placed on the floor, m
+    object_y: Range = Range(-0.5, 0.6)
+    moving_vx: Range = Range(-0.8, 0.8)  # "moving": object 0's start velocity, m/s
+    moving_vy: Range = Range(-0.4, 0.4)
+    min_patch_std: float = 6.0  # a quarter with less grey-level spread is too uniform to place
     seam_margin: float = 1.15  # best distractor's seam cost / the correct one's, at least
     question: str = "arrangement"  # or "corner"
     corners: tuple[str, ...] = CORNERS  # asked about by "corner" questions, one drawn per clip
@@ -127,7 +132,44 @@ def generate(cfg: PuzzleConfig, seed: int, variant: str | None = None) -> Sample
 
 
 def _attempt(cfg: PuzzleConfig, rng: np.random.Generator, variant: str) -> Sample:
-    r = cfg.render
+    """draw (the objects) -> simulate (scene, motion, render) -> shuffle and validate the patches
+    -> ask (the question and its rivals) -> validate the seams -> label."""
+    bodies = draw(cfg, rng)
+    sim, trajectory, original = simulate(cfg, rng, bodies, variant)
+    order = PERMUTATIONS[int(rng.integers(len(PERMUTATIONS)))]
+    shuffled = shuffle(original, order)
+    # position j of the original holds original patch j, which sits at shuffled index order.index(j)
+    correct = tuple(order.index(j) + 1 for j in range(4))
+    if not np.array_equal(restore(shuffled, correct), original):
+        raise AssertionError("puzzle construction error: the correct arrangement does not restore the frames")
+    if min(float(p.std()) for p in patches(original)) < cfg.min_patch_std:
+        raise Rejected("a patch is nearly uniform")
+    asked = ask(cfg, rng, correct)
+    cost = seam_cost(original)
+    best_rival = min(seam_cost(restore(shuffled, a)) for a in asked["rivals"])
+    if best_rival < cfg.seam_margin * cost:
+        raise Rejected("a wrong arrangement has seams about as continuous as the right one")
+    question = Question(asked["text"], asked["options"], asked["answer"], f"{TASK}/{variant}", think=asked["think"])
+    labels = {
+        "shuffle_order": list(order),
+        "correct_option": list(correct),
+        "seam_cost": round(cost, 3),
+        "best_rival_seam_cost": round(best_rival, 3),
+        "corner": asked["corner"],
+        "moving": variant == "moving",
+        "num_objects": len(bodies),
+    }
+    key = scene_key(TASK, [round(float(v), 3) for b in bodies for v in b.pos])
+    sample = Sample(
+        task=TASK, variant=variant, frames=shuffled, fps=cfg.render.fps, questions=[question],
+        labels=labels, scene_key=key, sim=sim, trajectory=trajectory,
+    )  # fmt: skip
+    sample.original_frames = original  # kept in memory only, for checks
+    return sample
+
+
+def draw(cfg: PuzzleConfig, rng: np.random.Generator) -> list[Body]:
+    """The objects on the floor: count, colours, shapes, sizes, places."""
     count = int(round(cfg.num_objects.sample(rng)))
     colors = sample_colors(cfg.scene, rng, min(count, len(cfg.scene.colors)))
     bodies = []
@@ -135,66 +177,48 @@ def _attempt(cfg: PuzzleConfig, rng: np.random.Generator, variant: str) -> Sampl
         shape = ("sphere", "box", "cylinder")[int(rng.integers(3))]
         size = cfg.object_size.sample(rng)
         geom_size = {"sphere": (size,), "box": (size, size, size), "cylinder": (size * 0.8, size)}[shape]
-        xy = rng.uniform((-0.7, -0.5), (0.7, 0.6))
+        xy = rng.uniform((cfg.object_x.low, cfg.object_y.low), (cfg.object_x.high, cfg.object_y.high))
         color = colors[i % len(colors)]
         bodies.append(
             Body(f"object_{i}", [Geom(shape, geom_size, rgba(color))], (*xy, size), color_name=color)
         )
+    return bodies
+
+
+def simulate(cfg: PuzzleConfig, rng: np.random.Generator, bodies: list[Body], variant: str):
+    """(sim, trajectory, the rendered frames): the scene (its camera and lights drawn here), one
+    object sent sliding in "moving" clips."""
+    r = cfg.render
     scene = base_scene(cfg, rng, bodies, lookat=(0.0, 0.05, 0.1))
     sim = Simulation(scene, TASK)
     if variant == "moving":
-        sim.set_velocity("object_0", tuple(rng.uniform((-0.8, -0.4, 0.0), (0.8, 0.4, 0.0))))
+        vx, vy = cfg.moving_vx, cfg.moving_vy
+        sim.set_velocity("object_0", tuple(rng.uniform((vx.low, vy.low, 0.0), (vx.high, vy.high, 0.0))))
     trajectory = sim.run(r.fps, r.num_frames)
-    original = render(sim, trajectory, r.width, r.height).frames
+    return sim, trajectory, render(sim, trajectory, r.width, r.height).frames
 
-    order = PERMUTATIONS[int(rng.integers(len(PERMUTATIONS)))]
-    shuffled = shuffle(original, order)
-    # position j of the original holds original patch j, which sits at shuffled index order.index(j)
-    correct = tuple(order.index(j) + 1 for j in range(4))
-    if not np.array_equal(restore(shuffled, correct), original):
-        raise AssertionError("puzzle construction error: the correct arrangement does not restore the frames")
-    if min(float(p.std()) for p in patches(original)) < 6.0:
-        raise Rejected("a patch is nearly uniform")
 
+def ask(cfg: PuzzleConfig, rng: np.random.Generator, correct: tuple) -> dict:
+    """The question, its options and answer, the reasoning, and the rival arrangements."""
     if cfg.question == "corner":
         corner = cfg.corners[int(rng.integers(len(cfg.corners)))]
         at = CORNERS.index(corner)
-        options, answer = PATCH_OPTIONS, correct[at] - 1
-        rivals = [a for a in ARRANGEMENTS if a[at] != correct[at]]
-        text = CORNER_QUESTION.format(corner=corner)
         think = (
             f"Only with patch {correct[at]} at the {corner} do the floor pattern, the horizon and the "
             "objects continue across both centre lines."
         )
-    else:
-        texts = [option_text(a) for a in ARRANGEMENTS if a != correct]
-        options, answer = balanced_options(option_text(correct), texts, rng, 4)
-        rivals = [parse_option(o) for i, o in enumerate(options) if i != answer]
-        text, corner = QUESTION, None
-        think = (
-            f"Placing patches {options[answer]} at top-left, top-right, bottom-left and bottom-right "
-            "makes the floor pattern, the horizon and the objects continue across both centre lines; "
-            "every other option leaves a visible break."
-        )
-    cost = seam_cost(original)
-    best_rival = min(seam_cost(restore(shuffled, a)) for a in rivals)
-    if best_rival < cfg.seam_margin * cost:
-        raise Rejected("a wrong arrangement has seams about as continuous as the right one")
-
-    question = Question(text, options, answer, f"{TASK}/{variant}", think=think)
-    labels = {
-        "shuffle_order": list(order),
-        "correct_option": list(correct),
-        "seam_cost": round(cost, 3),
-        "best_rival_seam_cost": round(best_rival, 3),
-        "corner": corner,
-        "moving": variant == "moving",
-        "num_objects": count,
-    }
-    key = scene_key(TASK, [round(float(v), 3) for b in bodies for v in b.pos])
-    sample = Sample(
-        task=TASK, variant=variant, frames=shuffled, fps=r.fps, questions=[question],
-        labels=labels, scene_key=key, sim=sim, trajectory=trajectory,
+        return {
+            "text": CORNER_QUESTION.format(corner=corner), "options": PATCH_OPTIONS, "answer": correct[at] - 1,
+            "rivals": [a for a in ARRANGEMENTS if a[at] != correct[at]], "think": think, "corner": corner,
+        }  # fmt: skip
+    texts = [option_text(a) for a in ARRANGEMENTS if a != correct]
+    options, answer = balanced_options(option_text(correct), texts, rng, 4)
+    think = (
+        f"Placing patches {options[answer]} at top-left, top-right, bottom-left and bottom-right "
+        "makes the floor pattern, the horizon and the objects continue across both centre lines; "
+        "every other option leaves a visible break."
     )
-    sample.original_frames = original  # kept in memory only, for checks
-    return sample
+    return {
+        "text": QUESTION, "options": options, "answer": answer,
+        "rivals": [parse_option(o) for i, o in enumerate(options) if i != answer], "think": think, "corner": None,
+    }  # fmt: skip
