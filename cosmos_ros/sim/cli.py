@@ -27,8 +27,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument(
         "--tasks", default="all", help=f"comma-separated: {', '.join(TASK_NAMES)}, YAML paths, or 'all'"
     )
-    parser.add_argument("--n", type=int, required=True, help="clips per task")
-    parser.add_argument("--out", type=Path, required=True, help="output directory (resumable)")
+    parser.add_argument("--n", type=int, help="clips per task (required unless --show-config)")
+    parser.add_argument("--out", type=Path, help="output directory (resumable; required unless --show-config)")
+    parser.add_argument(
+        "--show-config", action="store_true",
+        help="print each task's effective config (every field: the code's defaults with the YAML's "
+        "overrides and the options here) as YAML, and exit",
+    )  # fmt: skip
     parser.add_argument("--workers", type=int, default=1, help="parallel worker processes (default 1)")
     parser.add_argument(
         "--preview", action="store_true", help="write a contact-sheet PNG per task to OUT/preview/"
@@ -56,7 +61,9 @@ def run(ns: argparse.Namespace) -> int:
         fractions = tuple(float(f) for f in ns.splits.split(","))
         if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
             raise ValueError(f"--splits needs three non-negative fractions summing to 1, got {ns.splits!r}")
-        if ns.n < 1 or ns.workers < 1:
+        if not ns.show_config and (ns.n is None or ns.out is None):
+            raise ValueError("--n and --out are required (or --show-config)")
+        if not ns.show_config and (ns.n < 1 or ns.workers < 1):
             raise ValueError("--n and --workers must be >= 1")
         names = (
             list(TASK_NAMES) if ns.tasks == "all" else [t.strip() for t in ns.tasks.split(",") if t.strip()]
@@ -70,6 +77,13 @@ def run(ns: argparse.Namespace) -> int:
     except ValueError as exc:
         console.print(f"[red]cosmos-ros gen-data: {exc}[/]")
         return 2
+    if ns.show_config:
+        import yaml
+
+        from cosmos_ros.sim.config import to_plain
+
+        print(yaml.safe_dump_all([to_plain(c) for c in configs], sort_keys=False, default_flow_style=None), end="")
+        return 0
 
     os.environ.setdefault("MUJOCO_GL", "egl")
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())

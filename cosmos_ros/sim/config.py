@@ -177,8 +177,11 @@ def to_plain(value):
     return value
 
 
-def from_plain(cls, data, where: str):
-    """Builds dataclass `cls` from a YAML mapping, converting ranges, tuples and nested configs."""
+def from_plain(cls, data, where: str, base=None):
+    """Builds dataclass `cls` from a YAML mapping, converting ranges, tuples and nested configs.
+
+    The mapping overrides `base` (default: cls's own defaults) field by field, nested configs
+    included: `render: {width: 84}` changes the width and keeps the task's fps and frame count."""
     if not isinstance(data, dict):
         raise ValueError(f"{where}: expected a mapping for {cls.__name__}, got {data!r}")
     hints = typing.get_type_hints(cls)
@@ -186,9 +189,19 @@ def from_plain(cls, data, where: str):
     unknown = sorted(set(data) - names)
     if unknown:
         raise ValueError(f"{where}: unknown keys {unknown} for {cls.__name__}; known: {sorted(names)}")
-    kwargs = {name: _convert(hints[name], value, f"{where}.{name}") for name, value in data.items()}
     try:
-        return cls(**kwargs)
+        base = cls() if base is None else base
+    except TypeError:  # a class with required fields: nothing to override
+        base = None
+    kwargs = {}
+    for name, value in data.items():
+        inner = getattr(base, name, None)
+        if dataclasses.is_dataclass(inner) and isinstance(value, dict):
+            kwargs[name] = from_plain(type(inner), value, f"{where}.{name}", base=inner)
+        else:
+            kwargs[name] = _convert(hints[name], value, f"{where}.{name}")
+    try:
+        return dataclasses.replace(base, **kwargs) if base is not None else cls(**kwargs)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{where}: {exc}") from exc
 

@@ -1,6 +1,13 @@
-import pytest
+import dataclasses
+import subprocess
+import sys
+import typing
+from pathlib import Path
 
-from cosmos_ros.sim.config import TASK_NAMES, Range, clip_seed, from_plain
+import pytest
+import yaml
+
+from cosmos_ros.sim.config import TASK_NAMES, Range, _convert, clip_seed, from_plain, read_yaml, to_plain
 from cosmos_ros.sim.scenarios import TASKS, load_config
 from cosmos_ros.sim.scenarios.permanence import PermanenceConfig
 
@@ -9,6 +16,54 @@ from cosmos_ros.sim.scenarios.permanence import PermanenceConfig
 def test_shipped_yaml_matches_the_code_defaults(task):
     config_class, _ = TASKS[task]
     assert load_config(task) == config_class()
+
+
+SIM = Path(__file__).resolve().parents[2] / "sim"
+
+
+def restated(default, data: dict, prefix: str = "") -> list[str]:
+    """The keys of a YAML mapping whose value is the default it overrides (nested configs too)."""
+    hints, found = typing.get_type_hints(type(default)), []
+    for key, value in data.items():
+        if key == "task" and not prefix:
+            continue
+        inner = getattr(default, key)
+        if dataclasses.is_dataclass(inner) and isinstance(value, dict):
+            found += restated(inner, value, f"{prefix}{key}.")
+        elif _convert(hints[key], value, key) == inner:
+            found.append(prefix + key)
+    return found
+
+
+@pytest.mark.parametrize(
+    "path", sorted([*SIM.glob("*.yaml"), *SIM.glob("tiny/*.yaml")]), ids=lambda p: p.name
+)
+def test_shipped_scenario_files_only_override_the_code_defaults(path):
+    data = read_yaml(path)
+    assert restated(TASKS[data["task"]][0](), data) == []
+
+
+def test_a_nested_override_keeps_the_tasks_other_defaults():
+    from cosmos_ros.sim.scenarios.manipulation import ManipulationConfig
+
+    cfg = from_plain(
+        ManipulationConfig, {"render": {"width": 112}, "scene": {"camera": {"fovy_deg": 40}}}, "t"
+    )
+    assert (cfg.render.width, cfg.render.num_frames) == (112, 48)  # 48: manipulation's, not RenderConfig's 32
+    default = ManipulationConfig().scene.camera
+    assert cfg.scene.camera == dataclasses.replace(default, fovy_deg=Range(40.0, 40.0))
+
+
+def test_show_config_prints_every_field_with_the_files_overrides():
+    done = subprocess.run(
+        [sys.executable, "-m", "cosmos_ros.cli", "gen-data", "--tasks", str(SIM / "tiny" / "spatial_puzzle.yaml"),
+         "--show-config"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    shown = yaml.safe_load(done.stdout)
+    assert shown == to_plain(load_config(SIM / "tiny" / "spatial_puzzle.yaml"))
+    assert shown["question"] == "corner" and shown["render"]["num_frames"] == 16 and "object_x" in shown
 
 
 def test_unknown_keys_are_errors_that_name_the_key():
