@@ -25,7 +25,10 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from cosmos_ros.core.resample import even_subsample, grid_fps, nearest, resample, tile
 from cosmos_ros.core.types import Clip
+
+__all__ = ["CameraStats", "EmptyClipError", "FrameBuffer", "even_subsample", "grid_fps"]
 
 
 class EmptyClipError(LookupError):
@@ -292,7 +295,7 @@ class FrameBuffer:
         ref_stamps, ref_frames = self._snapshot(names[0])
         end = float(ref_stamps[-1]) if end is None else float(end)
         start = end - window_s if since is None else max(end - window_s, float(since))
-        picks = _resample(ref_stamps, start, end, fps)  # (T,) indices into the reference
+        picks = resample(ref_stamps, start, end, fps)  # (T,) indices into the reference
         if picks.size == 0:
             raise EmptyClipError(
                 f"camera {names[0]!r} has no frame in [{start:.3f}, {end:.3f}] s "
@@ -305,9 +308,9 @@ class FrameBuffer:
             partners = []
             for name in names[1:]:
                 other_stamps, other_frames = self._snapshot(name)
-                nearest = _nearest(other_stamps, stamps)  # (T,)
-                keep &= np.abs(other_stamps[nearest] - stamps) <= tolerance
-                partners.append((other_frames, nearest))
+                closest = nearest(other_stamps, stamps)  # (T,)
+                keep &= np.abs(other_stamps[closest] - stamps) <= tolerance
+                partners.append((other_frames, closest))
             if not keep.any():
                 raise EmptyClipError(
                     f"no frame of {', '.join(map(repr, names[1:]))} lies within {tolerance:.3f} s of "
@@ -315,12 +318,12 @@ class FrameBuffer:
                 )
             stamps = stamps[keep]
             columns = [[f for f, k in zip(columns[0], keep) if k]]
-            columns += [[frames[i] for i in nearest[keep]] for frames, nearest in partners]
+            columns += [[frames[i] for i in closest[keep]] for frames, closest in partners]
         chosen = even_subsample(len(stamps), max_frames)  # (T',) keeps the newest
         stamps = stamps[chosen]
         columns = [[column[i] for i in chosen] for column in columns]
         return Clip(
-            frames=_tile(columns),
+            frames=tile(columns),
             stamps=np.ascontiguousarray(stamps),
             cameras=names,
             fps=grid_fps(stamps, end, fps),
@@ -356,92 +359,3 @@ class FrameBuffer:
         if not clips:
             raise EmptyClipError(f"none of the cameras {names} has a frame in [{end - window_s:.3f}, {end:.3f}] s")
         return clips
-
-
-def _nearest(stamps: np.ndarray, times: np.ndarray) -> np.ndarray:
-    """Index of the stamp nearest to each time; stamps (N,) sorted, times (T,) -> (T,)."""
-    if len(stamps) == 1:
-        return np.zeros(times.shape, np.intp)
-    right = np.clip(np.searchsorted(stamps, times), 1, len(stamps) - 1)
-    left = right - 1
-    return np.where(times - stamps[left] <= stamps[right] - times, left, right)
-
-
-GRID_SLACK = 0.05
-
-
-def _resample(stamps: np.ndarray, start: float, end: float, fps: float) -> np.ndarray:
-    """Indices of the frames nearest to the grid end - k/fps (k = 0..steps) within
-    [start, end], each frame at most once, in increasing stamp order.
-
-    The grid may have far more points than frames are held (a long window at a
-    high fps), so it is never built: each frame owns the grid indices between the
-    midpoints to its neighbours; one owning an index over two steps from every
-    midpoint is picked outright, and only indices near a midpoint or a grid end,
-    where rounding decides ties, are looked up. O(frames held)."""
-    eps = 1e-9  # stamps built from sec + nanosec carry float rounding
-    lo = np.searchsorted(stamps, start - eps, side="left")
-    hi = np.searchsorted(stamps, end + eps, side="right")
-    if hi <= lo:
-        return np.empty(0, np.intp)
-    held = stamps[lo:hi]  # (N,)
-    # a grid point up to GRID_SLACK of a step before `start` still counts: a window cut at a
-    # frame's own stamp (`since`) must not lose that frame to a capture-jitter span of 1.9996 steps
-    steps = np.floor((end - start) * fps + GRID_SLACK)
-    with np.errstate(over="ignore"):  # a huge fps overflows to inf; the clip bounds it
-        k_mid = np.clip((end - (held[:-1] + held[1:]) / 2) * fps, 0, steps)  # (N - 1,)
-    near = np.floor(np.concatenate([[0.0, steps], k_mid]))[:, None] + np.arange(-2, 3)  # (N + 1, 5)
-    k_near = np.unique(np.clip(near, 0, steps))
-    looked_up = _nearest(held, end - k_near / fps)
-    newest_k = np.concatenate([k_mid, [0.0]])  # (N,) frame j owns indices from here...
-    oldest_k = np.concatenate([[steps], k_mid])  # (N,) ...to here
-    outright = np.flatnonzero(np.floor(newest_k + 2) + 1 < oldest_k - 2)
-    return lo + np.union1d(looked_up, outright)
-
-
-def grid_fps(stamps: np.ndarray, end: float, fps: float) -> float | None:
-    """The nominal rate of frames resampled on the grid end - k/fps: each stamp snapped to its
-    grid index k, so capture jitter drops out while a camera slower than the grid (every other
-    index taken) or a clip subsampled to max_frames keeps its true mean rate. None for one frame."""
-    if len(stamps) < 2:
-        return None
-    k = np.rint((end - stamps) * fps)  # (T,) grid index of each frame, decreasing
-    span = float(k[0] - k[-1])
-    return (len(stamps) - 1) * fps / span if span > 0 else None
-
-
-def even_subsample(count: int, max_count: int) -> np.ndarray:
-    """Up to max_count indices spread evenly over range(count), first and last included."""
-    if count <= max_count:
-        return np.arange(count)
-    if max_count == 1:
-        return np.array([count - 1])
-    return np.round(np.linspace(0, count - 1, max_count)).astype(np.intp)
-
-
-def _tile(columns: list[list[np.ndarray]]) -> np.ndarray:
-    """Stack per-camera frame lists into (T, H, W_total, 3), cameras left to right.
-
-    Every camera is scaled to the reference camera's height; a camera whose
-    resolution changed mid-window is scaled to the size of its newest frame.
-    """
-    height = columns[0][-1].shape[0]
-    sizes = []
-    for column in columns:
-        h, w = column[-1].shape[:2]
-        sizes.append((height, max(1, round(w * height / h))))
-    total_width = sum(w for _, w in sizes)
-    out = np.empty((len(columns[0]), height, total_width, 3), np.uint8)  # (T, H, W_total, 3)
-    x = 0
-    for column, (h, w) in zip(columns, sizes):
-        for t, frame in enumerate(column):
-            out[t, :, x : x + w] = frame if frame.shape[:2] == (h, w) else _resize(frame, h, w)
-        x += w
-    return out
-
-
-def _resize(frame: np.ndarray, height: int, width: int) -> np.ndarray:
-    import cv2  # lazily: only mixed resolutions need it
-
-    shrinking = height * width < frame.shape[0] * frame.shape[1]
-    return cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)

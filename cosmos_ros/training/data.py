@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cosmos_ros.core.frames import even_subsample
+from cosmos_ros.core.resample import even_subsample
 from cosmos_ros.core.types import Clip, Prompt
 
 log = logging.getLogger(__name__)
