@@ -4,6 +4,8 @@ Pure Python + numpy (OpenCV only when an image needs converting). Imports
 neither rclpy nor torch, so every other floor and every test can use it.
 """
 
+from inspect import ismodule as _ismodule
+
 from cosmos_ros.core.answers import AnswerStatus, ParsedAnswer, accuracy_reward, format_reward, parse_answer
 from cosmos_ros.core.codec import (
     DECODE_CAUSES,
@@ -36,42 +38,5 @@ from cosmos_ros.core.prompts import (
 )
 from cosmos_ros.core.types import Clip, OutcomeStatus, Prompt, Reasoning, TaskKind
 
-__all__ = [
-    "AnswerStatus",
-    "CameraStats",
-    "Clip",
-    "DECODE_CAUSES",
-    "DEFAULT_MAX_PIXELS",
-    "EmptyClipError",
-    "FAILED_CHOICE",
-    "FAILURE_OPTIONS",
-    "FrameBuffer",
-    "ImageDecodeError",
-    "OutcomeStatus",
-    "ParsedAnswer",
-    "Prompt",
-    "REASONING_FREE",
-    "REASONING_MCQ",
-    "Reasoning",
-    "TaskKind",
-    "accuracy_reward",
-    "array_to_image_fields",
-    "compressed_imgmsg_to_cv2",
-    "compressed_to_rgb8",
-    "cv2_to_compressed_imgmsg",
-    "cv2_to_imgmsg",
-    "cvt_color",
-    "encoding_info",
-    "failure_prompt",
-    "format_reward",
-    "free_prompt",
-    "image_to_array",
-    "image_to_rgb8",
-    "imgmsg_to_cv2",
-    "mcq_prompt",
-    "next_subtask_prompt",
-    "parse_answer",
-    "rgb8_to_compressed_fields",
-    "stamp_seconds",
-    "time_seconds",
-]
+# Everything imported above (the submodules aside) is the floor's public API.
+__all__ = sorted(name for name, value in list(globals().items()) if not name.startswith("_") and not _ismodule(value))

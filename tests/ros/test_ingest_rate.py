@@ -13,15 +13,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
 from cosmos_ros.srv import Reason as ReasonService
-from rosharness import (
-    Probe,
-    child_env,
-    diagnostic_values,
-    start_node,
-    unique_domain_id,
-    wait_for,
-    wait_future,
-)
+import rosharness as ros
 from test_reasoner_robustness import image
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
@@ -34,11 +26,11 @@ PERIOD_NS = 20_000_000  # a 50 Hz camera
     [("auto", 0.08), ("stamp", 0.06)],  # auto = latest here (wall time): spacing 40..80 ms, by timer
 )
 def test_a_fast_camera_is_taken_at_the_ingest_rate_and_clips_keep_their_fps(mode, spacing_s):
-    domain = unique_domain_id()
-    probe = Probe(domain)
+    domain = ros.unique_domain_id()
+    probe = ros.Probe(domain)
     diagnostics = probe.collect(DiagnosticArray, "/diagnostics")
-    reasoner = start_node(
-        "cosmos_ros.nodes.reasoner", child_env(domain),
+    reasoner = ros.start_node(
+        "cosmos_ros.nodes.reasoner", ros.child_env(domain),
         "-p", "cameras:=[cam]", "-p", "engine:=scripted_engine:create", "-p", "camera_reliability:=reliable",
         "-p", "fps:=4.0", "-p", "window_s:=2.0", "-p", "max_frames:=16", "-p", f"ingest_mode:={mode}",
     )  # fmt: skip
@@ -48,7 +40,7 @@ def test_a_fast_camera_is_taken_at_the_ingest_rate_and_clips_keep_their_fps(mode
     client = probe.node.create_client(ReasonService, "/reasoner/reason")
     try:
         assert client.wait_for_service(timeout_sec=20), reasoner.output
-        wait_for(lambda: pub.get_subscription_count() > 0, 20, "the reasoner's subscription")
+        ros.wait_for(lambda: pub.get_subscription_count() > 0, 20, "the reasoner's subscription")
         start = 1_700_000_000 * 1_000_000_000
         for i in range(150):  # 3 s of a 50 Hz camera, every 10th frame malformed
             stamp = Time(sec=(start + i * PERIOD_NS) // 10**9, nanosec=(start + i * PERIOD_NS) % 10**9)
@@ -56,7 +48,7 @@ def test_a_fast_camera_is_taken_at_the_ingest_rate_and_clips_keep_their_fps(mode
             time.sleep(0.02)
 
         request = ReasonService.Request(question="stamps: where is the cube?", options=["left", "right"])
-        response = wait_future(client.call_async(request), 30, "an answer")
+        response = ros.wait_future(client.call_async(request), 30, "an answer")
         offsets = [
             float(s) for s in response.reasoning.split()
         ]  # clip stamps, seconds before its end (2 s at 4 fps)
@@ -65,14 +57,14 @@ def test_a_fast_camera_is_taken_at_the_ingest_rate_and_clips_keep_their_fps(mode
         assert len(offsets) == 9 and all(abs(step - 0.25) <= spacing_s + 0.01 for step in steps), str(offsets)
 
         def values() -> dict[str, str]:
-            return diagnostic_values(diagnostics, "camera cam")
+            return ros.diagnostic_values(diagnostics, "camera cam")
 
         def settled() -> bool:  # counts no longer change (a reliable depth-5 reader may lose a few)
             before = values().get("received")
             time.sleep(1.2)  # /diagnostics comes once a second
             return before is not None and before == values().get("received") and int(before) > 0
 
-        wait_for(settled, 15, f"the counts to settle, last: {values()}")
+        ros.wait_for(settled, 15, f"the counts to settle, last: {values()}")
         counts = {k: int(values()[k]) for k in ("received", "skipped", "accepted", "decode_errors")}
         # 4 x 4 fps = 16 Hz of a 50 Hz camera: about one frame in three taken (stamp: every third)
         assert counts["received"] >= 130, counts

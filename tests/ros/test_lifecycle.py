@@ -65,6 +65,17 @@ def start_lifecycle_reasoner(domain: int, *params: str, module: str = "cosmos_ro
     return start_node(module, child_env(domain), *args)
 
 
+def assert_quiet_while_inactive(manager: Manager, predictions: list) -> int:
+    """Deactivates the reasoner and checks that no answer comes while it is inactive; returns how
+    many there were."""
+    assert manager.transition(Transition.TRANSITION_DEACTIVATE)
+    time.sleep(0.5)  # an answer in flight may still land
+    count = len(predictions)
+    time.sleep(1.5)
+    assert len(predictions) == count
+    return count
+
+
 def test_answers_flow_only_while_active():
     domain = unique_domain_id()
     probe = Probe(domain)
@@ -81,11 +92,7 @@ def test_answers_flow_only_while_active():
         assert predictions == []
         assert manager.transition(Transition.TRANSITION_ACTIVATE)
         wait_for(lambda: any(p.status == SubtaskPrediction.STATUS_OK for p in predictions), 20, "answers")
-        assert manager.transition(Transition.TRANSITION_DEACTIVATE)
-        time.sleep(0.5)  # an answer in flight may still land
-        count = len(predictions)
-        time.sleep(1.5)
-        assert len(predictions) == count
+        assert_quiet_while_inactive(manager, predictions)
         assert manager.transition(Transition.TRANSITION_CLEANUP)
         assert manager.state() == State.PRIMARY_STATE_UNCONFIGURED
     finally:
@@ -119,11 +126,7 @@ def test_the_plain_reasoner_is_the_same_node_started_active_and_a_manager_can_pa
         manager = Manager(probe, "/reasoner")
         assert manager.state() == State.PRIMARY_STATE_ACTIVE  # configured and activated at start
         wait_for(lambda: any(p.status == SubtaskPrediction.STATUS_OK for p in predictions), 20, "answers")
-        assert manager.transition(Transition.TRANSITION_DEACTIVATE)
-        time.sleep(0.5)
-        count = len(predictions)
-        time.sleep(1.5)
-        assert len(predictions) == count
+        count = assert_quiet_while_inactive(manager, predictions)
         assert manager.transition(Transition.TRANSITION_ACTIVATE)
         wait_for(lambda: len(predictions) > count, 20, "answers after reactivating")
     finally:

@@ -95,19 +95,13 @@ def is_compressed_depth(fmt: str) -> bool:
 
 
 def decode_compressed_depth(
-    fmt: str,
-    data: memoryview,
-    what: str,
-    max_pixels: int,
-    *,
-    min_side: int = 1,
-    max_aspect: float | None = None,
-    need_header: bool = False,
+    fmt: str, data: memoryview, what: str, max_pixels: int, **limits
 ) -> tuple[np.ndarray, str]:
     """(depth image (H, W), its encoding) from a compressedDepth payload, as the ROS subscriber decodes it.
 
     The encoding is the format's text before ";"; a format without a variant is png, as
-    compressed_depth_image_transport reads it.
+    compressed_depth_image_transport reads it. limits: decode_file's min_side, max_aspect and
+    need_header, applied to the PNG inside.
     """
     encoding, _, variant_text = fmt.partition(";")
     encoding = encoding.strip()
@@ -131,7 +125,6 @@ def decode_compressed_depth(
             f"{what} has {len(data)} bytes, no more than its {DEPTH_HEADER_BYTES}-byte header",
         )
     quant_a, quant_b = struct.unpack_from("<ff", data, 4)
-    limits = {"min_side": min_side, "max_aspect": max_aspect, "need_header": need_header}
     png = decode_file(data[DEPTH_HEADER_BYTES:], what, max_pixels, **limits)
     if png.ndim != 2 or png.dtype != np.uint16:
         raise ImageDecodeError(
