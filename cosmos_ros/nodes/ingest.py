@@ -27,12 +27,16 @@ import threading
 from collections.abc import Callable, Sequence
 
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.exceptions import InvalidHandle
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 
-from cosmos_ros.core.codec import ImageDecodeError, image_stamp
+from cosmos_ros.core.codec import ImageDecodeError, image_stamp, time_nanoseconds
 
 MODES = ("auto", "latest", "stamp", "all")
+# stamp mode: a frame is due once 0.9 of an ingest period has passed since the last one taken, so
+# a frame stamped a little early (capture jitter) is not skipped for it
+GAP_SHARE = 0.9
 
 OnFrame = Callable[[str, bytes], bool]  # camera, the serialized message -> whether it decoded
 
@@ -52,16 +56,12 @@ class StampGate:
     def __init__(self) -> None:
         self.last: dict[str, int] = {}  # camera -> stamp of the last taken frame, ns
 
-    @staticmethod
-    def nanoseconds(stamp) -> int:
-        return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
-
     def due(self, camera: str, stamp, gap_ns: int) -> bool:
         last = self.last.get(camera)
-        return last is None or not 0 < self.nanoseconds(stamp) - last < gap_ns
+        return last is None or not 0 < time_nanoseconds(stamp) - last < gap_ns
 
     def taken(self, camera: str, stamp) -> None:
-        self.last[camera] = self.nanoseconds(stamp)
+        self.last[camera] = time_nanoseconds(stamp)
 
 
 class CameraIngest:
@@ -75,11 +75,11 @@ class CameraIngest:
         mode: str,
         compressed: bool,
         reliable: bool,
-        gap_ns: Callable[[], int],
+        rate_hz: Callable[[], float],
         on_frame: OnFrame,
         on_bad_stamp: Callable[[str, ImageDecodeError], None],
     ):
-        self.node, self.mode, self._gap_ns = node, mode, gap_ns
+        self.node, self.mode, self._rate_hz = node, mode, rate_hz
         self._on_frame, self._on_bad_stamp = on_frame, on_bad_stamp
         self.skipped = {camera: 0 for camera in cameras}
         self._msg_type = CompressedImage if compressed else Image
@@ -101,7 +101,7 @@ class CameraIngest:
                 camera: self._hidden.create_subscription(self._msg_type, topic, _unused, latest, raw=True)
                 for camera, topic in topics.items()
             }
-            self._timer = node.create_timer(gap_ns() / 0.9e9, self.take_latest)
+            self._timer = node.create_timer(1.0 / rate_hz(), self.take_latest)
         else:
             qos = qos_profile_sensor_data
             if reliable:
@@ -123,7 +123,7 @@ class CameraIngest:
     def set_rate(self) -> None:
         """Follows a changed fps / ingest_fps (latest mode's timer period)."""
         if self._timer is not None:
-            self._timer.timer_period_ns = int(self._gap_ns() / 0.9)
+            self._timer.timer_period_ns = round(1e9 / self._rate_hz())
             self._timer.reset()
 
     def take_latest(self) -> None:
@@ -135,7 +135,7 @@ class CameraIngest:
                 try:
                     with subscription.handle:
                         taken = subscription.handle.take_message(self._msg_type, True)
-                except Exception:  # destroyed meanwhile (deactivating): nothing to take
+                except InvalidHandle:  # destroyed meanwhile (deactivating): nothing to take
                     return
                 if taken is None:
                     continue
@@ -160,7 +160,7 @@ class CameraIngest:
             except ImageDecodeError as exc:
                 self._on_bad_stamp(camera, exc)
                 return
-            if not self._gate.due(camera, stamp, self._gap_ns()):
+            if not self._gate.due(camera, stamp, int(GAP_SHARE * 1e9 / self._rate_hz())):
                 self.skipped[camera] += 1
                 return
             if self._on_frame(camera, data):

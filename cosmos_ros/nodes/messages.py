@@ -6,6 +6,7 @@ import math
 
 from builtin_interfaces.msg import Time
 
+from cosmos_ros.core.codec import time_nanoseconds
 from cosmos_ros.core.prompts import FAILED_CHOICE
 from cosmos_ros.core.types import OutcomeStatus
 from cosmos_ros.msg import FailureDetection, SubtaskPrediction
@@ -56,7 +57,7 @@ class StampTicks:
         """A frame's header stamp and buffer seconds; the clip end to answer on, or None. After a
         clock jump (restart) or a stamp from an earlier period (a bag played again) counting
         starts over from that frame."""
-        index = (int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)) // period_ns
+        index = time_nanoseconds(stamp) // period_ns
         previous, self.newest = self.newest, seconds
         if restart or self.index is None or index < self.index:
             self.index = index

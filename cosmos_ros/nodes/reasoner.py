@@ -51,7 +51,7 @@ from cosmos_ros.nodes.tasks import TaskFields, TaskInput, TaskRefused
 from cosmos_ros.nodes.reasoner_params import (
     PARAMETERS,
     descriptor,
-    ingest_gap_ns,
+    ingest_rate_hz,
     settings_from,
     timer_period_ns,
     validate,
@@ -190,13 +190,14 @@ class Reasoner(LifecycleNode):
     def _activate(self) -> None:
         """Subscribes the cameras, starts the periodic questions and serves ~/reason."""
         values = self._values
+        sim_time = bool(self.get_parameter("use_sim_time").value)
         self._ingest = CameraIngest(
             self,
             self.worker.settings.cameras,
-            mode=resolve_mode(values["ingest_mode"], bool(self.get_parameter("use_sim_time").value)),
+            mode=resolve_mode(values["ingest_mode"], sim_time),
             compressed=values["image_transport"] == "compressed",
             reliable=values["camera_reliability"] == "reliable",
-            gap_ns=lambda: ingest_gap_ns(self._values),
+            rate_hz=lambda: ingest_rate_hz(self._values),
             on_frame=self._on_frame,
             on_bad_stamp=lambda camera, exc: self._count_decode_error(camera, exc.cause, str(exc)),
         )
@@ -207,7 +208,7 @@ class Reasoner(LifecycleNode):
         self._active.append(self.create_subscription(TaskContext, "~/task", self._on_task, latched))
         # On sim time the camera's stamps drive the periodic answers (messages.StampTicks), so a
         # replayed bag gets the same clips however its messages interleave with /clock.
-        self._stamp_ticks = messages.StampTicks() if self.get_parameter("use_sim_time").value else None
+        self._stamp_ticks = messages.StampTicks() if sim_time else None
         if self._stamp_ticks is None:
             self._timer = self.create_timer(1.0 / self._values["rate_hz"], self.worker.tick)
         self._server = ReasonServer(self, self.worker, self.stamps, self._log_once)
@@ -215,7 +216,7 @@ class Reasoner(LifecycleNode):
         self.get_logger().info(
             f"watching {', '.join(settings.cameras)} with {self._values['engine']} engine "
             f"({self._values['model']} on {self._values['device']}), taking frames by {self._ingest.mode} "
-            f"at {1e9 * 0.9 / ingest_gap_ns(values):.3g} fps; task: {settings.task or '(none)'}"
+            f"at {ingest_rate_hz(values):.3g} fps; task: {settings.task or '(none)'}"
         )
 
     def _deactivate(self) -> None:

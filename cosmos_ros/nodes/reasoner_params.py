@@ -100,11 +100,9 @@ def validate(values: dict) -> str:
     return "; ".join(problems)
 
 
-def ingest_gap_ns(values: dict) -> int:
-    """The shortest stamp step between two frames the reasoner takes from one camera: 0.9 of the
-    ingest period, so a frame stamped a little early (capture jitter) is not skipped for it."""
-    ingest = values["ingest_fps"] or 4.0 * values["fps"]
-    return int(0.9e9 / ingest)
+def ingest_rate_hz(values: dict) -> float:
+    """Frames taken per second per camera: ingest_fps, or 4 x the clip fps when it is 0."""
+    return values["ingest_fps"] or 4.0 * values["fps"]
 
 
 def timer_period_ns(rate_hz: float) -> int:

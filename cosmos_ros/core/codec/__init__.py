@@ -41,6 +41,7 @@ from cosmos_ros.core.codec.raw import (
     check_proportions,
     image_to_array,
     stamp_seconds,
+    time_nanoseconds,
     time_seconds,
 )
 
@@ -67,5 +68,6 @@ __all__ = [
     "imgmsg_to_cv2",
     "rgb8_to_compressed_fields",
     "stamp_seconds",
+    "time_nanoseconds",
     "time_seconds",
 ]

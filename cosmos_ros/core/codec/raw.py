@@ -11,6 +11,11 @@ from cosmos_ros.core.codec.encodings import ImageDecodeError, byte_view, lookup
 DEFAULT_MAX_PIXELS = 8192 * 8192
 
 
+def time_nanoseconds(stamp: Any) -> int:
+    """A builtin_interfaces/Time (or anything with sec and nanosec) as integer nanoseconds."""
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
 def time_seconds(stamp: Any) -> float:
     """A builtin_interfaces/Time, or a (sec, nanosec) pair as JSON records hold it, as float seconds."""
     sec, nanosec = (stamp.sec, stamp.nanosec) if hasattr(stamp, "nanosec") else stamp
