@@ -17,6 +17,7 @@ Pure Python: nothing here imports rclpy.
 from __future__ import annotations
 
 import importlib
+import mmap
 import struct
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
@@ -189,9 +190,11 @@ class _TornMcap:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.data = path.read_bytes()
-        if not self.data.startswith(_MCAP_MAGIC):
-            raise BagError(f"{path}: not an MCAP file (bad magic)")
+        with path.open("rb") as file:
+            if file.read(len(_MCAP_MAGIC)) != _MCAP_MAGIC:
+                raise BagError(f"{path}: not an MCAP file (bad magic)")
+            # mapped, not read: a recording of many gigabytes is paged in as it is scanned
+            self.data = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
         self.channels: dict[int, tuple[str, str, tuple[Qos, ...]]] = {}  # id -> topic, type, qos
         self.schemas: dict[int, str] = {}
         self.counts: dict[int, int] = {}
