@@ -78,6 +78,8 @@ class Draw:
     ball_xy: np.ndarray
     hover: float  # the cups' height before they come down
     t_down: float  # s: the cups start down
+    t_covered: float  # s: the cups are down
+    t_swap: float  # s: the swap starts (if any)
     t_swapped: float  # s: the swap is done
     t_lift: float  # s: the cups lift (if reveal)
 
@@ -126,7 +128,8 @@ def draw(cfg: PermanenceConfig, rng: np.random.Generator, variant: str) -> Draw:
     return Draw(
         variant=variant, kind=kind, swap=swap, reveal=reveal, ball_color=ball_color, cup_color=cup_color,
         half=half, height=height, radius=radius, separation=separation, center=center, covering=covering,
-        ball_xy=ball_xy, hover=hover, t_down=t_down, t_swapped=t_swapped, t_lift=t_lift,
+        ball_xy=ball_xy, hover=hover, t_down=t_down, t_covered=t_covered, t_swap=t_swap, t_swapped=t_swapped,
+        t_lift=t_lift,
     )  # fmt: skip
 
 
@@ -139,13 +142,7 @@ class Run:
     ends: list  # where each cup ends
     edit_frame: int
     edited: bool
-
-
-def _times(cfg: PermanenceConfig, d: Draw) -> tuple[float, float, float]:
-    """(covered, swap starts, lift lasts), s: the schedule's fixed shares of the clip."""
-    duration = cfg.render.duration_s
-    t_covered = d.t_down + 0.15 * duration
-    return t_covered, t_covered + 0.05 * duration, 0.12 * duration
+    seen: dict = None  # per frame: what the ball and cups did, what the camera saw (_observe)
 
 
 def simulate(cfg: PermanenceConfig, rng: np.random.Generator, d: Draw) -> Run:
@@ -153,7 +150,7 @@ def simulate(cfg: PermanenceConfig, rng: np.random.Generator, d: Draw) -> Run:
     every ball is covered, the physics and the rendering."""
     r = cfg.render
     homes = d.homes
-    t_covered, t_swap, lift_s = _times(cfg, d)
+    t_covered, t_swap, lift_s = d.t_covered, d.t_swap, 0.12 * r.duration_s
     ball_geom = Geom(
         "sphere", (d.radius,), rgba(d.ball_color), friction=(1.0, 0.005, 0.01), solref=STIFF, condim=6
     )
@@ -199,12 +196,17 @@ def simulate(cfg: PermanenceConfig, rng: np.random.Generator, d: Draw) -> Run:
         edits[edit_frame] = place(sim, "ball_2", (*other_cup, d.radius))
     trajectory = sim.run(r.fps, r.num_frames, control=mocap_control(sim, paths), edits=edits)
     rendering = render(sim, trajectory, r.width, r.height)
-    return Run(scene, sim, trajectory, rendering, ends, edit_frame, bool(edits))
+    run = Run(scene, sim, trajectory, rendering, ends, edit_frame, bool(edits))
+    run.seen = _observe(cfg, d, run)
+    return run
 
 
-def _contacts(cfg: PermanenceConfig, d: Draw, run: Run) -> dict:
-    """Per frame: where the ball is, whether it exists, which cup holds it, and is it carried."""
+def _observe(cfg: PermanenceConfig, d: Draw, run: Run) -> dict:
+    """Per frame: where the ball is, whether it exists, which cup holds it, is it carried, and
+    how much of it the camera sees (the threshold that counts as visible too)."""
     r = cfg.render
+    threshold = min_visible_px(r, cfg.visible_px)
+    px = run.rendering.visible_px["ball"]
     position = run.trajectory.position("ball")
     exists = ~is_parked(position)
     cup_xy = np.stack([run.trajectory.position(f"cup_{i}")[:, :2] for i in range(2)], 1)  # (T, 2, 2)
@@ -212,6 +214,9 @@ def _contacts(cfg: PermanenceConfig, d: Draw, run: Run) -> dict:
     inside = np.all(np.abs(cup_xy - position[:, None, :2]) < d.half - WALL, axis=2) & exists[:, None]  # (T, 2)
     cup_speed = np.linalg.norm(np.gradient(cup_xy, axis=0), axis=2) * r.fps  # (T, 2)
     return {
+        "threshold": threshold,
+        "px": px,
+        "visible": px >= threshold,
         "position": position,
         "exists": exists,
         "cup_xy": cup_xy,
@@ -223,13 +228,9 @@ def _contacts(cfg: PermanenceConfig, d: Draw, run: Run) -> dict:
 
 def validate(cfg: PermanenceConfig, d: Draw, run: Run) -> None:
     """Rejected when the physics or the camera does not tell the story the labels will."""
-    r = cfg.render
-    t_covered, _, _ = _times(cfg, d)
-    threshold = min_visible_px(r, cfg.visible_px)
-    px = run.rendering.visible_px["ball"]
-    visible = px >= threshold
-    seen = _contacts(cfg, d, run)
-    covered = slice(int(np.ceil((t_covered + 0.02 * r.duration_s) * r.fps)), int(d.t_lift * r.fps))
+    r, seen = cfg.render, run.seen
+    threshold, px, visible = seen["threshold"], seen["px"], seen["visible"]
+    covered = slice(int(np.ceil((d.t_covered + 0.02 * r.duration_s) * r.fps)), int(d.t_lift * r.fps))
     kind = d.kind
     checks = [
         (visible[0], "the ball is not visible before the cups come down"),
@@ -252,10 +253,8 @@ def validate(cfg: PermanenceConfig, d: Draw, run: Run) -> None:
 
 def label(cfg: PermanenceConfig, rng: np.random.Generator, d: Draw, run: Run) -> Sample:
     """Questions (with their reasoning) and labels, from the physics and what the camera saw."""
-    r = cfg.render
-    px = run.rendering.visible_px["ball"]
-    visible = px >= min_visible_px(r, cfg.visible_px)
-    seen = _contacts(cfg, d, run)
+    r, seen = cfg.render, run.seen
+    px, visible = seen["px"], seen["visible"]
     final_cup, kind = seen["final_cup"], d.kind
     plausible = kind not in VIOLATIONS
     pixels = pixel_track(run.scene, run.trajectory, "ball", r)

@@ -223,8 +223,8 @@ def validate_frames(cfg: PermanenceConfig, d: Draw, run: Run) -> dict:
     px = run.rendering.visible_px["ball"]
     position = run.trajectory.position("ball")
     exists = ~is_parked(position)
-    visible = px >= min_visible_px(r, cfg.visible_px)
     threshold = min_visible_px(r, cfg.visible_px)
+    visible = px >= threshold
     min_hidden = max(1, int(np.ceil(cfg.min_hidden_s * r.fps)))
     hidden_run = _longest_run(~visible & exists)
     motion, kind = d.motion, d.kind
