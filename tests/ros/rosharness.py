@@ -124,6 +124,25 @@ def wait_future(future, timeout: float, what: str):
     return future.result()
 
 
+def call_idempotent(client, request, timeout: float, what: str, attempt_s: float = 3.0):
+    """Calls a service whose request may be sent again (a query) until it answers. A first call made
+    as soon as wait_for_service returns can lose its response: the server's request reader has
+    matched, its response writer not yet the client's reader, so the request is served and the
+    answer dropped. Another call after a few seconds gets through; so does a server whose executor
+    was still busy starting."""
+    deadline = time.monotonic() + timeout
+    while True:
+        future = client.call_async(request)
+        attempt_end = min(deadline, time.monotonic() + attempt_s)
+        while time.monotonic() < attempt_end:
+            if future.done():
+                return future.result()
+            time.sleep(0.05)
+        client.remove_pending_request(future)
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
 def diagnostic_values(arrays, name_suffix: str) -> dict[str, str]:
     """Key/values of the newest DiagnosticStatus whose name ends with name_suffix."""
     for array in reversed(arrays):

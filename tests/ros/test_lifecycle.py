@@ -16,7 +16,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
 from cosmos_ros.msg import SubtaskPrediction
-from rosharness import Probe, child_env, start_node, unique_domain_id, wait_for, wait_future
+from rosharness import Probe, call_idempotent, child_env, start_node, unique_domain_id, wait_for, wait_future
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -28,13 +28,14 @@ class Manager:
         self.change = probe.node.create_client(ChangeState, f"{node}/change_state")
         self.get = probe.node.create_client(GetState, f"{node}/get_state")
         assert self.change.wait_for_service(timeout_sec=20) and self.get.wait_for_service(timeout_sec=20)
+        self.state()  # both services' paths matched before a transition, which is not sent twice
 
     def transition(self, transition_id: int) -> bool:
         request = ChangeState.Request(transition=Transition(id=transition_id))
         return wait_future(self.change.call_async(request), 60, f"transition {transition_id}").success
 
     def state(self) -> int:
-        return wait_future(self.get.call_async(GetState.Request()), 10, "the state").current_state.id
+        return call_idempotent(self.get, GetState.Request(), 30, "the state").current_state.id
 
 
 def publish_frames(probe: Probe, topic: str, stop: threading.Event) -> threading.Thread:
