@@ -67,7 +67,9 @@ def _require(kind: str, module: str, install: str) -> None:
         raise EngineUnavailableError(f"the {kind} engine needs the {module!r} package: {install}")
 
 
-def create_engine(kind: str, model: str, device: str = "cpu", *, fallback: str | None = None, **kw) -> Engine:
+def create_engine(
+    kind: str, model: str, device: str = "cpu", *, fallback: str | None = None, precision: str | None = None, **kw
+) -> Engine:
     """An engine of backend `kind` for `model`: a tiny preset name or YAML card ('tiny-dense',
     'tiny-hybrid'; random init, built in memory) or a checkpoint directory of either family
     (Qwen2.5-VL dense, InternVL + Nemotron-H hybrid); onnxruntime also takes an export directory
@@ -76,11 +78,16 @@ def create_engine(kind: str, model: str, device: str = "cpu", *, fallback: str |
     use_mamba_kernels, strict; onnxruntime: seed, num_threads, cache_dir; tensorrt: seed,
     precision, cache_dir).
 
+    precision: the weights' precision, one knob for every backend — torch 'fp32' | 'bf16' | 'fp16'
+    (its dtype), onnxruntime 'fp32' | 'int8' (8-bit weights), tensorrt 'fp16' | 'bf16' | 'fp32';
+    None: the backend's default. A plugin gets it as `precision=` when it is set.
+
     fallback: a backend kind to use instead when `kind` cannot run here (EngineUnavailableError,
     e.g. no TensorRT or no GPU) — only when asked; the fallback gets the keywords its constructor
-    accepts and the reason is logged as a warning."""
+    accepts and the reason is logged as a warning (a precision the fallback does not run is
+    dropped, with a warning)."""
     try:
-        return _create(kind, model, device, **kw)
+        return _create(kind, model, device, **_with_precision(kind, precision, kw))
     except EngineUnavailableError as exc:
         if not fallback or fallback == kind:
             raise
@@ -92,7 +99,28 @@ def create_engine(kind: str, model: str, device: str = "cpu", *, fallback: str |
             fallback,
             fallback_device,
         )
-        return _create(fallback, model, fallback_device, **_accepted(fallback, kw))
+        if precision is not None and precision not in PRECISIONS.get(fallback, (precision,)):
+            logging.getLogger(__name__).warning(
+                "the %s engine does not run precision %r; it runs its default", fallback, precision
+            )
+            precision = None
+        return _create(fallback, model, fallback_device, **_with_precision(fallback, precision, _accepted(fallback, kw)))
+
+
+PRECISIONS = {"torch": ("fp32", "bf16", "fp16"), "onnxruntime": ("fp32", "int8"),
+              "tensorrt": ("fp16", "bf16", "fp32")}  # fmt: skip
+
+
+def _with_precision(kind: str, precision: str | None, kw: dict) -> dict:
+    """The constructor keywords with `precision` as the backend names it (torch: dtype)."""
+    if precision is None:
+        return kw
+    if kind in PRECISIONS and precision not in PRECISIONS[kind]:
+        hint = "; int8 weights: engine onnxruntime" if precision == "int8" else ""
+        raise ValueError(
+            f"the {kind} engine runs precision {', '.join(PRECISIONS[kind])}, not {precision!r}{hint}"
+        )
+    return {**kw, "dtype" if kind == "torch" else "precision": precision}
 
 
 def _cuda_available() -> bool:

@@ -2,6 +2,7 @@
 
     cosmos-ros export tiny-dense exports/tiny-dense
     cosmos-ros export /models/Cosmos-Reason1-7B exports/cosmos-reason1-7b
+    cosmos-ros export exports/cosmos-reason1-7b exports/cosmos-reason1-7b-int8 --precision int8
     cosmos-ros build-engine exports/cosmos-reason1-7b --precision bf16 --frames 1,8,32
 
 Both show a progress bar per graph and end with a summary table (graph, size, time, ...).
@@ -37,8 +38,12 @@ def add_parsers(subparsers) -> None:
         "export",
         help="ONNX graphs (vision, prefill, decode) of a preset or checkpoint, verified against torch",
     )
-    export.add_argument("model", help="preset name, YAML card or checkpoint directory")
+    export.add_argument("model", help="preset name, YAML card, checkpoint or (for int8) fp32 export directory")
     export.add_argument("out", type=Path, help="output directory (manifest.json, *.onnx, tokenizer)")
+    export.add_argument(
+        "--precision", choices=("fp32", "int8"), default="fp32",
+        help="fp32 (verified against torch), or int8 weights for onnxruntime (from the fp32 export)",
+    )  # fmt: skip
     export.add_argument("--seed", type=int, default=0, help="weights of a random-init preset (default 0)")
     export.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
     export.add_argument(
@@ -73,22 +78,42 @@ def _size(size: int) -> str:
     return f"{size / 2**20:,.1f} MiB"
 
 
+def _export_int8(ns, progress):
+    """An fp32 export directory is quantized as it is; a model is exported to fp32 beside `out` first."""
+    import tempfile
+
+    from cosmos_ros.engine.manifest import MANIFEST_FILE
+    from cosmos_ros.engine.onnx_export import export_model
+    from cosmos_ros.engine.onnx_quantize import quantize_export
+
+    if (Path(ns.model) / MANIFEST_FILE).is_file():
+        return quantize_export(ns.model, ns.out, progress=progress)
+    ns.out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=ns.out.name + ".fp32.", dir=ns.out.parent) as fp32:
+        export_model(ns.model, fp32, seed=ns.seed, opset=ns.opset, tolerance=ns.tolerance, progress=progress)
+        return quantize_export(fp32, ns.out, progress=progress)
+
+
 def _export(ns, console: Console) -> int:
     from cosmos_ros.engine.onnx_export import ExportError, export_model
 
     try:
         with _progress(console) as progress:
-            manifest = export_model(ns.model, ns.out, seed=ns.seed, opset=ns.opset, tolerance=ns.tolerance,
-                                    progress=progress)  # fmt: skip
-    except (ExportError, KeyError, ValueError, FileNotFoundError) as exc:
+            if ns.precision == "int8":
+                manifest = _export_int8(ns, progress)
+            else:
+                manifest = export_model(ns.model, ns.out, seed=ns.seed, opset=ns.opset, tolerance=ns.tolerance,
+                                        progress=progress)  # fmt: skip
+    except (ExportError, KeyError, ValueError, FileNotFoundError) as exc:  # ManifestError is a ValueError
         console.print(f"[red]cosmos-ros export: {escape(str(exc))}[/]")
         return 1
-    table = Table(title=f"{manifest.model_id} → {ns.out} (opset {manifest.opset}, {manifest.dtype})")
+    table = Table(title=f"{manifest.model_id} → {ns.out} (opset {manifest.opset}, {manifest.precision} weights)")
     for column in ("graph", "file", "size", "export s", "max |Δ| vs torch", "status"):
         table.add_column(column, justify="left" if column in ("graph", "file") else "right")
     for name, graph in manifest.graphs.items():
-        table.add_row(name, graph.file, _size(graph.size_bytes), f"{graph.export_s:.1f}",
-                      f"{graph.max_abs_diff:.1e}", "[green]ok[/]")  # fmt: skip
+        checked = "int8: see accuracy" if graph.max_abs_diff is None else f"{graph.max_abs_diff:.1e}"
+        table.add_row(name, graph.file, _size(graph.size_bytes), f"{graph.export_s:.1f}", checked,
+                      "[green]ok[/]")  # fmt: skip
     console.print(table)
     return 0
 

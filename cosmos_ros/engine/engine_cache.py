@@ -2,13 +2,14 @@
 
     $COSMOS_ROS_CACHE (default ~/.cache/cosmos_ros)
       onnx/<name>-<hash>-opset18/          manifest.json + vision/prefill/decode .onnx (+ .data)
+      onnx/<name>-<hash>-opset18-int8/     the same graphs with int8 weights (`onnx_quantize`)
       tensorrt/<name>-<hash>-<gpu>-trt<version>-<precision>-<key>/
                                            engine.json + vision/prefill/decode .engine
       tensorrt/timing-<gpu>-trt<version>.cache   TensorRT's timing cache, shared by builds
 
 An ONNX export depends only on the weights (their hash is in the model id) and the opset; a
 TensorRT engine also on the GPU model, the TensorRT version, the precision and the optimization
-profiles, so all of them go into its key. Everything here is pure path and string logic — no
+profiles, so all of them go into its key. Everything here is path, file and string logic — no
 torch, onnxruntime or tensorrt — so hit / miss decisions are testable anywhere.
 """
 
@@ -18,6 +19,9 @@ import hashlib
 import json
 import os
 import re
+import shutil
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from cosmos_ros.engine.manifest import FORMAT_VERSION, GRAPHS, MANIFEST_FILE
@@ -40,9 +44,26 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9._]+", "-", text.lower()).strip("-") or "unnamed"
 
 
-def onnx_export_dir(root: Path, model_id: str, opset: int) -> Path:
-    """The cache folder of one model's ONNX export."""
-    return Path(root) / "onnx" / f"{slug(model_id)}-opset{opset}"
+def onnx_export_dir(root: Path, model_id: str, opset: int, precision: str = "fp32") -> Path:
+    """The cache folder of one model's ONNX export (fp32), or of its int8 form."""
+    suffix = "" if precision == "fp32" else f"-{slug(precision)}"
+    return Path(root) / "onnx" / f"{slug(model_id)}-opset{opset}{suffix}"
+
+
+def build_atomically(directory: Path, build: Callable[[Path], object]) -> Path:
+    """Fills `directory` by `build(staging)` in a temporary folder beside it, then renames that
+    into place: an interrupted build is never mistaken for a finished one."""
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=directory.name + ".", dir=directory.parent))
+    try:
+        build(staging)
+        if directory.exists():
+            shutil.rmtree(directory)
+        staging.rename(directory)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return directory
 
 
 def _read_json(path: Path) -> dict | None:
@@ -52,25 +73,42 @@ def _read_json(path: Path) -> dict | None:
         return None
 
 
-def exporter_version() -> str:
-    """8 hex digits over the code that shapes an export (the graph wrappers and the exporter):
-    a cached export made by other code is not reused."""
+def _code_version(*names: str) -> str:
     here = Path(__file__).resolve().parent
     digest = hashlib.sha256()
-    for name in ("onnx_graphs.py", "onnx_export.py"):
+    for name in names:
         digest.update((here / name).read_bytes())
     return digest.hexdigest()[:8]
 
 
-def export_is_reusable(directory: Path, model_id: str, opset: int, exporter: str | None = None) -> bool:
+def exporter_version() -> str:
+    """8 hex digits over the code that shapes an export (the graph wrappers and the exporter):
+    a cached export made by other code is not reused."""
+    return _code_version("onnx_graphs.py", "onnx_export.py")
+
+
+def quantizer_version() -> str:
+    """8 hex digits over the code that makes an int8 export from an fp32 one."""
+    return _code_version("onnx_quantize.py")
+
+
+def export_is_reusable(
+    directory: Path, model_id: str, opset: int, exporter: str | None = None, *, precision: str = "fp32"
+) -> bool:
     """A cached export is reused when its manifest is of this format, names the same model,
-    opset and exporter version (default: this code's), and every graph file it lists is present."""
+    opset, precision and exporter version (default: this code's) — an int8 one also this code's
+    quantizer version — and every graph file it lists is present."""
     manifest = _read_json(Path(directory) / MANIFEST_FILE)
     if not manifest or manifest.get("format_version") != FORMAT_VERSION:
         return False
     if manifest.get("model_id") != model_id or manifest.get("opset") != opset:
         return False
-    if (manifest.get("versions") or {}).get("exporter") != (exporter or exporter_version()):
+    if manifest.get("precision", "fp32") != precision:
+        return False
+    versions = manifest.get("versions") or {}
+    if versions.get("exporter") != (exporter or exporter_version()):
+        return False
+    if precision != "fp32" and versions.get("quantizer") != quantizer_version():
         return False
     graphs = manifest.get("graphs") or {}
     return all(name in graphs and (Path(directory) / graphs[name]["file"]).is_file() for name in GRAPHS)

@@ -2,7 +2,7 @@
 onnxruntime and TensorRT backends.
 
     {"format_version": 1, "model_id": "tiny-dense@1a2b3c4d", "family": "dense", "opset": 18,
-     "dtype": "float32", "graphs": {"vision": {...}, "prefill": {...}, "decode": {...}}, ...}
+     "dtype": "float32", "precision": "fp32", "graphs": {"vision": {...}, "prefill": {...}, "decode": {...}}, ...}
 
 Each graph names its file (weights beside it as ONNX external data), its inputs and outputs
 with dtype and shape (an int per fixed axis, a label per dynamic one: "batch", "sequence",
@@ -86,6 +86,7 @@ class Manifest:
     eos_token_id: int | list[int] | None
     media_token_id: int
     versions: dict[str, str] = field(default_factory=dict)  # torch, transformers, onnx, onnxruntime
+    precision: str = "fp32"  # of the weights: "fp32", or "int8" (`onnx_quantize`)
     format_version: int = FORMAT_VERSION
 
     def save(self, directory: str | Path) -> Path:

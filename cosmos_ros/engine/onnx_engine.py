@@ -3,6 +3,7 @@
     engine = create_engine("onnxruntime", "tiny-dense")         # exported on first use, then cached
     engine = create_engine("onnxruntime", "exports/tiny-dense")  # an export directory
     engine = create_engine("onnxruntime", "ckpt/", device="cuda")
+    engine = create_engine("onnxruntime", "tiny-dense", precision="int8")  # int8 weights, cached too
 
 Given a preset or a checkpoint directory rather than an export, the engine exports it into the
 engine cache (`engine_cache`: $COSMOS_ROS_CACHE, default ~/.cache/cosmos_ros) under the model's
@@ -96,21 +97,39 @@ class OrtGraphs:
         return torch.from_numpy(value.numpy())
 
 
-def resolve_export(model: str | Path, seed: int, cache_dir: Path | None, progress=None) -> Path:
-    """An export directory as given, or the cached export of a preset / checkpoint (made on a miss)."""
+def resolve_export(
+    model: str | Path, seed: int, cache_dir: Path | None, progress=None, precision: str | None = None
+) -> Path:
+    """An export directory as given, or the cached export of a preset / checkpoint (made on a miss);
+    precision 'int8': the cached int8 form of that fp32 export (quantized on a miss). None: the
+    given export as it is, fp32 for a preset or checkpoint."""
+    from cosmos_ros.engine.onnx_quantize import PRECISIONS, ensure_int8_export
+
+    if precision is not None and precision not in PRECISIONS:
+        raise ValueError(f"the onnxruntime engine runs precision {' or '.join(PRECISIONS)}, not {precision!r}")
     path = Path(model)
     if path.is_dir() and (path / MANIFEST_FILE).is_file():
-        return path
-    from cosmos_ros.engine.onnx_export import ensure_export
+        saved = Manifest.load(path).precision
+        if precision in (None, saved):
+            return path
+        if saved != "fp32":
+            raise ValueError(
+                f"{path} is a {saved} export; for precision {precision!r} give the fp32 export it came from"
+            )
+    else:
+        from cosmos_ros.engine.onnx_export import ensure_export
 
-    return ensure_export(model, seed=seed, root=cache_dir, progress=progress)
+        path = ensure_export(model, seed=seed, root=cache_dir, progress=progress)
+    return ensure_int8_export(path, root=cache_dir, progress=progress) if precision == "int8" else path
 
 
 class OnnxRuntimeEngine(DecodingEngine):
     """`model`: an export directory (`cosmos-ros export`), a preset name / YAML card or a
     checkpoint directory (exported into the cache on first use). device: 'cpu' or 'cuda[:N]'.
     seed: a preset's weights and the sampling generator. num_threads: onnxruntime intra-op
-    threads per session (None: its default). cache_dir: overrides $COSMOS_ROS_CACHE."""
+    threads per session (None: its default). cache_dir: overrides $COSMOS_ROS_CACHE.
+    precision: 'fp32', or 'int8' for 8-bit weights (`onnx_quantize`: about a quarter of the bytes
+    per decoded token); None runs an export directory as it was saved, a model in fp32."""
 
     family: str
 
@@ -122,6 +141,7 @@ class OnnxRuntimeEngine(DecodingEngine):
         seed: int = 0,
         num_threads: int | None = None,
         cache_dir: str | Path | None = None,
+        precision: str | None = None,
         progress=None,
     ):
         from transformers import AutoConfig
@@ -130,8 +150,10 @@ class OnnxRuntimeEngine(DecodingEngine):
         from cosmos_ros.model.tokenizer import load_tokenizer
 
         providers, device_type, device_id = providers_for(device)
-        self.export_dir = resolve_export(model, seed, Path(cache_dir) if cache_dir else None, progress)
+        root = Path(cache_dir) if cache_dir else None
+        self.export_dir = resolve_export(model, seed, root, progress, precision)
         self.manifest = Manifest.load(self.export_dir)
+        self.precision = self.manifest.precision
         self.family = self.manifest.family
         config = AutoConfig.from_pretrained(str(self.export_dir), local_files_only=True)
         self.tokenizer = load_tokenizer(self.export_dir, self.family)

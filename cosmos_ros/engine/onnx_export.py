@@ -19,8 +19,6 @@ already handle), because the chunked scan does not export for arbitrary lengths.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -30,7 +28,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cosmos_ros.engine.engine_cache import cache_root, export_is_reusable, exporter_version, onnx_export_dir
+from cosmos_ros.engine.engine_cache import (
+    build_atomically,
+    cache_root,
+    export_is_reusable,
+    exporter_version,
+    onnx_export_dir,
+)
 from cosmos_ros.engine.manifest import GraphSpec, Manifest, TensorSpec
 from cosmos_ros.engine.onnx_graphs import cache_layout
 from cosmos_ros.engine.onnx_jobs import GraphJob, dense_jobs, hybrid_jobs
@@ -256,14 +260,6 @@ def ensure_export(
     directory = onnx_export_dir(root or cache_root(), model_id, opset)
     if export_is_reusable(directory, model_id, opset):
         return directory
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=directory.name + ".", dir=directory.parent))
-    try:
-        export_model(source, staging, seed=seed, opset=opset, progress=progress)
-        if directory.exists():
-            shutil.rmtree(directory)
-        staging.rename(directory)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
-    return directory
+    return build_atomically(
+        directory, lambda staging: export_model(source, staging, seed=seed, opset=opset, progress=progress)
+    )

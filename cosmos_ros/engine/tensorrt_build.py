@@ -22,6 +22,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from cosmos_ros.engine.base import PRECISIONS as ENGINE_PRECISIONS
 from cosmos_ros.engine.base import EngineUnavailableError
 from cosmos_ros.engine.engine_cache import (
     ENGINE_META_FILE,
@@ -33,7 +34,7 @@ from cosmos_ros.engine.engine_cache import (
 )
 from cosmos_ros.engine.manifest import GRAPHS, GraphSpec, Manifest
 
-PRECISIONS = ("fp16", "bf16", "fp32")
+PRECISIONS = ENGINE_PRECISIONS["tensorrt"]
 INSTALL_HINT = (
     "pip install 'cosmos_ros[tensorrt]' (tensorrt-cu12) on a machine with an NVIDIA GPU and CUDA torch"
 )

@@ -242,7 +242,10 @@ class Reasoner(LifecycleNode):
     # ---- set-up --------------------------------------------------------------------------------
 
     def _make_engine(self):
-        engine = create_engine(self._values["engine"], self._values["model"], device=self._values["device"])
+        values = self._values
+        engine = create_engine(
+            values["engine"], values["model"], device=values["device"], precision=values["precision"] or None
+        )
         self.get_logger().info(f"engine ready: {engine.model_id}")
         return engine
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from rcl_interfaces.msg import ParameterDescriptor
 
+from cosmos_ros.engine.base import PRECISIONS as ENGINE_PRECISIONS
 from cosmos_ros.nodes import params
 from cosmos_ros.nodes.worker import MAX_NEW_TOKENS, MAX_WINDOW_S, Settings
 
@@ -29,6 +30,12 @@ PARAMETERS = {
     "engine": ("torch", "torch | onnxruntime | tensorrt | module:factory", True),
     "model": ("tiny-dense", "model preset name or checkpoint directory", True),
     "device": ("cpu", "torch device for the engine (cpu, cuda, cuda:1)", True),
+    "precision": (
+        "",
+        "the weights' precision; '' = the engine's default. torch: fp32, bf16, fp16; onnxruntime: "
+        "fp32, int8 (8-bit weights, quantized once and cached); tensorrt: fp16, bf16, fp32",
+        True,
+    ),
     "max_new_tokens": (256, "generation budget per answer", False),
     "temperature": (0.0, "0 = greedy (recommended for serving)", False),
     "stale_timeout_s": (2.0, "a camera silent for longer is STALE: no inference on old frames", False),
@@ -81,6 +88,7 @@ CHOICES = {
     "image_transport": ("raw", "compressed"),
     "camera_reliability": ("best_effort", "reliable"),
     "ingest_mode": ("auto", "latest", "stamp", "all"),
+    "precision": ("", "fp32", "bf16", "fp16", "int8"),
 }
 
 
@@ -94,6 +102,9 @@ def validate(values: dict) -> str:
     problems = params.problems(values, RANGES, CHOICES)
     if not [c for c in values["cameras"] if c]:
         problems.append("cameras must name at least one camera")
+    engine, precision = values["engine"], values["precision"]
+    if precision and precision in CHOICES["precision"] and precision not in ENGINE_PRECISIONS.get(engine, (precision,)):
+        problems.append(f"the {engine} engine runs precision {', '.join(ENGINE_PRECISIONS[engine])}, not {precision!r}")
     ingest, fps = values["ingest_fps"], values["fps"]
     if not problems and 0 < ingest < fps:
         problems.append(f"ingest_fps {ingest:g} is below fps {fps:g}: clips would miss frames; use 0 (4 x fps) or >= fps")

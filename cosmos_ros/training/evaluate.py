@@ -11,6 +11,7 @@ the engine. Categories are the dataset's `category` field, cut to `depth` path p
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -22,6 +23,7 @@ from cosmos_ros.core.prompts import FAILED_CHOICE, FAILURE_OPTIONS, OPTION_LETTE
 from cosmos_ros.training.data import Record
 
 ALL = "all"
+log = logging.getLogger(__name__)
 
 
 def category_of(record: Record, depth: int) -> str:
@@ -143,6 +145,34 @@ def evaluate_model(model: str, data_dirs: list[str], split: str = "test", *, max
     results = summarize(records, texts, depth)
     results["_skipped"] = dict(dm.skips)
     return results, records
+
+
+def engine_answers(engine, records: list[Record], *, fps: float, max_frames: int = 16,
+                   max_new_tokens: int = 64, progress=None) -> tuple[list[Record], list[str]]:  # fmt: skip
+    """(the records answered, the answers) of a serving engine (any backend, e.g. onnxruntime
+    int8), greedy, one clip at a time as the reasoner asks; a clip that cannot be read is skipped
+    with a warning. Clips are sampled as the training data module samples them."""
+    from cosmos_ros.core.types import Prompt
+    from cosmos_ros.training.data import read_video
+
+    last: tuple[Path | None, object] = (None, None)  # questions about one clip come in a row
+    answered, texts = [], []
+    task = progress.add_task(f"{engine.model_id} answers", total=len(records)) if progress else None
+    for record in records:
+        if last[0] != record.video:
+            try:
+                last = (record.video, read_video(record.video, fps, max_frames))
+            except ValueError as exc:
+                log.warning("skipped %s: %s", record.id or record.video, exc)
+                last = (record.video, None)
+        clip = last[1]
+        if clip is not None:
+            prompt = Prompt(text=record.prompt_text, options=record.options)
+            texts.append(engine.reason(clip, prompt, max_new_tokens=max_new_tokens).text)
+            answered.append(record)
+        if progress is not None:
+            progress.advance(task)
+    return answered, texts
 
 
 def markdown_table(results: dict[str, dict]) -> str:

@@ -13,6 +13,7 @@ from cosmos_ros.engine.engine_cache import (
     export_is_reusable,
     exporter_version,
     onnx_export_dir,
+    quantizer_version,
     tensorrt_cache_key,
     tensorrt_engine_dir,
 )
@@ -66,6 +67,22 @@ def test_a_complete_export_of_the_same_model_is_a_hit(tmp_path):
 )
 def test_an_export_that_differs_in_anything_is_a_miss(tmp_path, fields):
     assert not export_is_reusable(write_export(tmp_path / "e", **fields), "m@1", 18)
+
+
+def test_an_int8_export_is_kept_beside_the_fp32_one_and_never_taken_for_it(tmp_path):
+    assert onnx_export_dir(tmp_path, "m@1", 18, "int8") == tmp_path / "onnx" / "m-1-opset18-int8"
+    fp32 = write_export(tmp_path / "fp32")
+    assert not export_is_reusable(fp32, "m@1", 18, precision="int8")
+    int8 = write_export(tmp_path / "int8")
+    manifest = json.loads((int8 / "manifest.json").read_text())
+    manifest["precision"] = "int8"
+    manifest["versions"]["quantizer"] = quantizer_version()
+    (int8 / "manifest.json").write_text(json.dumps(manifest))
+    assert export_is_reusable(int8, "m@1", 18, precision="int8")
+    assert not export_is_reusable(int8, "m@1", 18)  # asked for fp32
+    manifest["versions"]["quantizer"] = "00000000"  # made by other quantizer code
+    (int8 / "manifest.json").write_text(json.dumps(manifest))
+    assert not export_is_reusable(int8, "m@1", 18, precision="int8")
 
 
 def test_no_manifest_is_a_miss(tmp_path):
