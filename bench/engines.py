@@ -2,9 +2,15 @@
 
 CPU (default), on one ≈55M-parameter dense model (Qwen2.5-VL architecture, random init, the
 `bench-50m` config below) exported once into the engine cache:
-- decode tokens/s of the onnxruntime backend vs transformers' `model.generate` (greedy, KV
-  cache, stop tokens ignored; decode rate = tokens after the first / their time);
-- vision + projector latency, onnxruntime vs torch eager, for an 8-frame clip.
+- decode tokens/s of the onnxruntime backend, fp32 and int8 weights, vs transformers'
+  `model.generate` and vs our torch engine (greedy, KV cache, stop tokens ignored; decode rate =
+  tokens after the first / their time; the engines' runs interleaved so a load change hits all);
+- fp32 decode against the memory wall: weight bytes read per token × tokens/s as a fraction of
+  the copy bandwidth measured here (bytes read + written per second by a 256 MiB numpy copy);
+- vision + projector latency, onnxruntime fp32 and int8 vs torch eager, for an 8-frame clip;
+- held-out accuracy of the shipped model (model/cosmos-reason1-tiny) through onnxruntime fp32
+  and int8 on simulated episodes from a seed no training used (generated once into the cache,
+  or `--heldout DIR,...`); `--no-accuracy` skips it.
 GPU (--device cuda), on the 7B-shaped preset (random init):
 - vision + projector, TensorRT (bf16) vs torch eager bf16, 8 frames 448²;
 - clip → answer latency (preprocess + prefill + --new-tokens decode), TensorRT vs transformers
@@ -12,6 +18,7 @@ GPU (--device cuda), on the 7B-shaped preset (random init):
 Without a GPU the GPU part is skipped with a message.
 
     python bench/engines.py [--device cpu|cuda] [--frames 8] [--size 224] [--new-tokens 64] [--repeats 3]
+                            [--heldout DIR,DIR | --no-accuracy] [--heldout-episodes 60]
     cosmos-ros bench engines [same arguments]
 
 The last line printed is `{"bench": "engines", "machine": ..., "metrics": {...}}`.
@@ -92,57 +99,154 @@ def median_time(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def hf_decode_rate(model, inputs, new_tokens: int, repeats: int, device="cpu", dtype=torch.float32) -> float:
-    """Tokens/s of transformers' generate after the first token: (N) / (t(N + 1) - t(1))."""
+def hf_decode_round(model, inputs, new_tokens: int, device="cpu", dtype=torch.float32):
+    """One measurement of transformers' generate after the first token: N / (t(N + 1) - t(1))."""
     kwargs = inputs.model_kwargs(device, dtype)
 
     def generate(n):
+        start = time.perf_counter()
         with torch.inference_mode():
             model.generate(**kwargs, max_new_tokens=n, min_new_tokens=n, do_sample=False)
         if device != "cpu":
             torch.cuda.synchronize()
+        return time.perf_counter() - start
 
-    first = median_time(lambda: generate(1), repeats)
-    full = median_time(lambda: generate(new_tokens + 1), repeats)
-    return new_tokens / (full - first)
+    return lambda: new_tokens / (generate(new_tokens + 1) - generate(1))
 
 
-def engine_decode_rate(engine, inputs, new_tokens: int, repeats: int) -> float:
-    """Tokens/s of our loop after the first token, stamped as tokens arrive."""
-    rates = []
-    for run in range(repeats + 1):
+def engine_decode_round(engine, inputs, new_tokens: int):
+    """One measurement of our loop after the first token, stamped as tokens arrive."""
+
+    def measure():
         stamps = []
         engine.generate(inputs, max_new_tokens=new_tokens + 1, ignore_stop_tokens=True,
-                        on_token_id=lambda _t, stamps=stamps: stamps.append(time.perf_counter()))  # fmt: skip
-        if run:
-            rates.append(new_tokens / (stamps[-1] - stamps[0]))
-    return statistics.median(rates)
+                        on_token_id=lambda _t: stamps.append(time.perf_counter()))  # fmt: skip
+        return new_tokens / (stamps[-1] - stamps[0])
+
+    return measure
+
+
+def interleaved_rates(rounds: dict, repeats: int) -> dict[str, float]:
+    """Each measurement's median over `repeats` rounds (after a warm-up round) in which every one
+    runs in turn, so a change of load on a shared machine falls on all of them alike."""
+    rates: dict[str, list[float]] = {name: [] for name in rounds}
+    for run in range(repeats + 1):
+        for name, measure in rounds.items():
+            rate = measure()
+            if run:
+                rates[name].append(rate)
+    return {name: statistics.median(values) for name, values in rates.items()}
+
+
+def copy_bandwidth_gb_s(repeats: int, size_mib: int = 256) -> float:
+    """Memory traffic of a large numpy copy: bytes read + bytes written per second, best of runs."""
+    import numpy as np
+
+    source = np.ones(size_mib * 2**18, np.float32)
+    target = np.empty_like(source)
+    np.copyto(target, source)
+    best = min(_timed(lambda: np.copyto(target, source)) for _ in range(max(3, repeats)))
+    return 2 * source.nbytes / best / 1e9
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def decode_weight_bytes(export_dir: Path) -> int:
+    """Bytes of the decode graph's weights every token reads: its initializers, less the embedding
+    table (a lookup reads one row of it)."""
+    import onnx
+
+    model = onnx.load(str(export_dir / "decode.onnx"), load_external_data=False)
+    gathered = {n.input[0] for n in model.graph.node if n.op_type == "Gather"}
+    total = 0
+    for init in model.graph.initializer:
+        if init.name in gathered:
+            continue
+        size = next((int(e.value) for e in init.external_data if e.key == "length"), None)
+        total += size if size is not None else len(init.raw_data)
+    return total
+
+
+def heldout_dirs(args) -> list[Path]:
+    """The --heldout data folders, or simulated episodes of seed 9700 generated once into the cache."""
+    if args.heldout:
+        return [Path(d) for d in args.heldout.split(",")]
+    import subprocess
+
+    root = cache_root() / "bench" / f"heldout-seed9700-{args.heldout_episodes}"
+    sims = Path(__file__).resolve().parents[1] / "sim" / "tiny"
+    sets = {"robot112": "manipulation.yaml", "easy56": "object_permanence.yaml,arrow_of_time.yaml"}
+    dirs = []
+    for name, tasks in sets.items():
+        out = root / name
+        if not (out / "test.jsonl").is_file():
+            console.print(f"generating held-out episodes into {out} (once; later runs reuse them)")
+            count = args.heldout_episodes if name == "robot112" else max(1, args.heldout_episodes // 3)
+            tasks = ",".join(str(sims / t) for t in tasks.split(","))
+            subprocess.run([sys.executable, "-m", "cosmos_ros.cli", "gen-data", "--no-usd", "--workers", "2",
+                            "--tasks", tasks, "--n", str(count), "--seed", "9700", "--splits", "0,0,1",
+                            "--out", str(out)], check=True, env={**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")})  # fmt: skip
+        dirs.append(out)
+    return dirs
+
+
+def accuracy_runs(args) -> dict:
+    """Held-out accuracy of the shipped model through onnxruntime, fp32 and int8 weights."""
+    from cosmos_ros.engine.onnx_engine import OnnxRuntimeEngine
+    from cosmos_ros.training.data import read_records
+    from cosmos_ros.training.evaluate import engine_answers, summarize
+
+    records = [r for d in heldout_dirs(args) for r in read_records(d / "test.jsonl")]
+    model = Path(__file__).resolve().parents[1] / "model" / "cosmos-reason1-tiny"
+    results = {"heldout_questions": len(records)}
+    for precision in ("fp32", "int8"):
+        engine = OnnxRuntimeEngine(model, precision=precision)
+        answered, texts = engine_answers(engine, records, fps=engine.processor.video.default_fps, max_new_tokens=24)
+        scores = summarize(answered, texts, depth=2)
+        results[f"heldout_{precision}_accuracy"] = scores["all"]["accuracy"]
+        for category in ("manipulation/next_subtask", "manipulation/failure"):
+            if category in scores:
+                results[f"heldout_{precision}_{category.split('/')[1]}_accuracy"] = scores[category]["accuracy"]
+        if "failure_f1" in scores.get("manipulation/failure", {}):
+            results[f"heldout_{precision}_failure_f1"] = scores["manipulation/failure"]["failure_f1"]
+    return results
 
 
 def cpu_runs(args) -> dict:
     from cosmos_ros.engine.onnx_engine import OnnxRuntimeEngine
+    from cosmos_ros.engine.onnx_quantize import ensure_int8_export
     from cosmos_ros.engine.torch_engine import TorchEngine
 
     bundle = bench_bundle(BENCH_50M)
     parameters = model_info(BENCH_50M)["parameters"]
     export_dir = cached_export(bundle)
+    int8_dir = ensure_int8_export(export_dir)
     ort_engine = OnnxRuntimeEngine(export_dir, num_threads=args.threads or None)
+    int8_engine = OnnxRuntimeEngine(int8_dir, num_threads=args.threads or None)
     clip = make_clip(args.frames, args.size)
     inputs = bundle.processor(clip, PROMPT)
     # Both sides run in turn on a machine that may be shared: the load says how far to trust them.
     results = {"parameters_m": parameters / 1e6, "prompt_tokens": inputs.num_prompt_tokens,
                "load_1m_before": os.getloadavg()[0]}  # fmt: skip
 
-    results["ort_decode_tok_s"] = engine_decode_rate(ort_engine, inputs, args.new_tokens, args.repeats)
-    results["transformers_decode_tok_s"] = hf_decode_rate(bundle.model, inputs, args.new_tokens, args.repeats)
-    results["torch_engine_decode_tok_s"] = engine_decode_rate(
-        TorchEngine.from_bundle(bundle), inputs, args.new_tokens, args.repeats
-    )
+    engines = {"ort": ort_engine, "ort_int8": int8_engine, "torch_engine": TorchEngine.from_bundle(bundle)}
+    rounds = {name: engine_decode_round(engine, inputs, args.new_tokens) for name, engine in engines.items()}
+    rounds["transformers"] = hf_decode_round(bundle.model, inputs, args.new_tokens)
+    rates = interleaved_rates(rounds, args.repeats)
+    results.update({f"{name}_decode_tok_s": rate for name, rate in rates.items()})
+    results["copy_bandwidth_gb_s"] = copy_bandwidth_gb_s(args.repeats)
+    results["fp32_decode_weight_mb"] = decode_weight_bytes(export_dir) / 1e6
+    results["int8_decode_weight_mb"] = decode_weight_bytes(int8_dir) / 1e6
 
-    graphs = ort_engine.runner.backend
     extra = dense_vision_inputs(inputs.video_grid_thw, bundle.model.config.vision_config)
     feeds = {"pixel_values": inputs.pixel_values_videos, **extra}
-    results["ort_vision_ms"] = 1e3 * median_time(lambda: graphs.run("vision", feeds), args.repeats)
+    for name, engine in (("ort", ort_engine), ("ort_int8", int8_engine)):
+        graphs = engine.runner.backend
+        results[f"{name}_vision_ms"] = 1e3 * median_time(lambda graphs=graphs: graphs.run("vision", feeds), args.repeats)
 
     def torch_vision():
         with torch.inference_mode():
@@ -208,7 +312,19 @@ def metrics_of(cpu: dict, gpu: dict) -> dict:
         metrics["ort_vs_transformers_decode_speedup"] = round(
             cpu["ort_decode_tok_s"] / cpu["transformers_decode_tok_s"], 3
         )
+        metrics["ort_int8_vs_fp32_decode_speedup"] = round(cpu["ort_int8_decode_tok_s"] / cpu["ort_decode_tok_s"], 3)
+        metrics["torch_engine_vs_transformers_decode_speedup"] = round(
+            cpu["torch_engine_decode_tok_s"] / cpu["transformers_decode_tok_s"], 3
+        )
+        metrics["ort_fp32_decode_of_copy_bandwidth"] = round(
+            cpu["fp32_decode_weight_mb"] * 1e6 * cpu["ort_decode_tok_s"] / (cpu["copy_bandwidth_gb_s"] * 1e9), 3
+        )
         metrics["ort_vs_torch_vision_speedup"] = round(cpu["torch_vision_ms"] / cpu["ort_vision_ms"], 3)
+        metrics["ort_int8_vs_torch_vision_speedup"] = round(cpu["torch_vision_ms"] / cpu["ort_int8_vision_ms"], 3)
+        if "heldout_int8_accuracy" in cpu:
+            metrics["int8_vs_fp32_heldout_accuracy_points"] = round(
+                100 * (cpu["heldout_int8_accuracy"] - cpu["heldout_fp32_accuracy"]), 2
+            )
     if gpu:
         metrics["trt_vs_torch_bf16_vision_speedup"] = round(
             gpu["torch_bf16_vision_ms"] / gpu["trt_vision_ms"], 3
@@ -240,12 +356,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--threads", type=int, default=0, help="intra-op threads, torch and onnxruntime (default: theirs)"
     )
+    parser.add_argument("--heldout", default="", help="comma-separated gen-data folders for the accuracy part")
+    parser.add_argument("--heldout-episodes", type=int, default=60, help="episodes generated when --heldout is not given")
+    parser.add_argument("--no-accuracy", action="store_true", help="skip the held-out accuracy of int8 vs fp32")
     args = parser.parse_args(argv)
     if min(args.frames, args.size, args.new_tokens, args.repeats) < 1:
         parser.error("--frames, --size, --new-tokens and --repeats must be >= 1")
     if args.threads:
         torch.set_num_threads(args.threads)
     cpu = cpu_runs(args)
+    if not args.no_accuracy:
+        cpu.update(accuracy_runs(args))
     gpu = gpu_runs(args) if args.device.startswith("cuda") else {}
     if not args.device.startswith("cuda"):
         console.print(

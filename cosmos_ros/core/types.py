@@ -123,3 +123,6 @@ class Reasoning:
     model_id: str = ""
     finish_reason: str = "length"  # "stop" (EOS / stop string) or "length"
     token_probs: list[float] = field(default_factory=list)
+    # seconds per stage of this answer where the engine measures them: "preprocess" (clip and
+    # prompt to model inputs), "prefill" (vision + prompt, first token), "decode" (the rest)
+    stages: dict[str, float] = field(default_factory=dict)

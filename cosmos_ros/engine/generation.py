@@ -33,6 +33,8 @@ class Generation:
     token_probs: list[float]  # softmax at temperature 1 of the chosen token, whatever the sampling
     finish_reason: str  # "stop" or "length"
     num_generated_tokens: int  # forwards that produced a token, the stop token included
+    prefill_s: float = 0.0  # the batch's collate + prefill (vision and prompt)
+    decode_s: float = 0.0  # the batch's decode steps after it
 
 
 def stop_token_ids(tokenizer, eos_token_id: int | list[int] | None) -> frozenset[int]:
@@ -143,11 +145,13 @@ class DecodingEngine(Engine):
         if max_new_tokens == 0 or not items:
             return results
         generator = generator or self._generator
+        start = time.perf_counter()
         cache = runner.new_cache()
         batch = runner.collate(list(items), self.pad_token_id)
         attention_mask = batch["attention_mask"]
         logits, state = runner.prefill(batch, cache, logits_to_keep=1)
         logits = logits[:, -1]  # (B, V)
+        prefilled = time.perf_counter()
         active = [True] * len(items)
         for step in range(max_new_tokens):
             tokens, probs = choose_tokens(logits, temperature, top_p, generator)
@@ -168,6 +172,9 @@ class DecodingEngine(Engine):
             # Finished rows keep decoding their last choice; their outputs are ignored.
             attention_mask = torch.cat([attention_mask, attention_mask.new_ones(len(items), 1)], dim=1)
             logits = runner.decode(tokens, attention_mask, cache, state)
+        end = time.perf_counter()
+        for result in results:
+            result.prefill_s, result.decode_s = prefilled - start, end - prefilled
         return results
 
     def reason(
@@ -219,6 +226,7 @@ class DecodingEngine(Engine):
         with self._lock:
             start = time.perf_counter()
             items = [self.prepare(c, p) for c, p in zip(clips, prompts)]
+            preprocess_s = time.perf_counter() - start
             streams = [TextStream(self.tokenizer, stop) for _ in items]
 
             def emit(row: int, delta: str) -> None:
@@ -251,6 +259,7 @@ class DecodingEngine(Engine):
                     model_id=self.model_id,
                     finish_reason=gen.finish_reason,
                     token_probs=gen.token_probs,
+                    stages={"preprocess": preprocess_s, "prefill": gen.prefill_s, "decode": gen.decode_s},
                 )
                 for stream, gen, inputs in zip(streams, generations, items)
             ]

@@ -4,14 +4,15 @@
     quantize_export("exports/tiny-dense", "exports/tiny-dense-int8")
     cosmos-ros export tiny-dense exports/tiny-dense-int8 --precision int8
 
-Decoding one token reads every weight once, so an fp32 model decodes at the machine's memory
-bandwidth divided by four bytes per parameter. Here every MatMul whose second input is a weight
-becomes onnxruntime's `MatMulNBits` with 8-bit weights: symmetric, one fp32 scale per block of
-32 input features (finer than one per output channel, so an outlier costs only its block), and
-int8 activations inside the kernel where the CPU has the instructions (accuracy level 4). What
-is not a weight MatMul (embedding lookup, norms, attention over the cache, the Mamba scan)
-stays fp32, and so does everything the graphs take and give: the manifest's inputs and outputs
-are the fp32 export's, so the runtime is the same code.
+Decoding one token reads every weight once, so an fp32 model decodes at most at the machine's
+memory bandwidth divided by four bytes per parameter. In the decode graph every MatMul whose
+second input is a weight becomes onnxruntime's `MatMulNBits` with 8-bit weights: symmetric, one
+fp32 scale per block of 32 input features (finer than one per output channel, so an outlier
+costs only its block), and int8 activations inside the kernel (accuracy level 4; level 1, fp32
+compute, dequantizes every weight each step and decoded 6x slower). What is not a weight MatMul
+(embedding lookup, norms, attention over the cache, the Mamba scan) stays fp32, the vision and
+prefill graphs stay fp32 (see QUANTIZED_GRAPHS), and so does everything the graphs take and
+give: the manifest's inputs and outputs are the fp32 export's, so the runtime is the same code.
 
 The export records `precision: "int8"` and the quantizer's version; the cached int8 export of a
 model is reused while both it and the fp32 export it came from are current (`engine_cache`).
@@ -39,6 +40,11 @@ PRECISIONS = ENGINE_PRECISIONS["onnxruntime"]
 BITS = 8
 BLOCK_SIZE = 32
 ACCURACY_LEVEL = 4  # int8 activations in the kernel (onnxruntime's CompMinimum = int8)
+# Decoding a token reads every weight for one row of activations: bandwidth-bound, where 8-bit
+# weights pay. Vision and prefill multiply hundreds of rows per weight: compute-bound, and on a
+# CPU without int8 dot-product instructions (AVX2 only) onnxruntime's 8-bit kernel took 1.9x the
+# fp32 time for them (bench/engines.py), so they stay fp32.
+QUANTIZED_GRAPHS = ("decode",)
 
 
 def gemm_as_matmul(model) -> int:
@@ -128,14 +134,19 @@ def quantize_export(source_dir: str | Path, out_dir: str | Path, *, progress=Non
     task = progress.add_task(f"{manifest.model_id} int8", total=len(GRAPHS)) if progress else None
     for name in GRAPHS:
         spec = manifest.graphs[name]
-        start = time.perf_counter()
-        target = out / spec.file
-        quantize_graph(manifest.graph_path(source_dir, name), target)
-        size = sum(p.stat().st_size for p in out.glob(f"{target.name}*"))
-        # not verified against torch to the fp32 tolerance: int8 is compared in accuracy instead
-        graphs[name] = dataclasses.replace(
-            spec, size_bytes=size, export_s=time.perf_counter() - start, max_abs_diff=None
-        )
+        source, target = manifest.graph_path(source_dir, name), out / spec.file
+        if name not in QUANTIZED_GRAPHS:
+            for path in source_dir.glob(f"{source.name}*"):  # the graph and its external data
+                shutil.copy2(path, out / path.name)
+            graphs[name] = spec
+        else:
+            start = time.perf_counter()
+            quantize_graph(source, target)
+            size = sum(p.stat().st_size for p in out.glob(f"{target.name}*"))
+            # not verified against torch to the fp32 tolerance: int8 is compared in accuracy instead
+            graphs[name] = dataclasses.replace(
+                spec, size_bytes=size, export_s=time.perf_counter() - start, max_abs_diff=None
+            )
         if progress is not None:
             progress.advance(task)
     quantized = dataclasses.replace(

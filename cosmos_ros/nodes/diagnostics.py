@@ -86,6 +86,7 @@ def engine_status(
         _kv("latency_last_s", stats.last_latency_s),
         _kv("latency_p50_s", _percentile(stats.latencies, 50)),
         _kv("latency_p95_s", _percentile(stats.latencies, 95)),
+        *(_kv(f"stage.{stage}_p50_s", _percentile(times, 50)) for stage, times in list(stats.stages.items())),
     ]
     return status
 

@@ -113,6 +113,12 @@ class WorkerStats:
     errors: dict[str, int] = field(default_factory=dict)  # "<stage>.<exception type>" -> count
     last_latency_s: float = float("nan")
     latencies: collections.deque = field(default_factory=lambda: collections.deque(maxlen=100))
+    # seconds of the last 100 answers' stages: clip (cut from the buffer), preprocess, prefill,
+    # decode (as the engine reports them), parse, publish (the answer handed to its publisher)
+    stages: dict[str, collections.deque] = field(default_factory=dict)
+
+    def note(self, stage: str, seconds: float) -> None:
+        self.stages.setdefault(stage, collections.deque(maxlen=100)).append(seconds)
 
 
 class ReasoningWorker:
@@ -296,7 +302,9 @@ class ReasoningWorker:
 
     def _deliver(self, request: Request, outcome: Outcome) -> None:
         try:
+            started = time.perf_counter()
             request.done(outcome)
+            self.stats.note("publish", time.perf_counter() - started)
         except Exception as exc:  # tell the caller through the same callback, once more
             message = self._count_failure("delivery", exc)
             with contextlib.suppress(Exception):  # counted above; there is no other way to the caller
@@ -311,13 +319,18 @@ class ReasoningWorker:
             prompt = prompts.next_subtask_prompt(settings.task, settings.subtask_options)
             outcome = self._answer(prompt, settings.cameras, settings, since=settings.task_since, end=end)
             outcome.task, outcome.task_id = settings.task, settings.task_id
-            self._on_periodic(TaskKind.NEXT_SUBTASK, outcome)
+            self._publish(TaskKind.NEXT_SUBTASK, outcome)
         if settings.publish_failure:
             prompt = prompts.failure_prompt(settings.task, settings.failure_subtask or None)
             outcome = self._answer(prompt, settings.cameras, settings, since=settings.task_since, end=end)
             outcome.task, outcome.task_id = settings.task, settings.task_id
             outcome.subtask = settings.failure_subtask
-            self._on_periodic(TaskKind.FAILURE, outcome)
+            self._publish(TaskKind.FAILURE, outcome)
+
+    def _publish(self, kind: TaskKind, outcome: Outcome) -> None:
+        started = time.perf_counter()
+        self._on_periodic(kind, outcome)
+        self.stats.note("publish", time.perf_counter() - started)
 
     def _answer(
         self,
@@ -328,6 +341,7 @@ class ReasoningWorker:
         since: float | None = None,
         end: float | None = None,
     ) -> Outcome:
+        cutting = time.perf_counter()
         self._refresh()
         started = self._clock()
         stale = [c for c in cameras if self.buffer.is_stale(c, started, settings.stale_timeout_s)]
@@ -349,6 +363,7 @@ class ReasoningWorker:
         except Exception as exc:  # a clip that cannot be built is an answer too, not a lost request
             message = self._count_failure("buffer", exc)
             return Outcome(OutcomeStatus.ERROR, message, prompt=prompt, cameras=tuple(cameras))
+        self.stats.note("clip", time.perf_counter() - cutting)
         outcome = self._infer(clip, prompt, settings, on_token)
         outcome.latency_s = self._clock() - started
         if outcome.status is not OutcomeStatus.ERROR:
@@ -386,9 +401,13 @@ class ReasoningWorker:
             base.message = self._count_failure("engine", exc)
             return base
         self.stats.inferences += 1
+        for stage, seconds in (reasoning.stages or {}).items():
+            self.stats.note(stage, seconds)
         try:
+            parsing = time.perf_counter()
             parsed = parse_answer(reasoning.text, prompt.options)
             status = _FROM_ANSWER[parsed.status]
+            self.stats.note("parse", time.perf_counter() - parsing)
         except Exception as exc:  # an engine's odd output must not cost the caller its answer
             base.message = self._count_failure("parser", exc)
             return base

@@ -32,6 +32,8 @@ def test_reason_returns_filled_reasoning(engine):
     assert r.model_id == engine.model_id and r.model_id.startswith(f"tiny-{engine.family}@")
     assert r.latency_s > 0
     assert len(r.token_probs) == 8 and all(0 < p <= 1 for p in r.token_probs)
+    assert set(r.stages) == {"preprocess", "prefill", "decode"} and all(t > 0 for t in r.stages.values())
+    assert sum(r.stages.values()) <= r.latency_s
 
 
 def test_random_model_output_has_no_answer_so_confidence_is_nan(engine):

@@ -332,6 +332,30 @@ def test_the_request_after_an_engine_failure_is_served(make_worker):
     assert worker.stats.inferences == 1
 
 
+def test_each_answer_times_its_stages_with_the_engines_own_figures(make_worker):
+    class StagedEngine(FakeEngine):
+        def reason(self, clip, prompt, **kw):
+            reasoning = super().reason(clip, prompt, **kw)
+            reasoning.stages = {"preprocess": 0.01, "prefill": 0.2, "decode": 0.5}
+            return reasoning
+
+    worker, periodic, _ = make_worker(StagedEngine("A"))
+    worker.tick()
+    periodic.wait_for(2)
+    stages = worker.stats.stages
+    wait_until(lambda: len(stages.get("publish", ())) == 2)
+    assert list(stages["prefill"]) == [0.2, 0.2] and list(stages["decode"]) == [0.5, 0.5]
+    for stage in ("clip", "parse", "publish"):  # the worker's own
+        assert len(stages[stage]) == 2 and all(0 <= t < WAIT_S for t in stages[stage]), stage
+
+
+def wait_until(condition) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not condition():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+
 def test_engine_errors_do_not_enter_the_latency_statistics(make_worker):
     worker, _, _ = make_worker(FakeEngine("A", before=failing))
     ask(worker)
