@@ -205,12 +205,16 @@ def accuracy_runs(args) -> dict:
     results = {"heldout_questions": len(records)}
     for precision in ("fp32", "int8"):
         engine = OnnxRuntimeEngine(model, precision=precision)
-        answered, texts = engine_answers(engine, records, fps=engine.processor.video.default_fps, max_new_tokens=24)
+        answered, texts = engine_answers(
+            engine, records, fps=engine.processor.video.default_fps, max_new_tokens=24
+        )
         scores = summarize(answered, texts, depth=2)
         results[f"heldout_{precision}_accuracy"] = scores["all"]["accuracy"]
         for category in ("manipulation/next_subtask", "manipulation/failure"):
             if category in scores:
-                results[f"heldout_{precision}_{category.split('/')[1]}_accuracy"] = scores[category]["accuracy"]
+                results[f"heldout_{precision}_{category.split('/')[1]}_accuracy"] = scores[category][
+                    "accuracy"
+                ]
         if "failure_f1" in scores.get("manipulation/failure", {}):
             results[f"heldout_{precision}_failure_f1"] = scores["manipulation/failure"]["failure_f1"]
     return results
@@ -246,7 +250,9 @@ def cpu_runs(args) -> dict:
     feeds = {"pixel_values": inputs.pixel_values_videos, **extra}
     for name, engine in (("ort", ort_engine), ("ort_int8", int8_engine)):
         graphs = engine.runner.backend
-        results[f"{name}_vision_ms"] = 1e3 * median_time(lambda graphs=graphs: graphs.run("vision", feeds), args.repeats)
+        results[f"{name}_vision_ms"] = 1e3 * median_time(
+            lambda graphs=graphs: graphs.run("vision", feeds), args.repeats
+        )
 
     def torch_vision():
         with torch.inference_mode():
@@ -312,15 +318,20 @@ def metrics_of(cpu: dict, gpu: dict) -> dict:
         metrics["ort_vs_transformers_decode_speedup"] = round(
             cpu["ort_decode_tok_s"] / cpu["transformers_decode_tok_s"], 3
         )
-        metrics["ort_int8_vs_fp32_decode_speedup"] = round(cpu["ort_int8_decode_tok_s"] / cpu["ort_decode_tok_s"], 3)
+        metrics["ort_int8_vs_fp32_decode_speedup"] = round(
+            cpu["ort_int8_decode_tok_s"] / cpu["ort_decode_tok_s"], 3
+        )
         metrics["torch_engine_vs_transformers_decode_speedup"] = round(
             cpu["torch_engine_decode_tok_s"] / cpu["transformers_decode_tok_s"], 3
         )
         metrics["ort_fp32_decode_of_copy_bandwidth"] = round(
-            cpu["fp32_decode_weight_mb"] * 1e6 * cpu["ort_decode_tok_s"] / (cpu["copy_bandwidth_gb_s"] * 1e9), 3
+            cpu["fp32_decode_weight_mb"] * 1e6 * cpu["ort_decode_tok_s"] / (cpu["copy_bandwidth_gb_s"] * 1e9),
+            3,
         )
         metrics["ort_vs_torch_vision_speedup"] = round(cpu["torch_vision_ms"] / cpu["ort_vision_ms"], 3)
-        metrics["ort_int8_vs_torch_vision_speedup"] = round(cpu["torch_vision_ms"] / cpu["ort_int8_vision_ms"], 3)
+        metrics["ort_int8_vs_torch_vision_speedup"] = round(
+            cpu["torch_vision_ms"] / cpu["ort_int8_vision_ms"], 3
+        )
         if "heldout_int8_accuracy" in cpu:
             metrics["int8_vs_fp32_heldout_accuracy_points"] = round(
                 100 * (cpu["heldout_int8_accuracy"] - cpu["heldout_fp32_accuracy"]), 2
@@ -356,9 +367,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--threads", type=int, default=0, help="intra-op threads, torch and onnxruntime (default: theirs)"
     )
-    parser.add_argument("--heldout", default="", help="comma-separated gen-data folders for the accuracy part")
-    parser.add_argument("--heldout-episodes", type=int, default=60, help="episodes generated when --heldout is not given")
-    parser.add_argument("--no-accuracy", action="store_true", help="skip the held-out accuracy of int8 vs fp32")
+    parser.add_argument(
+        "--heldout", default="", help="comma-separated gen-data folders for the accuracy part"
+    )
+    parser.add_argument(
+        "--heldout-episodes", type=int, default=60, help="episodes generated when --heldout is not given"
+    )
+    parser.add_argument(
+        "--no-accuracy", action="store_true", help="skip the held-out accuracy of int8 vs fp32"
+    )
     args = parser.parse_args(argv)
     if min(args.frames, args.size, args.new_tokens, args.repeats) < 1:
         parser.error("--frames, --size, --new-tokens and --repeats must be >= 1")
