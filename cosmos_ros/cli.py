@@ -4,7 +4,7 @@ cosmos-ros demo [--duration S] [--report F]   the robot loop in simulation: a si
                                       the reasoner's next-subtask / failure answers -> a planner, every
                                       answer scored; scenario:=arrow_of_time etc. for the physics quizzes
 cosmos-ros launch NAME [arg:=value]   run launch/NAME.launch.yaml without ROS 2's launch tools
-cosmos-ros model info PRESET          architecture and parameter count of a model preset
+cosmos-ros model info PRESET|DIR      architecture and parameter count of a preset or checkpoint
 cosmos-ros gen-data --tasks T --out D simulated clips + QA datasets (MuJoCo; USD for Isaac)
 cosmos-ros train sft|grpo --config training/*.yaml   Lightning SFT / GRPO ([train] extra)
 cosmos-ros eval --model DIR --data D  held-out MCQ accuracy by category (table + PNG)
@@ -51,7 +51,9 @@ def _demo(arguments: list[str], duration: float, report: str | None) -> int:
         path = Path(report or Path(scratch) / "report.json").absolute()
         arguments = [*arguments, f"duration:={duration:g}", f"report:={path}"]
         # the evaluator ends the graph at `duration`; the launcher's own limit only backs it up
-        code = _launch("sim_demo" if physics else "demo", arguments, duration + 60 if duration else None, False)
+        code = _launch(
+            "sim_demo" if physics else "demo", arguments, duration + 60 if duration else None, False
+        )
         if path.is_file():
             summary = json.loads(path.read_text())
             print("\n" + (question_report(summary) if physics else episode_report(summary)))
@@ -76,12 +78,14 @@ def _launch(name: str, arguments: list[str], duration: float | None, show_args: 
 
 
 def _model_info(preset: str) -> int:
+    from cosmos_ros.model.checkpoint import checkpoint_info
     from cosmos_ros.model.config import PRESETS, get_preset, model_info
 
     try:
-        info = model_info(get_preset(preset))
-    except (KeyError, ValueError) as exc:
-        print(f"cosmos-ros model info: {exc}; presets: {', '.join(PRESETS)}", file=sys.stderr)
+        info = checkpoint_info(preset) if Path(preset).is_dir() else model_info(get_preset(preset))
+    except (KeyError, ValueError) as exc:  # a CheckpointError is a ValueError
+        print(f"cosmos-ros model info: {exc}; presets: {', '.join(PRESETS)}, or a checkpoint directory",
+              file=sys.stderr)  # fmt: skip
         return 2
     print(json.dumps(info, indent=2, default=str))
     return 0
@@ -152,10 +156,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     run.add_argument("--show-args", action="store_true", help="list the launch file's arguments and exit")
 
-    model = sub.add_parser("model", help="model presets")
+    model = sub.add_parser("model", help="model presets and checkpoints")
     model_sub = model.add_subparsers(dest="model_command", required=True)
-    info = model_sub.add_parser("info", help="architecture and parameter count (computed on the meta device)")
-    info.add_argument("preset", help="a preset name (cosmos-reason1-7b, ...) or a path to a .yaml card")
+    info = model_sub.add_parser(
+        "info",
+        help="architecture and parameter count: a preset on the meta device, a checkpoint from its headers",
+    )
+    info.add_argument(
+        "preset", help="a preset name (cosmos-reason1-7b, ...), a .yaml card or a checkpoint directory"
+    )
 
     engine_cli.add_parsers(sub)
     sim_cli.add_parser(sub)

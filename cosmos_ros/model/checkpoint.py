@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -44,6 +45,7 @@ __all__ = [
     "CheckpointError",
     "build_model",
     "check_checkpoint_dir",
+    "checkpoint_info",
     "checkpoint_id",
     "create_tiny_checkpoint",
     "load_model",
@@ -155,6 +157,35 @@ def create_tiny_checkpoint(
         video_processor=_processor_for(spec),
         max_shard_size=max_shard_size,
     )
+
+
+def checkpoint_info(path: str | Path) -> dict:
+    """What a checkpoint directory holds, from its config and the safetensors headers alone (no
+    weights read): family, parameter count, bytes and dtypes of the stored tensors, shards, and
+    which tokenizer / processor / generation files it carries."""
+    path = Path(path)
+    tensors = _checked_tensors(path)
+    config = json.loads((path / "config.json").read_text())
+    from cosmos_ros.model.bundle import FAMILY_OF_MODEL_TYPE
+
+    dtypes: dict[str, int] = {}
+    for entry in tensors.values():
+        dtypes[entry.dtype] = dtypes.get(entry.dtype, 0) + math.prod(entry.shape)
+    files = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "chat_template.json",
+             "preprocessor_config.json", "video_preprocessor_config.json", "generation_config.json")  # fmt: skip
+    return {
+        "checkpoint": str(path),
+        "model_id": checkpoint_id(path),
+        "model_type": config["model_type"],
+        "family": FAMILY_OF_MODEL_TYPE[config["model_type"]],
+        "architectures": config.get("architectures", []),
+        "parameters": sum(dtypes.values()),
+        "parameters_by_dtype": dtypes,
+        "bytes": sum(entry.end - entry.begin for entry in tensors.values()),
+        "tensors": len(tensors),
+        "weight_files": sorted({entry.file for entry in tensors.values()}),
+        "files": [name for name in files if (path / name).is_file()],
+    }
 
 
 def check_checkpoint_dir(path: str | Path) -> Path:

@@ -13,7 +13,6 @@ The sampled frames' stamps are kept on the inputs, so "Frame 5" maps back to a t
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -22,7 +21,14 @@ import torch
 
 from cosmos_ros.core.types import Clip, Prompt
 from cosmos_ros.model.hybrid_config import IMAGENET_MEAN, IMAGENET_STD, HybridPreset
-from cosmos_ros.model.processor import clip_fps, left_pad, normalize_frames, render_chat, resize_frames
+from cosmos_ros.model.processor import (
+    clip_fps,
+    left_pad,
+    normalize_frames,
+    read_processor_configs,
+    render_chat,
+    resize_frames,
+)
 from cosmos_ros.model.tokenizer import INTERNVL_SPECIAL_TOKENS
 
 
@@ -46,15 +52,17 @@ class FrameProcessor:
 
     @classmethod
     def from_pretrained(cls, path: str | Path, base: FrameProcessor | None = None) -> FrameProcessor:
-        """Read `video_preprocessor_config.json` (InternVL's HF keys) where a checkpoint has one, else `base`."""
+        """A checkpoint's processor settings (InternVL's HF keys) over `base`: see
+        `processor.read_processor_configs`."""
         base = base or cls()
-        config_file = Path(path) / "video_preprocessor_config.json"
-        if not config_file.is_file():
+        cfg, files = read_processor_configs(path)
+        if not cfg:
             return base
-        cfg = json.loads(config_file.read_text())
         size = cfg.get("size") or {}
         if size.get("height", base.image_size) != size.get("width", base.image_size):
-            raise ValueError(f"{config_file}: frames must be square for InternViT, got size {size}")
+            raise ValueError(
+                f"{Path(path)} ({', '.join(files)}): frames must be square for InternViT, got size {size}"
+            )
         fields = {
             "image_size": size.get("height"),
             "default_fps": cfg.get("fps"),

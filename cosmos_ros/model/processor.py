@@ -102,6 +102,35 @@ def patchify_video(
     return patches.reshape(grid_t * grid_h * grid_w, c * temporal_patch_size * patch_size * patch_size)
 
 
+PROCESSOR_CONFIG_FILES = ("preprocessor_config.json", "video_preprocessor_config.json")
+
+
+def read_processor_configs(path: str | Path) -> tuple[dict, list[str]]:
+    """(settings, the files they came from) of a checkpoint's processor: `preprocessor_config.json`
+    (what Qwen2.5-VL and InternVL releases and fine-tunes save: pixel limits, patching,
+    normalization), then `video_preprocessor_config.json` over it, key by key (as transformers'
+    video processors read them: the video file where there is one, else the image processor's).
+    Empty when the checkpoint has neither."""
+    merged: dict = {}
+    found = []
+    for name in PROCESSOR_CONFIG_FILES:
+        file = Path(path) / name
+        if not file.is_file():
+            continue
+        try:
+            cfg = json.loads(file.read_text())
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{file} is not valid JSON: {exc}") from None
+        if not isinstance(cfg, dict):
+            raise ValueError(f"{file} is not a processor config (a JSON object)")
+        size = {**(merged.get("size") or {}), **(cfg.get("size") or {})}
+        merged.update(cfg)
+        if size:
+            merged["size"] = size
+        found.append(name)
+    return merged, found
+
+
 @dataclass(frozen=True)
 class VideoProcessor:
     """Frames → `pixel_values_videos` + `video_grid_thw` for a Qwen2.5-VL vision tower."""
@@ -129,12 +158,11 @@ class VideoProcessor:
 
     @classmethod
     def from_pretrained(cls, path: str | Path, base: VideoProcessor | None = None) -> VideoProcessor:
-        """Read `video_preprocessor_config.json` (HF keys) where a checkpoint has one, else `base`."""
+        """A checkpoint's processor settings (HF keys) over `base`: see `read_processor_configs`."""
         base = base or cls()
-        config_file = Path(path) / "video_preprocessor_config.json"
-        if not config_file.is_file():
+        cfg, _ = read_processor_configs(path)
+        if not cfg:
             return base
-        cfg = json.loads(config_file.read_text())
         size = cfg.get("size") or {}
         fields = {
             "patch_size": cfg.get("patch_size"),

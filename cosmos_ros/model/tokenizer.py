@@ -11,6 +11,8 @@ template (`<video>` placeholder before the text); the dense ids are unchanged.
 
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
 
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -199,8 +201,11 @@ def build_tiny_tokenizer(
 
 
 def load_tokenizer(path: str | Path, family: str = "dense") -> PreTrainedTokenizerFast:
-    """The tokenizer saved in a checkpoint directory (local files only, never a download); one
-    without a chat template gets the family's (ChatML with Qwen's or InternVL's media layout)."""
+    """The tokenizer saved in a checkpoint directory (local files only, never a download). Its chat
+    template is the checkpoint's own — in tokenizer_config.json or chat_template.jinja (which
+    transformers reads), or in chat_template.json (the processor's file, where Qwen2.5-VL
+    releases keep it) — and only a checkpoint with none gets the family's (ChatML with Qwen's or
+    InternVL's media layout)."""
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"tokenizer directory {path} does not exist")
@@ -210,5 +215,19 @@ def load_tokenizer(path: str | Path, family: str = "dense") -> PreTrainedTokeniz
         )
     tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     if tokenizer.chat_template is None:
-        tokenizer.chat_template = HYBRID_CHAT_TEMPLATE if family == "hybrid" else CHAT_TEMPLATE
+        tokenizer.chat_template = processor_chat_template(path) or (
+            HYBRID_CHAT_TEMPLATE if family == "hybrid" else CHAT_TEMPLATE
+        )
     return tokenizer
+
+
+def processor_chat_template(path: Path) -> str | None:
+    """The template in a checkpoint's chat_template.json ({"chat_template": "..."}), if any."""
+    file = path / "chat_template.json"
+    if not file.is_file():
+        return None
+    try:
+        template = json.loads(file.read_text()).get("chat_template")
+    except (json.JSONDecodeError, AttributeError) as exc:
+        raise ValueError(f'{file} is not a chat template file ({{"chat_template": ...}}): {exc}') from None
+    return template if isinstance(template, str) and template.strip() else None

@@ -9,6 +9,8 @@ whether `model.safetensors.index.json` and the shards agree — far clearer than
 
 from __future__ import annotations
 
+import fnmatch
+
 import json
 import math
 from dataclasses import dataclass
@@ -17,6 +19,10 @@ from pathlib import Path
 INDEX_FILE = "model.safetensors.index.json"
 SINGLE_FILE = "model.safetensors"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl")
+# What transformers' Trainer writes into a checkpoint folder besides the model: its arguments,
+# optimizer, LR scheduler, AMP scaler and RNG states. Not weights; never loaded by cosmos_ros.
+TRAINER_STATE_PICKLES = ("training_args.bin", "optimizer.pt", "optimizer.bin", "scheduler.pt", "scaler.pt",
+                         "rng_state.pth", "rng_state_*.pth")  # fmt: skip
 _MAX_HEADER_BYTES = 100 * 2**20  # what the safetensors library itself accepts
 _DTYPE_BYTES = {
     "F64": 8, "F32": 4, "F16": 2, "BF16": 2, "F8_E4M3": 1, "F8_E5M2": 1,
@@ -64,8 +70,14 @@ def stored_name(model_name: str, tensors: dict[str, TensorEntry]) -> TensorEntry
 
 
 def refuse_pickles(path: Path) -> None:
-    """Pickle weight files run code when loaded: a directory holding one is refused outright."""
-    pickles = sorted(p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES)
+    """Pickle weight files run code when loaded: a directory holding one is refused outright.
+    The training state a Hugging Face Trainer saves beside the weights (`TRAINER_STATE_PICKLES`)
+    is not weights and is never read here, so it is left alone."""
+    pickles = sorted(
+        p.name
+        for p in path.iterdir()
+        if p.suffix in PICKLE_SUFFIXES and not any(fnmatch.fnmatch(p.name, g) for g in TRAINER_STATE_PICKLES)
+    )
     if pickles:
         raise CheckpointError(
             f"{path} holds pickle weight files {pickles}, which can run code when loaded; "

@@ -11,6 +11,7 @@ from safetensors.torch import load_file, save_file
 from cosmos_ros.model.checkpoint import (
     CheckpointError,
     build_model,
+    check_checkpoint_dir,
     checkpoint_id,
     create_tiny_checkpoint,
     load_model,
@@ -117,6 +118,52 @@ def test_checkpoint_tokenizer_loads_from_the_directory(checkpoint):
         assert tokenizer.context_image_token_id == 4098
 
 
+def test_a_template_kept_only_in_chat_template_json_is_the_one_used(broken):
+    (broken / "chat_template.jinja").unlink()
+    config = json.loads((broken / "tokenizer_config.json").read_text())
+    config.pop("chat_template", None)
+    (broken / "tokenizer_config.json").write_text(json.dumps(config))
+    template = "{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}"
+    (broken / "chat_template.json").write_text(json.dumps({"chat_template": template}))
+    tokenizer = load_tokenizer(broken)
+    assert tokenizer.chat_template == template
+    rendered = tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False)
+    assert rendered == "[user] hi\n"
+    (broken / "chat_template.json").unlink()  # none at all: the family's own
+    assert "<|im_start|>" in load_tokenizer(broken).chat_template
+
+
+def test_model_info_describes_a_checkpoint_directory_from_its_headers(checkpoint, capsys):
+    from cosmos_ros.cli import main
+    from cosmos_ros.model.config import model_info
+
+    assert main(["model", "info", str(checkpoint)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["family"] == ("dense" if checkpoint.name == "tiny-dense" else "hybrid")
+    assert info["parameters"] == model_info(checkpoint.name)["parameters"]  # tied weights stored once
+    assert info["model_id"] == checkpoint_id(checkpoint) and info["weight_files"] == ["model.safetensors"]
+    assert "tokenizer.json" in info["files"] and info["bytes"] > 0
+    assert main(["model", "info", str(checkpoint.parent / "absent")]) == 2  # neither preset nor directory
+
+
+def test_a_fine_tunes_preprocessor_config_pixel_limits_are_honoured(broken):
+    from cosmos_ros.model.bundle import load_bundle
+
+    (broken / "video_preprocessor_config.json").unlink()  # as older Qwen2.5-VL releases and fine-tunes save
+    image = {"image_processor_type": "Qwen2VLImageProcessor", "min_pixels": 56 * 56, "max_pixels": 112 * 112,
+             "patch_size": 14, "temporal_patch_size": 2, "merge_size": 2}  # fmt: skip
+    (broken / "preprocessor_config.json").write_text(json.dumps(image))
+    video = load_bundle(broken).processor.video
+    assert (video.min_pixels, video.max_pixels) == (56 * 56, 112 * 112)
+    # the video processor's own file, where there is one, wins key by key
+    (broken / "video_preprocessor_config.json").write_text(json.dumps({"max_pixels": 84 * 84, "fps": 2.0}))
+    video = load_bundle(broken).processor.video
+    assert (video.min_pixels, video.max_pixels, video.default_fps) == (56 * 56, 84 * 84, 2.0)
+    (broken / "preprocessor_config.json").write_text("{not json")
+    with pytest.raises(ValueError, match="preprocessor_config.json is not valid JSON"):
+        load_bundle(broken)
+
+
 def test_same_seed_builds_identical_weights_and_leaves_the_global_rng_alone():
     state = torch.random.get_rng_state()
     a, b = build_model("tiny-hybrid", seed=3), build_model("tiny-hybrid", seed=3)
@@ -146,6 +193,16 @@ def test_pickle_weight_files_are_refused(broken, name):
     with pytest.raises(
         CheckpointError, match=f"pickle weight files \\['{name}'\\].*can run code.*safetensors"
     ):
+        load_model(broken)
+
+
+def test_a_trainers_own_state_beside_safetensors_weights_is_not_refused(broken):
+    for name in ("training_args.bin", "optimizer.pt", "scheduler.pt", "rng_state.pth", "rng_state_3.pth"):
+        (broken / name).write_bytes(b"never loaded")
+    assert check_checkpoint_dir(broken) == broken
+    assert load_model(broken).config.model_type == "qwen2_5_vl"
+    (broken / "pytorch_model.bin").write_bytes(b"weights as a pickle")  # still refused, and named alone
+    with pytest.raises(CheckpointError, match=r"pickle weight files \['pytorch_model.bin'\]"):
         load_model(broken)
 
 
