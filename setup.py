@@ -90,6 +90,8 @@ def node_executables(build_dir: Path) -> list[str]:
     python = Path(sys.prefix) / "bin" / "python"
     executables = []
     for script in sorted((HERE / "scripts").iterdir()):
+        if script.suffix:  # scripts/gpu_check.sh and the like are the developers', not nodes
+            continue
         shebang, _, body = script.read_text().partition("\n")
         if not shebang.startswith("#!"):
             raise RuntimeError(f"{script} should start with a #! line, got {shebang!r}")

@@ -27,10 +27,9 @@ from pathlib import Path
 from cosmos_ros import launch as launcher
 from cosmos_ros import resources
 from cosmos_ros.engine import cli as engine_cli
-from cosmos_ros.sim.evaluation import episode_report, question_report
 from cosmos_ros.sim import cli as sim_cli
+from cosmos_ros.sim.evaluation import episode_report, question_report
 from cosmos_ros.training import cli as training_cli
-
 
 PHYSICS_SCENARIOS = ("arrow_of_time", "object_permanence", "spatial_puzzle")
 

@@ -122,7 +122,7 @@ def read_processor_configs(path: str | Path) -> tuple[dict, list[str]]:
         except json.JSONDecodeError as exc:
             raise ValueError(f"{file} is not valid JSON: {exc}") from None
         if not isinstance(cfg, dict):
-            raise ValueError(f"{file} is not a processor config (a JSON object)")
+            raise ValueError(f"{file} is not a processor config (a JSON object)")  # noqa: TRY004 - a bad file, not a bad argument
         size = {**(merged.get("size") or {}), **(cfg.get("size") or {})}
         merged.update(cfg)
         if size:

@@ -12,7 +12,6 @@ template (`<video>` placeholder before the text); the dense ids are unchanged.
 from __future__ import annotations
 
 import json
-
 from pathlib import Path
 
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers

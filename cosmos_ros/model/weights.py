@@ -10,7 +10,6 @@ whether `model.safetensors.index.json` and the shards agree — far clearer than
 from __future__ import annotations
 
 import fnmatch
-
 import json
 import math
 from dataclasses import dataclass

@@ -14,7 +14,7 @@ from cosmos_ros.engine.manifest import GRAPHS, Manifest
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
-from cosmos_ros.engine.onnx_quantize import ensure_int8_export, gemm_as_matmul, quantize_export  # noqa: E402
+from cosmos_ros.engine.onnx_quantize import ensure_int8_export, gemm_as_matmul, quantize_export
 
 PROMPT = Prompt("What should the robot do next? Answer in <think></think><answer></answer>.")
 

@@ -13,10 +13,10 @@ import pytest
 from lifecycle_msgs.msg import State, Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rosharness import Probe, call_idempotent, child_env, start_node, unique_domain_id, wait_for, wait_future
 from sensor_msgs.msg import Image
 
 from cosmos_ros.msg import SubtaskPrediction
-from rosharness import Probe, call_idempotent, child_env, start_node, unique_domain_id, wait_for, wait_future
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
