@@ -35,13 +35,14 @@ class Engine(abc.ABC):
         clip: Clip,
         prompt: Prompt,
         *,
-        max_new_tokens: int = 256,
-        temperature: float = 0.0,
+        max_new_tokens: int | None = None,
+        temperature: float | None = None,
         on_token: Callable[[str], None] | None = None,
     ) -> Reasoning:
         """Generate the model's answer to `prompt` about `clip`.
 
-        temperature 0 decodes greedily; above 0 samples (seeded per engine). `on_token` receives
+        temperature 0 decodes greedily; above 0 samples (seeded per engine). None for either:
+        the model's own default (a checkpoint's generation_config.json), else 256 tokens, greedy. `on_token` receives
         the generated text as it decodes, in deltas that are whole characters; the deltas
         concatenate to `Reasoning.text`. Backends may accept further keyword-only options (the
         torch engine: `top_p`, `seed`, `stop`); callers that want any backend pass only these.
@@ -68,7 +69,13 @@ def _require(kind: str, module: str, install: str) -> None:
 
 
 def create_engine(
-    kind: str, model: str, device: str = "cpu", *, fallback: str | None = None, precision: str | None = None, **kw
+    kind: str,
+    model: str,
+    device: str = "cpu",
+    *,
+    fallback: str | None = None,
+    precision: str | None = None,
+    **kw,
 ) -> Engine:
     """An engine of backend `kind` for `model`: a tiny preset name or YAML card ('tiny-dense',
     'tiny-hybrid'; random init, built in memory) or a checkpoint directory of either family
@@ -104,7 +111,9 @@ def create_engine(
                 "the %s engine does not run precision %r; it runs its default", fallback, precision
             )
             precision = None
-        return _create(fallback, model, fallback_device, **_with_precision(fallback, precision, _accepted(fallback, kw)))
+        return _create(
+            fallback, model, fallback_device, **_with_precision(fallback, precision, _accepted(fallback, kw))
+        )
 
 
 PRECISIONS = {"torch": ("fp32", "bf16", "fp16"), "onnxruntime": ("fp32", "int8"),

@@ -44,17 +44,31 @@ def stop_token_ids(tokenizer, eos_token_id: int | list[int] | None) -> frozenset
     return frozenset(t for t in stop if t is not None and t != tokenizer.unk_token_id)
 
 
+FALLBACK_GENERATION = {"max_new_tokens": 256, "temperature": 0.0, "top_p": 1.0}
+
+
 class DecodingEngine(Engine):
     """An `Engine` whose subclass sets `tokenizer`, `processor`, `runner`, `device` (where the
-    sampling generator lives) and calls `_setup_decoding(eos_token_id, seed)`."""
+    sampling generator lives) and calls `_setup_decoding(eos_token_id, seed, generation)`.
+
+    `generation`: the checkpoint's generation defaults (`bundle.read_generation_defaults`):
+    what `reason` uses for a max_new_tokens / temperature / top_p the caller leaves at None
+    (else 256 tokens, greedy); its eos_token_id ids stop decoding too."""
 
     tokenizer: object
     processor: object
     runner: object
     device: torch.device
 
-    def _setup_decoding(self, eos_token_id: int | list[int] | None, seed: int) -> None:
-        self.stop_token_ids = stop_token_ids(self.tokenizer, eos_token_id)
+    def _setup_decoding(
+        self, eos_token_id: int | list[int] | None, seed: int, generation: dict | None = None
+    ) -> None:
+        generation = dict(generation or {})
+        extra_eos = generation.pop("eos_token_id", None)
+        self.generation_defaults = {**FALLBACK_GENERATION, **generation}
+        eos = [eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id or [])
+        eos += [extra_eos] if isinstance(extra_eos, int) else list(extra_eos or [])
+        self.stop_token_ids = stop_token_ids(self.tokenizer, eos)
         pad = self.tokenizer.pad_token_id
         self.pad_token_id = pad if pad is not None else min(self.stop_token_ids)
         self._generator = torch.Generator(self.device).manual_seed(seed)
@@ -182,16 +196,18 @@ class DecodingEngine(Engine):
         clip: Clip,
         prompt: Prompt,
         *,
-        max_new_tokens: int = 256,
-        temperature: float = 0.0,
+        max_new_tokens: int | None = None,
+        temperature: float | None = None,
         on_token: Callable[[str], None] | None = None,
-        top_p: float = 1.0,
+        top_p: float | None = None,
         seed: int | None = None,
         stop: Sequence[str] = (),
     ) -> Reasoning:
-        """See `Engine.reason`. top_p: nucleus sampling when temperature > 0. seed: this call's
-        sampling seed (None: the engine's generator, seeded at construction). stop: strings that
-        end the text, kept in it (e.g. "</answer>"); finish_reason is then "stop"."""
+        """See `Engine.reason`. top_p: nucleus sampling when temperature > 0. None for any of
+        max_new_tokens, temperature, top_p: the checkpoint's generation_config.json, else 256,
+        greedy, 1.0. seed: this call's sampling seed (None: the engine's generator, seeded at
+        construction). stop: strings that end the text, kept in it (e.g. "</answer>");
+        finish_reason is then "stop"."""
         callback = None if on_token is None else (lambda _row, delta: on_token(delta))
         return self.reason_batch(
             [clip],
@@ -209,10 +225,10 @@ class DecodingEngine(Engine):
         clips: Sequence[Clip],
         prompts: Sequence[Prompt],
         *,
-        max_new_tokens: int = 256,
-        temperature: float = 0.0,
+        max_new_tokens: int | None = None,
+        temperature: float | None = None,
         on_token: Callable[[int, str], None] | None = None,
-        top_p: float = 1.0,
+        top_p: float | None = None,
         seed: int | None = None,
         stop: Sequence[str] = (),
     ) -> list[Reasoning]:
@@ -222,6 +238,10 @@ class DecodingEngine(Engine):
             raise ValueError(
                 f"need one prompt per clip and at least one clip, got {len(clips)} clips, {len(prompts)} prompts"
             )
+        defaults = self.generation_defaults
+        max_new_tokens = defaults["max_new_tokens"] if max_new_tokens is None else max_new_tokens
+        temperature = defaults["temperature"] if temperature is None else temperature
+        top_p = defaults["top_p"] if top_p is None else top_p
         check_sampling(max_new_tokens, temperature, top_p)
         with self._lock:
             start = time.perf_counter()

@@ -106,7 +106,9 @@ def resolve_export(
     from cosmos_ros.engine.onnx_quantize import PRECISIONS, ensure_int8_export
 
     if precision is not None and precision not in PRECISIONS:
-        raise ValueError(f"the onnxruntime engine runs precision {' or '.join(PRECISIONS)}, not {precision!r}")
+        raise ValueError(
+            f"the onnxruntime engine runs precision {' or '.join(PRECISIONS)}, not {precision!r}"
+        )
     path = Path(model)
     if path.is_dir() and (path / MANIFEST_FILE).is_file():
         saved = Manifest.load(path).precision
@@ -146,7 +148,7 @@ class OnnxRuntimeEngine(DecodingEngine):
     ):
         from transformers import AutoConfig
 
-        from cosmos_ros.model.bundle import checkpoint_processor
+        from cosmos_ros.model.bundle import checkpoint_processor, read_generation_defaults
         from cosmos_ros.model.tokenizer import load_tokenizer
 
         providers, device_type, device_id = providers_for(device)
@@ -167,7 +169,7 @@ class OnnxRuntimeEngine(DecodingEngine):
         self.providers = sessions["decode"].get_providers()
         self.device = torch.device("cpu")  # where logits are sampled
         self.runner = ExportedRunner(self.manifest, config, OrtGraphs(sessions, device_type, device_id))
-        self._setup_decoding(self.manifest.eos_token_id, seed)
+        self._setup_decoding(self.manifest.eos_token_id, seed, read_generation_defaults(self.export_dir))
 
     @property
     def model_id(self) -> str:

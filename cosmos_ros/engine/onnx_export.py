@@ -38,7 +38,7 @@ from cosmos_ros.engine.engine_cache import (
 from cosmos_ros.engine.manifest import GraphSpec, Manifest, TensorSpec
 from cosmos_ros.engine.onnx_graphs import cache_layout
 from cosmos_ros.engine.onnx_jobs import GraphJob, dense_jobs, hybrid_jobs
-from cosmos_ros.model.bundle import ModelBundle, load_bundle
+from cosmos_ros.model.bundle import ModelBundle, load_bundle, write_generation_defaults
 from cosmos_ros.model.mamba_kernels import mamba_implementation
 
 OPSET = 18
@@ -225,6 +225,8 @@ def export_bundle(
     config = bundle.model.config
     bundle.tokenizer.save_pretrained(out)
     config.save_pretrained(out)
+    if bundle.generation:
+        write_generation_defaults(out, bundle.generation)
     processor = bundle.processor.video if dense else bundle.processor.frames
     (out / "video_preprocessor_config.json").write_text(json.dumps(processor.to_hf_dict(), indent=2))
     manifest = Manifest(

@@ -106,11 +106,12 @@ class TensorRTEngine(DecodingEngine):
         from transformers import AutoConfig
 
         from cosmos_ros.engine.onnx_engine import resolve_export
-        from cosmos_ros.model.bundle import checkpoint_processor
+        from cosmos_ros.model.bundle import checkpoint_processor, read_generation_defaults
         from cosmos_ros.model.tokenizer import load_tokenizer
 
         root = Path(cache_dir) if cache_dir else None
-        self.export_dir = resolve_export(model, seed, root, progress)
+        # TensorRT lowers precision itself, from the fp32 graphs (an int8 export is refused)
+        self.export_dir = resolve_export(model, seed, root, progress, precision="fp32")
         self.manifest = Manifest.load(self.export_dir)
         self.family = self.manifest.family
         self.engine_dir = build_engines(
@@ -127,7 +128,7 @@ class TensorRTEngine(DecodingEngine):
         self.device = torch.device(device)
         graphs = TensorRTGraphs(self.engine_dir, self.manifest, self.device)
         self.runner = ExportedRunner(self.manifest, config, graphs)
-        self._setup_decoding(self.manifest.eos_token_id, seed)
+        self._setup_decoding(self.manifest.eos_token_id, seed, read_generation_defaults(self.export_dir))
 
     @property
     def model_id(self) -> str:

@@ -83,7 +83,7 @@ class TorchEngine(DecodingEngine):
                 raise ValueError("use_mamba_kernels=True: the dense family has no Mamba layers")
             self.use_mamba_kernels = False
             self.runner = DenseRunner(self._model, device, self.dtype)
-        self._setup_decoding(self._model.config.get_text_config().eos_token_id, seed)
+        self._setup_decoding(self._model.config.get_text_config().eos_token_id, seed, bundle.generation)
 
     @property
     def model_id(self) -> str:

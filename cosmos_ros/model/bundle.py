@@ -3,7 +3,8 @@ preset (random init, tiny presets only) or a checkpoint directory, for either fa
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import json
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -33,6 +34,49 @@ class ModelBundle:
     processor: ReasonProcessor | HybridReasonProcessor
     model_id: str  # `<name>@<8 hex>`
     family: str  # "dense" or "hybrid"
+    # the checkpoint's generation defaults (read_generation_defaults); empty for a preset
+    generation: dict = field(default_factory=dict)
+
+
+GENERATION_CONFIG = "generation_config.json"
+
+
+def read_generation_defaults(path: str | Path) -> dict:
+    """What a checkpoint's generation_config.json asks for when a caller asks for nothing:
+    max_new_tokens, temperature (0 = greedy unless it sets do_sample, as transformers reads it),
+    top_p when sampling, and eos_token_id (extra stop tokens). Empty without the file."""
+    file = Path(path) / GENERATION_CONFIG
+    if not file.is_file():
+        return {}
+    try:
+        cfg = json.loads(file.read_text())
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{file} is not valid JSON: {exc}") from None
+    if not isinstance(cfg, dict):
+        raise CheckpointError(f"{file} is not a generation config (a JSON object)")
+    defaults: dict = {}
+    if isinstance(cfg.get("max_new_tokens"), int) and cfg["max_new_tokens"] > 0:
+        defaults["max_new_tokens"] = cfg["max_new_tokens"]
+    sampling = bool(cfg.get("do_sample")) and cfg.get("top_k") != 1  # top_k 1 is greedy (Qwen2.5-VL's own)
+    defaults["temperature"] = float(cfg.get("temperature", 1.0)) if sampling else 0.0
+    if sampling and isinstance(cfg.get("top_p"), (int, float)):
+        defaults["top_p"] = float(cfg["top_p"])
+    eos = cfg.get("eos_token_id")
+    if isinstance(eos, int) or (isinstance(eos, list) and all(isinstance(e, int) for e in eos)):
+        defaults["eos_token_id"] = eos
+    return defaults
+
+
+def write_generation_defaults(path: str | Path, defaults: dict) -> None:
+    """generation_config.json holding `defaults` (read_generation_defaults' keys), HF style."""
+    cfg = {k: v for k, v in defaults.items() if k in ("max_new_tokens", "eos_token_id")}
+    if defaults.get("temperature", 0.0) > 0:
+        cfg |= {
+            "do_sample": True,
+            "temperature": defaults["temperature"],
+            "top_p": defaults.get("top_p", 1.0),
+        }
+    (Path(path) / GENERATION_CONFIG).write_text(json.dumps(cfg, indent=2) + "\n")
 
 
 def make_processor(preset: Preset, tokenizer) -> ReasonProcessor | HybridReasonProcessor:
@@ -106,7 +150,8 @@ def load_bundle(
         family = FAMILY_OF_MODEL_TYPE[model.config.model_type]
         tokenizer = load_tokenizer(path, family)
         processor = checkpoint_processor(path, model.config, tokenizer)
-        return ModelBundle(model, tokenizer, processor, checkpoint_id(path), family)
+        generation = read_generation_defaults(path)
+        return ModelBundle(model, tokenizer, processor, checkpoint_id(path), family, generation)
     preset = get_preset(source)
     if not preset.offline_tokenizer:
         raise ValueError(

@@ -1,5 +1,6 @@
 """The torch engine on both tiny random-init presets (dense and hybrid): the contract every backend keeps."""
 
+import json
 import math
 import threading
 
@@ -160,3 +161,46 @@ def test_closed_engine_refuses_work():
     engine.close()
     with pytest.raises(RuntimeError, match="closed"):
         engine.reason(make_clip(), PROMPT, max_new_tokens=1)
+
+
+def test_a_checkpoints_generation_config_is_the_default_and_a_callers_value_wins(tmp_path):
+    path = create_tiny_checkpoint(tmp_path / "tiny-dense", seed=0)
+    reference = TorchEngine(path)
+    assert reference.generation_defaults["temperature"] == 0.0  # transformers' default: greedy
+    config = {
+        "do_sample": True,
+        "temperature": 0.8,
+        "top_p": 0.9,
+        "max_new_tokens": 6,
+        "eos_token_id": [7, 9],
+    }
+    (path / "generation_config.json").write_text(json.dumps(config))
+    engine = TorchEngine(path)
+    assert {7, 9} <= engine.stop_token_ids
+    clip = make_clip()
+    sampled = engine.reason(clip, PROMPT, seed=5)
+    explicit = reference.reason(clip, PROMPT, max_new_tokens=6, temperature=0.8, top_p=0.9, seed=5)
+    assert sampled.num_generated_tokens <= 6 and sampled.text == explicit.text
+    greedy = engine.reason(clip, PROMPT, temperature=0.0, max_new_tokens=12)  # the node passes its own
+    assert greedy.text == reference.reason(clip, PROMPT, max_new_tokens=12).text
+
+
+def test_generation_defaults_are_read_as_transformers_reads_them(tmp_path):
+    from cosmos_ros.model.bundle import read_generation_defaults, write_generation_defaults
+
+    qwen = {
+        "do_sample": True,
+        "top_k": 1,
+        "top_p": 0.001,
+        "temperature": 0.1,
+        "eos_token_id": [151645, 151643],
+        "repetition_penalty": 1.05,
+    }  # Qwen2.5-VL-7B-Instruct's: top_k 1 is greedy
+    (tmp_path / "generation_config.json").write_text(json.dumps(qwen))
+    assert read_generation_defaults(tmp_path) == {"temperature": 0.0, "eos_token_id": [151645, 151643]}
+    write_generation_defaults(tmp_path, {"temperature": 0.7, "top_p": 0.95, "max_new_tokens": 512})
+    assert read_generation_defaults(tmp_path) == {"temperature": 0.7, "top_p": 0.95, "max_new_tokens": 512}
+    assert read_generation_defaults(tmp_path / "absent") == {}
+    (tmp_path / "generation_config.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="not a generation config"):
+        read_generation_defaults(tmp_path)
