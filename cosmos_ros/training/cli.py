@@ -3,6 +3,7 @@
     cosmos-ros train sft  --config training/sft_tiny.yaml [--resume auto] [--export DIR] [--trainer.max_steps 100 ...]
     cosmos-ros train grpo --config training/grpo_tiny.yaml --model.model runs/sft/export
     cosmos-ros eval --model runs/sft/export --model runs/grpo/export --data data/sim --split test --out runs/eval
+    cosmos-ros eval --model M --data D --engine onnxruntime --precision int8 --out runs/eval-int8
 
 `train` is LightningCLI over the module (SFTModule / GRPOModule) and VideoQADataModule: every knob
 is in the YAML and any can be overridden on the command line. `data.model` follows `model.model`
@@ -46,6 +47,14 @@ def add_parsers(subparsers) -> None:
     ev.add_argument("--max-new-tokens", type=int, default=64)
     ev.add_argument("--batch-size", type=int, default=32)
     ev.add_argument("--limit", type=int, default=None, help="first N questions only")
+    ev.add_argument("--engine", default=None,
+                    help="answer through this serving engine (torch, onnxruntime, tensorrt, module:factory), "
+                         "one clip at a time as the reasoner does; default: the training model in batches")  # fmt: skip
+    ev.add_argument(
+        "--precision",
+        default=None,
+        help="with --engine: the weights' precision (onnxruntime: fp32 or int8; torch: fp32, bf16, fp16)",
+    )
     ev.add_argument("--depth", type=int, default=1, help="category path parts to group by (0: full)")
     ev.add_argument("--no-random", action="store_true",
                     help="omit the baselines (uniform guessing; always the category's most frequent answer)")  # fmt: skip
@@ -144,19 +153,40 @@ def select_best(trainer, module, metric: str | None) -> dict:
 
 
 def evaluate(ns: argparse.Namespace) -> int:
-    from cosmos_ros.training.evaluate import chance, evaluate_model, majority, markdown_table, write_report
+    from cosmos_ros.training.evaluate import (
+        chance,
+        evaluate_engine,
+        evaluate_model,
+        majority,
+        markdown_table,
+        write_report,
+    )
 
     names = ns.name or []
     if names and len(names) != len(ns.model):
         print("cosmos-ros eval: give one --name per --model", file=sys.stderr)
         return 2
+    if ns.precision and not ns.engine:
+        print("cosmos-ros eval: --precision needs --engine", file=sys.stderr)
+        return 2
     results, records = {}, []
     for i, model in enumerate(ns.model):
         name = names[i] if names else Path(model).name
-        results[name], records = evaluate_model(
-            model, ns.data, ns.split, max_new_tokens=ns.max_new_tokens, depth=ns.depth,
-            batch_size=ns.batch_size, limit=ns.limit, samples_out=ns.out / f"samples_{name}.jsonl",
-        )  # fmt: skip
+        samples = ns.out / f"samples_{name}.jsonl"
+        if ns.engine:
+            from cosmos_ros.engine.base import create_engine
+
+            engine = create_engine(ns.engine, model, precision=ns.precision)
+            results[name], records = evaluate_engine(
+                engine, ns.data, ns.split, max_new_tokens=ns.max_new_tokens, depth=ns.depth, limit=ns.limit,
+                samples_out=samples,
+            )  # fmt: skip
+            engine.close()
+        else:
+            results[name], records = evaluate_model(
+                model, ns.data, ns.split, max_new_tokens=ns.max_new_tokens, depth=ns.depth,
+                batch_size=ns.batch_size, limit=ns.limit, samples_out=samples,
+            )  # fmt: skip
     if not ns.no_random and records:
         results = {"random": chance(records, ns.depth), "majority": majority(records, ns.depth), **results}
     files = write_report(results, ns.out)

@@ -83,7 +83,9 @@ def summarize(records: list[Record], texts: list[str], depth: int = 1) -> dict:
         if tuple(record.options) == FAILURE_OPTIONS:
             failed = answer_text(record) == FAILURE_OPTIONS[FAILED_CHOICE]
             said = parsed.status is AnswerStatus.OK and parsed.choice_index == FAILED_CHOICE
-            detections[category_of(record, depth)]["tp" if failed and said else "fn" if failed else "fp" if said else "tn"] += 1
+            detections[category_of(record, depth)][
+                "tp" if failed and said else "fn" if failed else "fp" if said else "tn"
+            ] += 1
     results = {
         k: {**{m: v[m] / v["n"] for m in ("accuracy", "format", "none")}, "n": v["n"]}
         for k, v in rows.items()
@@ -135,13 +137,7 @@ def evaluate_model(model: str, data_dirs: list[str], split: str = "test", *, max
         data_dirs, model=model, eval_batch_size=batch_size, limit_eval=limit, test_split=split
     )
     records, texts = generate_answers(net, tokenizer, dm, split, max_new_tokens)
-    if samples_out:
-        Path(samples_out).parent.mkdir(parents=True, exist_ok=True)
-        with open(samples_out, "w") as f:
-            f.writelines(
-                json.dumps({"id": r.id, "category": r.category, "answer": r.answer, "output": t}) + "\n"
-                for r, t in zip(records, texts)
-            )
+    _write_samples(samples_out, records, texts)
     results = summarize(records, texts, depth)
     results["_skipped"] = dict(dm.skips)
     return results, records
@@ -173,6 +169,47 @@ def engine_answers(engine, records: list[Record], *, fps: float, max_frames: int
         if progress is not None:
             progress.advance(task)
     return answered, texts
+
+
+def evaluate_engine(engine, data_dirs: list[str], split: str = "test", *, max_new_tokens: int = 64,
+                    depth: int = 1, limit: int | None = None, max_frames: int = 16,
+                    samples_out: str | Path | None = None) -> tuple[dict, list[Record]]:  # fmt: skip
+    """`evaluate_model` through a serving engine (onnxruntime, int8 weights, TensorRT, ...):
+    the same records, clip sampling and scoring, one clip at a time as the reasoner asks."""
+    from cosmos_ros.training.data import SkipCounter, read_records
+
+    skips = SkipCounter()
+    records = []
+    for folder in data_dirs:
+        path = Path(folder) / f"{split}.jsonl"
+        if path.is_file():
+            records += read_records(path, skips)
+        else:
+            log.warning("no %s split in %s", split, folder)
+    records = records[:limit] if limit else records
+    fps = (
+        engine.processor.video.default_fps
+        if hasattr(engine.processor, "video")
+        else engine.processor.frames.default_fps
+    )
+    answered, texts = engine_answers(
+        engine, records, fps=fps, max_frames=max_frames, max_new_tokens=max_new_tokens
+    )
+    skips["unreadable_clip"] += len(records) - len(answered)
+    _write_samples(samples_out, answered, texts)
+    results = summarize(answered, texts, depth)
+    results["_skipped"] = {k: v for k, v in skips.items() if v}
+    return results, answered
+
+
+def _write_samples(samples_out: str | Path | None, records: list[Record], texts: list[str]) -> None:
+    if samples_out:
+        Path(samples_out).parent.mkdir(parents=True, exist_ok=True)
+        with open(samples_out, "w") as f:
+            f.writelines(
+                json.dumps({"id": r.id, "category": r.category, "answer": r.answer, "output": t}) + "\n"
+                for r, t in zip(records, texts)
+            )
 
 
 def markdown_table(results: dict[str, dict]) -> str:

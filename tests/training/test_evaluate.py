@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pytest
 
 from cosmos_ros.core.prompts import FAILURE_OPTIONS
@@ -57,7 +58,9 @@ def test_report_writes_a_markdown_table_and_a_png_chart(tmp_path):
 
 
 def test_failure_questions_also_score_detection_precision_recall_and_f1():
-    records = [_record("robot/failure", "A", FAILURE_OPTIONS)] * 3 + [_record("robot/failure", "B", FAILURE_OPTIONS)] * 2
+    records = [_record("robot/failure", "A", FAILURE_OPTIONS)] * 3 + [
+        _record("robot/failure", "B", FAILURE_OPTIONS)
+    ] * 2
 
     def says(letter: str) -> str:
         return f"<think>\n\n</think>\n\n<answer>\n{letter}\n</answer>"
@@ -75,3 +78,30 @@ def test_the_table_gives_one_standard_error_beside_each_measured_accuracy():
     texts = ["<answer>\nA\n</answer>", "<answer>\nA\n</answer>", "<answer>\nB\n</answer>", "no idea"]
     table = markdown_table({"random": chance(records), "sft": summarize(records, texts)})
     assert "| a | 4 | 0.500 | 0.500 ± 0.250 |" in table  # sqrt(0.5 * 0.5 / 4)
+
+
+def test_eval_through_a_serving_engine_scores_what_the_training_model_scores(toy_data, tmp_path, capsys):
+    """The engine path (one clip at a time, as the reasoner asks) and the batched training path
+    give the same answers to the same questions: same prompts, clips, processor and scoring."""
+    from cosmos_ros.training.cli import main
+
+    common = [
+        "eval",
+        "--model",
+        "tiny-dense",
+        "--data",
+        str(toy_data),
+        "--max-new-tokens",
+        "8",
+        "--no-random",
+    ]
+    assert main([*common, "--batch-size", "1", "--out", str(tmp_path / "batched")]) == 0  # no padding
+    assert main([*common, "--engine", "torch", "--out", str(tmp_path / "engine")]) == 0
+
+    def outputs(run: str) -> dict[str, str]:
+        lines = (tmp_path / run / "samples_tiny-dense.jsonl").read_text().splitlines()
+        return {json.loads(line)["id"]: json.loads(line)["output"] for line in lines}
+
+    assert outputs("engine") == outputs("batched") and len(outputs("engine")) == 4
+    assert main([*common, "--precision", "int8", "--out", str(tmp_path / "x")]) == 2  # needs --engine
+    capsys.readouterr()
