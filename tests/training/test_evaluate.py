@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+
 import pytest
 
 from cosmos_ros.core.prompts import FAILURE_OPTIONS
