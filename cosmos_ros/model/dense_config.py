@@ -67,6 +67,9 @@ class VideoDefaults:
     min_pixels: int
     max_pixels: int
     fps: float = 4.0
+    # pixels of the whole clip (qwen-vl-utils' total_pixels): a clip of many frames gets a
+    # smaller per-frame budget, never below 1.05 x min_pixels; None: no clip budget
+    total_pixels: int | None = None
 
 
 @dataclass(frozen=True)

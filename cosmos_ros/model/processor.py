@@ -141,6 +141,7 @@ class VideoProcessor:
     min_pixels: int = 56 * 56
     max_pixels: int = 112 * 112
     default_fps: float = 4.0
+    total_pixels: int | None = None  # the clip's budget (see target_size); None: none
     image_mean: tuple[float, float, float] = OPENAI_CLIP_MEAN
     image_std: tuple[float, float, float] = OPENAI_CLIP_STD
 
@@ -154,6 +155,7 @@ class VideoProcessor:
             min_pixels=preset.video.min_pixels,
             max_pixels=preset.video.max_pixels,
             default_fps=preset.video.fps,
+            total_pixels=preset.video.total_pixels,
         )
 
     @classmethod
@@ -171,6 +173,7 @@ class VideoProcessor:
             "min_pixels": cfg.get("min_pixels", size.get("shortest_edge")),
             "max_pixels": cfg.get("max_pixels", size.get("longest_edge")),
             "default_fps": cfg.get("fps"),
+            "total_pixels": cfg.get("total_pixels"),
             "image_mean": tuple(cfg["image_mean"]) if "image_mean" in cfg else None,
             "image_std": tuple(cfg["image_std"]) if "image_std" in cfg else None,
         }
@@ -185,6 +188,7 @@ class VideoProcessor:
             "merge_size": self.merge_size,
             "size": {"shortest_edge": self.min_pixels, "longest_edge": self.max_pixels},
             "fps": self.default_fps,
+            **({"total_pixels": self.total_pixels} if self.total_pixels else {}),
             "image_mean": list(self.image_mean),
             "image_std": list(self.image_std),
             "do_rescale": True,
@@ -196,15 +200,23 @@ class VideoProcessor:
     def factor(self) -> int:
         return self.patch_size * self.merge_size
 
-    def target_size(self, height: int, width: int) -> tuple[int, int]:
-        return smart_resize(height, width, self.factor, self.min_pixels, self.max_pixels)
+    def target_size(self, height: int, width: int, frames: int = 1) -> tuple[int, int]:
+        """The frames' size: Qwen2-VL's resize rule within min_pixels..max_pixels per frame, the
+        most pixels per frame lowered for a long clip so the clip stays within total_pixels, as
+        qwen-vl-utils sizes video: max(min(max_pixels, total_pixels / frames x temporal patch),
+        1.05 x min_pixels)."""
+        max_pixels = self.max_pixels
+        if self.total_pixels:
+            budget = self.total_pixels / max(frames, 1) * self.temporal_patch_size
+            max_pixels = min(max_pixels, max(budget, int(self.min_pixels * 1.05)))
+        return smart_resize(height, width, self.factor, self.min_pixels, int(max_pixels))
 
     def __call__(self, frames: np.ndarray) -> tuple[torch.Tensor, tuple[int, int, int]]:
         """(T, H, W, 3) uint8 RGB → (pixel_values (N, C·tp·p·p) float32, (grid_t, grid_h, grid_w))."""
         video = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)  # (T, 3, H, W) uint8
+        height, width = self.target_size(video.shape[2], video.shape[3], frames=video.shape[0])
         if pad := -video.shape[0] % self.temporal_patch_size:
             video = torch.cat([video, video[-1:].expand(pad, -1, -1, -1)])
-        height, width = self.target_size(video.shape[2], video.shape[3])
         video = normalize_frames(resize_frames(video, height, width), self.image_mean, self.image_std)
         pixel_values = patchify_video(video, self.patch_size, self.temporal_patch_size, self.merge_size)
         grid = (

@@ -1,6 +1,7 @@
 """Our torchvision-free processor: Qwen2-VL resize rule, patch order, time padding, prompt tokens."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -197,3 +198,35 @@ def test_batch_is_left_padded_with_videos_concatenated_in_row_order(processor):
     assert torch.equal(
         batch["pixel_values_videos"], torch.cat([a.pixel_values_videos, b.pixel_values_videos])
     )
+
+
+def reference_video_size(height, width, frames, min_pixels, max_pixels, total_pixels, factor=28, frame_factor=2):
+    """qwen-vl-utils' fetch_video sizing, written out from its formulas (round, then floor/ceil by factor)."""
+    budget = max(min(max_pixels, total_pixels / frames * frame_factor), int(min_pixels * 1.05))
+    h_bar, w_bar = max(factor, round(height / factor) * factor), max(factor, round(width / factor) * factor)
+    if h_bar * w_bar > budget:
+        beta = math.sqrt(height * width / budget)
+        h_bar, w_bar = math.floor(height / beta / factor) * factor, math.floor(width / beta / factor) * factor
+    elif h_bar * w_bar < min_pixels:
+        beta = math.sqrt(min_pixels / (height * width))
+        h_bar, w_bar = math.ceil(height * beta / factor) * factor, math.ceil(width * beta / factor) * factor
+    return h_bar, w_bar
+
+
+@pytest.mark.parametrize("frames", [8, 300, 301, 600, 2000])
+@pytest.mark.parametrize("height,width", [(720, 1280), (481, 641), (1080, 1920)])
+def test_a_long_clip_gets_the_reference_per_frame_budget(frames, height, width):
+    video = VideoProcessor.from_preset(get_preset("cosmos-reason1-7b"))
+    assert video.total_pixels == 128000 * 28 * 28 * 0.9
+    want = reference_video_size(height, width, frames, video.min_pixels, video.max_pixels, video.total_pixels)
+    assert video.target_size(height, width, frames) == want
+    if frames <= 300:  # the budget bites only past 300 frames at these limits
+        assert video.target_size(height, width, frames) == video.target_size(height, width)
+
+
+def test_the_clip_budget_sizes_the_grid_and_a_checkpoint_may_set_its_own(tmp_path):
+    video = VideoProcessor(min_pixels=28 * 28, max_pixels=112 * 112, total_pixels=4 * 56 * 56)
+    _, grid = video(np.zeros((8, 112, 112, 3), np.uint8))
+    assert grid == (4, 4, 4)  # 8 frames share 4 x 56² x 2: 56² per frame, not 112²
+    (tmp_path / "video_preprocessor_config.json").write_text(json.dumps(video.to_hf_dict()))
+    assert VideoProcessor.from_pretrained(tmp_path).total_pixels == 4 * 56 * 56
