@@ -472,3 +472,21 @@ def test_the_aspect_limit_is_inclusive_and_off_by_default():
     assert image_to_rgb8(msg, max_aspect=20.0).shape == (10, 200, 3)
     strip = image_msg(**array_to_image_fields(np.zeros((1, 500, 3), np.uint8), "bgr8"))
     assert image_to_rgb8(strip).shape == (1, 500, 3)
+
+
+@pytest.mark.parametrize("size", [(448, 252), (640, 360), (1000, 563), (97, 55)])
+def test_downscale_matches_a_one_step_box_average_at_a_fraction_of_its_cost(size):
+    import cv2
+
+    from cosmos_ros.core.codec.model import downscale
+
+    rng = np.random.default_rng(0)
+    frame = cv2.GaussianBlur(rng.integers(0, 256, (720, 1280, 3), dtype=np.uint8), (0, 0), 3)  # camera-like
+    out = downscale(frame, size)
+    assert out.shape == (size[1], size[0], 3) and out.dtype == np.uint8
+    area = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+    assert np.abs(out.astype(int) - area).mean() < 1.5  # of 255
+    if 1280 % size[0] == 0 and 720 % size[1] == 0:  # a whole factor: exactly the box average
+        assert np.array_equal(out, area)
+    flat = np.full((720, 1280, 3), 77, np.uint8)
+    assert (downscale(flat, size) == 77).all()
