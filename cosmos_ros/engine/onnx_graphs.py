@@ -223,6 +223,10 @@ class ExplicitCache:
     def is_recording_past(self, layer_idx):
         return False
 
+    def get_recurrent_states_to_keep(self, layer_idx=None):
+        """No intermediate SSM states are kept (transformers >= 5.25 asks before a chunked scan)."""
+        return 0
+
     def update_conv_state(self, states, layer_idx, conv_kernel_size, **kwargs):
         # Prefill: always left-pad by the kernel (zeros = causal padding, so the conv is unchanged)
         # rather than only when the prompt is shorter than it, which would branch on the length.
