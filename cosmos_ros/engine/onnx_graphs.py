@@ -227,6 +227,10 @@ class ExplicitCache:
         """No intermediate SSM states are kept (transformers >= 5.25 asks before a chunked scan)."""
         return 0
 
+    def increase_count(self, layer_idx, state_idx=0):
+        """transformers >= 5.25 counts a decode step's in-place conv update here; that update
+        writes into the clone `_state` registered as present, and the graph counts no tokens."""
+
     def update_conv_state(self, states, layer_idx, conv_kernel_size, **kwargs):
         # Prefill: always left-pad by the kernel (zeros = causal padding, so the conv is unchanged)
         # rather than only when the prompt is shorter than it, which would branch on the length.

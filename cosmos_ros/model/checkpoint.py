@@ -270,6 +270,10 @@ def load_model(
             use_safetensors=True,
             output_loading_info=True,
             ignore_mismatched_sizes=True,  # reported below, by name, instead of a bare RuntimeError
+            # transformers >= 5.25 swaps layers for kernels fetched from the Hugging Face hub by
+            # default: a robot offline fails there, and code from the hub would run unreviewed.
+            # The hybrid family's Mamba kernels are chosen by mamba_kernels, from installed packages.
+            use_kernels=False,
             **kwargs,
         )
     problems = _loading_problems(model, info, tensors, strict)

@@ -82,6 +82,14 @@ def test_saved_then_loaded_model_gives_identical_logits(checkpoint):
         assert torch.equal(original(**inputs).logits, loaded(**inputs).logits)
 
 
+def test_loading_swaps_in_no_hub_kernels(checkpoint, monkeypatch):
+    """transformers 5.25 kernelizes loaded models from the Hugging Face hub by default; a robot
+    offline must load the checkpoint's own layers, with no network and no code fetched."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    model = load_model(checkpoint)
+    assert getattr(model, "use_kernels", False) is False
+
+
 def test_sharded_checkpoint_has_an_index_and_loads_identically(tmp_path):
     path = create_tiny_checkpoint(tmp_path / "sharded", preset="tiny-hybrid", max_shard_size="1MB")
     shards = sorted(p.name for p in path.glob("model-*.safetensors"))
