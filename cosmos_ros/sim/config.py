@@ -235,11 +235,32 @@ def _convert(hint, value, where: str):
     return value
 
 
-def read_yaml(path: Path) -> dict:
+def read_yaml(path: Path, _seen: tuple[Path, ...] = ()) -> dict:
+    """A scenario file's mapping. `extends: other.yaml` (relative to the file) starts from that
+    file's mapping, and this file's keys override it, nested mappings key by key: a variant of a
+    scenario restates only what differs."""
+    path = Path(path).resolve()
+    if path in _seen:
+        raise ValueError(f"{path}: 'extends' loops back to itself ({' -> '.join(p.name for p in _seen)})")
     try:
-        data = yaml.safe_load(Path(path).read_text())
+        data = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
         raise ValueError(f"cannot read scenario config {path}: {exc}") from exc
-    if not isinstance(data, dict) or "task" not in data:
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a scenario config is a mapping with a 'task:' key")
+    parent = data.pop("extends", None)
+    if parent is not None:
+        if not isinstance(parent, str):
+            raise ValueError(f"{path}: 'extends' names one scenario file, got {parent!r}")
+        data = merged(read_yaml(path.parent / parent, (*_seen, path)), data)
+    if "task" not in data:
         raise ValueError(f"{path}: a scenario config is a mapping with a 'task:' key")
     return data
+
+
+def merged(base: dict, override: dict) -> dict:
+    """base with override's keys put over it; where both hold a mapping, merged the same way."""
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out

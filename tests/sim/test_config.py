@@ -130,3 +130,32 @@ def test_the_tiny_model_scenarios_ask_with_sorted_options():
     for name in ("object_permanence", "arrow_of_time", "spatial_puzzle"):
         assert load_config(str(folder / f"{name}.yaml")).option_order == "sorted"
     assert load_config("arrow_of_time").option_order == "shuffled"
+
+
+def test_a_scenario_that_extends_another_restates_only_what_differs(tmp_path):
+    (tmp_path / "base.yaml").write_text(
+        "task: manipulation\nseed: 300\nrender: {width: 112, height: 112}\nvariants: {pick_success: 3.0, pick_drop: 1.0}\n"
+    )
+    (tmp_path / "more_drops.yaml").write_text("extends: base.yaml\nseed: 500\nvariants: {pick_drop: 2.5}\n")
+    cfg = load_config(tmp_path / "more_drops.yaml")
+    assert (cfg.seed, cfg.render.width, cfg.render.height) == (500, 112, 112)
+    assert cfg.variants == {"pick_success": 3.0, "pick_drop": 2.5}  # merged key by key
+    assert load_config(tmp_path / "base.yaml").variants["pick_drop"] == 1.0
+
+
+def test_an_extends_loop_or_a_missing_parent_is_named(tmp_path):
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\ntask: manipulation\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\n")
+    with pytest.raises(ValueError, match="loops back"):
+        read_yaml(tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text("extends: absent.yaml\n")
+    with pytest.raises(ValueError, match="absent.yaml"):
+        read_yaml(tmp_path / "c.yaml")
+
+
+def test_the_shipped_failure_mix_is_the_robot_scenario_with_its_own_seed_and_weights():
+    base, more = (load_config(SIM / "tiny" / f"{n}.yaml") for n in ("manipulation", "manipulation_failures"))
+    assert more.seed != base.seed and more.render == base.render and more.scene == base.scene
+    share = {name: cfg.variants["push_missed_push"] / sum(cfg.variants.values()) for name, cfg in
+             (("base", base), ("more", more))}  # fmt: skip
+    assert share["more"] > 2 * share["base"]
