@@ -289,28 +289,52 @@ class Child:
         self._log.close()
 
 
-class DiagnosticsProbe:
-    """Keeps every per-camera status the reasoner publishes on /diagnostics, with its arrival time."""
+class ProbeNode:
+    """A node of this process in a context of its own, spun on a daemon thread: subclasses make
+    their subscriptions and clients on `self.node`, then call `start()`."""
 
-    def __init__(self):
+    def __init__(self, name: str, threads: int = 1):
         import rclpy
-        from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-        from rclpy.executors import SingleThreadedExecutor
         from rclpy.signals import SignalHandlerOptions
 
         self._rclpy = rclpy
         self.context = rclpy.Context()
         rclpy.init(context=self.context, signal_handler_options=SignalHandlerOptions.NO)
-        self.node = rclpy.create_node("ingest_bench_probe", context=self.context)
-        self.samples: list[tuple[float, str, dict[str, str]]] = []  # (monotonic, camera, key values)
-        self.engine: dict[str, str] = {}
-        self._error_level = DiagnosticStatus.ERROR
+        self.node = rclpy.create_node(name, context=self.context)
+        self._threads = threads
         self._lock = threading.Lock()
-        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
-        self._executor = SingleThreadedExecutor(context=self.context)
+
+    def start(self) -> None:
+        from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
+
+        self._executor = (
+            MultiThreadedExecutor(num_threads=self._threads, context=self.context)
+            if self._threads > 1
+            else SingleThreadedExecutor(context=self.context)
+        )
         self._executor.add_node(self.node)
         self._thread = threading.Thread(target=self._executor.spin, daemon=True)
         self._thread.start()
+
+    def close(self) -> None:
+        self._executor.shutdown()
+        self.node.destroy_node()
+        self._rclpy.try_shutdown(context=self.context)
+        self._thread.join(timeout=2)
+
+
+class DiagnosticsProbe(ProbeNode):
+    """Keeps every per-camera status the reasoner publishes on /diagnostics, with its arrival time."""
+
+    def __init__(self):
+        from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+
+        super().__init__("ingest_bench_probe")
+        self.samples: list[tuple[float, str, dict[str, str]]] = []  # (monotonic, camera, key values)
+        self.engine: dict[str, str] = {}
+        self._error_level = DiagnosticStatus.ERROR
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
+        self.start()
 
     def _on_diagnostics(self, msg) -> None:
         now = time.monotonic()
@@ -339,12 +363,6 @@ class DiagnosticsProbe:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"timed out after {timeout:g} s waiting for {what}")
             time.sleep(0.1)
-
-    def close(self) -> None:
-        self._executor.shutdown()
-        self.node.destroy_node()
-        self._rclpy.try_shutdown(context=self.context)
-        self._thread.join(timeout=2)
 
 
 def use_transport(transport: str, domain_id: int) -> tuple[dict[str, str], str]:

@@ -32,7 +32,6 @@ import random
 import signal
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -45,6 +44,7 @@ from ingest import (
     FPS,
     Child,
     DiagnosticsProbe,
+    ProbeNode,
     _interrupt,
     machine_description,
     reasoner_params_file,
@@ -61,25 +61,18 @@ if not console.is_terminal:
     console.width = 140
 
 
-class Planner:
+class Planner(ProbeNode):
     """This process's ROS side: subscribes to the answers, calls ~/reason on a period."""
 
     def __init__(self):
-        import rclpy
-        from rclpy.executors import MultiThreadedExecutor
         from rclpy.qos import QoSProfile, ReliabilityPolicy
-        from rclpy.signals import SignalHandlerOptions
 
         from cosmos_ros.msg import FailureDetection, SubtaskPrediction
         from cosmos_ros.srv import Reason
 
-        self._rclpy = rclpy
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context, signal_handler_options=SignalHandlerOptions.NO)
-        self.node = rclpy.create_node("loop_bench_planner", context=self.context)
+        super().__init__("loop_bench_planner", threads=2)
         self.answers: dict[str, list[tuple[float, int]]] = {"next_subtask": [], "failure": []}
         self.requests: list[tuple[float, int]] = []  # (seconds to the response, status)
-        self._lock = threading.Lock()
         qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
         for kind, msg_type in (("next_subtask", SubtaskPrediction), ("failure", FailureDetection)):
             self.node.create_subscription(
@@ -87,11 +80,8 @@ class Planner:
             )
         self.client = self.node.create_client(Reason, "/reasoner/reason")
         self._request_type = Reason.Request
-        self._executor = MultiThreadedExecutor(num_threads=2, context=self.context)
-        self._executor.add_node(self.node)
-        self._thread = threading.Thread(target=self._executor.spin, daemon=True)
-        self._thread.start()
         self.measuring = False
+        self.start()
 
     def _on_answer(self, kind: str, msg) -> None:
         now = self.node.get_clock().now().nanoseconds
@@ -112,12 +102,6 @@ class Planner:
                     self.requests.append((time.monotonic() - sent, f.result().status))
 
         future.add_done_callback(done)
-
-    def close(self) -> None:
-        self._executor.shutdown()
-        self.node.destroy_node()
-        self._rclpy.try_shutdown(context=self.context)
-        self._thread.join(timeout=2)
 
 
 def reasoner_command(args) -> list[str]:

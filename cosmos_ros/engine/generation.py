@@ -37,10 +37,12 @@ class Generation:
     decode_s: float = 0.0  # the batch's decode steps after it
 
 
-def stop_token_ids(tokenizer, eos_token_id: int | list[int] | None) -> frozenset[int]:
-    """The chat stop tokens the tokenizer knows, its EOS and the model's EOS id(s)."""
+def stop_token_ids(tokenizer, *eos_token_ids: int | list[int] | None) -> frozenset[int]:
+    """The chat stop tokens the tokenizer knows, its EOS and each given EOS: an id, a list of
+    ids or None, as config.json and generation_config.json write `eos_token_id`."""
     stop = {tokenizer.convert_tokens_to_ids(t) for t in STOP_TOKENS} | {tokenizer.eos_token_id}
-    stop |= set(eos_token_id) if isinstance(eos_token_id, list) else {eos_token_id}
+    for eos in eos_token_ids:
+        stop |= set(eos) if isinstance(eos, (list, tuple)) else {eos}
     return frozenset(t for t in stop if t is not None and t != tokenizer.unk_token_id)
 
 
@@ -66,9 +68,7 @@ class DecodingEngine(Engine):
         generation = dict(generation or {})
         extra_eos = generation.pop("eos_token_id", None)
         self.generation_defaults = {**FALLBACK_GENERATION, **generation}
-        eos = [eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id or [])
-        eos += [extra_eos] if isinstance(extra_eos, int) else list(extra_eos or [])
-        self.stop_token_ids = stop_token_ids(self.tokenizer, eos)
+        self.stop_token_ids = stop_token_ids(self.tokenizer, eos_token_id, extra_eos)
         pad = self.tokenizer.pad_token_id
         self.pad_token_id = pad if pad is not None else min(self.stop_token_ids)
         self._generator = torch.Generator(self.device).manual_seed(seed)

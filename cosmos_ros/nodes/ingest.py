@@ -23,6 +23,7 @@ as drops; duplicates, reordering and clock jumps still reach the frame buffer's 
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Sequence
 
@@ -187,6 +188,7 @@ HEAP_TRIM_BYTES = 256 * 2**20
 HEAP_MMAP_BYTES = 32 * 2**20  # glibc's largest mmap threshold on 64-bit
 
 
+@functools.cache  # a process-wide setting: once per process, however many ingests it runs
 def keep_frames_on_the_heap() -> bool:
     """Stops glibc from giving a frame's memory back to the system after each frame. A 720p
     frame (2.7 MB) is above glibc's mmap threshold, and freeing it trims the heap top, so every

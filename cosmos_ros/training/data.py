@@ -109,6 +109,19 @@ def read_records(path: str | Path, skips: SkipCounter | None = None) -> list[Rec
     return records
 
 
+def read_split(data_dirs, split: str, skips: SkipCounter | None = None) -> list[Record]:
+    """The `split`.jsonl records of each dataset folder in turn (a folder listed twice is read
+    twice: how training replays one); a folder without that split is logged and passed over."""
+    records = []
+    for folder in data_dirs:
+        path = Path(folder) / f"{split}.jsonl"
+        if path.is_file():
+            records += read_records(path, skips)
+        else:
+            log.warning("no %s split in %s", split, folder)
+    return records
+
+
 def read_video(path: Path, fps: float, max_frames: int) -> Clip:
     """Decode an mp4 (OpenCV's bundled FFmpeg, in-process), resampled to `fps`; past `max_frames`,
     frames are subsampled evenly over the whole video, keeping the first and the last — as the

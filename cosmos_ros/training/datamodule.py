@@ -29,7 +29,7 @@ from cosmos_ros.training.data import (
     collate_examples,
     encode_example,
     load_processor,
-    read_records,
+    read_split,
     read_video,
 )
 
@@ -184,14 +184,7 @@ class VideoQADataModule(L.LightningDataModule):
         self._resume_skip = 0
 
     def records(self, split: str) -> list[Record]:
-        records = []
-        for folder in self.data_dirs:
-            path = Path(folder) / f"{split}.jsonl"
-            if path.is_file():
-                records += read_records(path, self.skips)
-            else:
-                log.warning("no %s split in %s", split, folder)
-        return records
+        return read_split(self.data_dirs, split, self.skips)
 
     def dataset(self, split: str) -> VideoQADataset:
         if split not in self.datasets:

@@ -176,16 +176,10 @@ def evaluate_engine(engine, data_dirs: list[str], split: str = "test", *, max_ne
                     samples_out: str | Path | None = None) -> tuple[dict, list[Record]]:  # fmt: skip
     """`evaluate_model` through a serving engine (onnxruntime, int8 weights, TensorRT, ...):
     the same records, clip sampling and scoring, one clip at a time as the reasoner asks."""
-    from cosmos_ros.training.data import SkipCounter, read_records
+    from cosmos_ros.training.data import SkipCounter, read_split
 
     skips = SkipCounter()
-    records = []
-    for folder in data_dirs:
-        path = Path(folder) / f"{split}.jsonl"
-        if path.is_file():
-            records += read_records(path, skips)
-        else:
-            log.warning("no %s split in %s", split, folder)
+    records = read_split(data_dirs, split, skips)
     records = records[:limit] if limit else records
     fps = (
         engine.processor.video.default_fps

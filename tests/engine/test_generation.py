@@ -166,3 +166,15 @@ def test_chosen_token_probability_is_the_models_own_whatever_the_sampling():
     )
     assert tokens.tolist() == [0]
     assert probs.item() == pytest.approx(torch.softmax(logits, -1)[0, 0].item())
+
+
+def test_stop_ids_take_each_eos_as_an_id_a_list_or_none():
+    from types import SimpleNamespace
+
+    from cosmos_ros.engine.generation import STOP_TOKENS, stop_token_ids
+
+    known = {token: 100 + i for i, token in enumerate(STOP_TOKENS)}
+    tokenizer = SimpleNamespace(convert_tokens_to_ids=known.get, eos_token_id=3, unk_token_id=0)
+    # config.json's id, generation_config.json's list, a missing one, and the unknown-token id
+    assert stop_token_ids(tokenizer, 5, [7, 8, 0], None) == {3, 5, 7, 8, *known.values()}
+    assert stop_token_ids(tokenizer) == {3, *known.values()}
