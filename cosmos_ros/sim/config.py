@@ -247,7 +247,7 @@ def read_yaml(path: Path, _seen: tuple[Path, ...] = ()) -> dict:
     except (OSError, yaml.YAMLError) as exc:
         raise ValueError(f"cannot read scenario config {path}: {exc}") from exc
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: a scenario config is a mapping with a 'task:' key")
+        raise ValueError(f"{path}: a scenario config is a mapping with a 'task:' key")  # noqa: TRY004
     parent = data.pop("extends", None)
     if parent is not None:
         if not isinstance(parent, str):
