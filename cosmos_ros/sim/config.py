@@ -262,5 +262,6 @@ def merged(base: dict, override: dict) -> dict:
     """base with override's keys put over it; where both hold a mapping, merged the same way."""
     out = dict(base)
     for key, value in override.items():
-        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        both = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = merged(out[key], value) if both else value
     return out
