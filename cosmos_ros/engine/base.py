@@ -18,8 +18,6 @@ from collections.abc import Callable
 
 from cosmos_ros.core.types import Clip, Prompt, Reasoning
 
-ENGINE_KINDS = ("torch", "onnxruntime", "tensorrt")
-
 
 class EngineUnavailableError(NotImplementedError):
     """The asked-for backend cannot run here: a package is missing or the backend is not built yet."""
@@ -138,37 +136,41 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+# kind -> (module, class, packages it needs with how to install them): creation and fallback both
+# read this one table. TensorRT's constructor names what it lacks itself (a GPU too, not only
+# packages), so it lists none here.
+BACKENDS = {
+    "torch": ("cosmos_ros.engine.torch_engine", "TorchEngine", ()),
+    "onnxruntime": (
+        "cosmos_ros.engine.onnx_engine",
+        "OnnxRuntimeEngine",
+        (("onnxruntime", "pip install onnxruntime (or onnxruntime-gpu)"), ("onnx", "pip install onnx")),
+    ),
+    "tensorrt": ("cosmos_ros.engine.tensorrt_engine", "TensorRTEngine", ()),
+}
+ENGINE_KINDS = tuple(BACKENDS)
+
+
+def _backend_class(kind: str) -> type[Engine]:
+    module, name, packages = BACKENDS[kind]
+    for package, install in packages:
+        _require(kind, package, install)
+    return getattr(importlib.import_module(module), name)
+
+
 def _accepted(kind: str, kw: dict) -> dict:
     """The keywords the fallback backend's constructor takes."""
-    constructors = {
-        "torch": ("cosmos_ros.engine.torch_engine", "TorchEngine"),
-        "onnxruntime": ("cosmos_ros.engine.onnx_engine", "OnnxRuntimeEngine"),
-        "tensorrt": ("cosmos_ros.engine.tensorrt_engine", "TensorRTEngine"),
-    }
-    if kind not in constructors:
+    if kind not in BACKENDS:
         return kw
-    module, name = constructors[kind]
-    parameters = inspect.signature(getattr(importlib.import_module(module), name)).parameters
+    parameters = inspect.signature(_backend_class(kind)).parameters
     return {k: v for k, v in kw.items() if k in parameters}
 
 
 def _create(kind: str, model: str, device: str, **kw) -> Engine:
-    if kind == "torch":
-        from cosmos_ros.engine.torch_engine import TorchEngine
-
-        return TorchEngine(model, device=device, **kw)
-    if kind == "onnxruntime":
-        _require(kind, "onnxruntime", "pip install onnxruntime (or onnxruntime-gpu)")
-        _require(kind, "onnx", "pip install onnx")
-        from cosmos_ros.engine.onnx_engine import OnnxRuntimeEngine
-
-        return OnnxRuntimeEngine(model, device=device, **kw)
+    if kind in BACKENDS:
+        return _backend_class(kind)(model, device=device, **kw)
     if ":" in kind:
         return _plugin_engine(kind, model, device, **kw)
-    if kind == "tensorrt":
-        from cosmos_ros.engine.tensorrt_engine import TensorRTEngine
-
-        return TensorRTEngine(model, device=device, **kw)
     raise ValueError(
         f"unknown engine kind {kind!r}; expected one of {', '.join(ENGINE_KINDS)} or 'module:factory'"
     )
