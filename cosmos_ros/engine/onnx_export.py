@@ -22,7 +22,6 @@ import json
 import time
 import warnings
 from collections.abc import Callable
-from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -37,8 +36,9 @@ from cosmos_ros.engine.engine_cache import (
 )
 from cosmos_ros.engine.manifest import GraphSpec, Manifest, TensorSpec
 from cosmos_ros.engine.onnx_graphs import cache_layout
-from cosmos_ros.engine.onnx_jobs import GraphJob, dense_jobs, hybrid_jobs
+from cosmos_ros.engine.onnx_jobs import GraphJob
 from cosmos_ros.model.bundle import ModelBundle, load_bundle, write_generation_defaults
+from cosmos_ros.model.families import family_of
 from cosmos_ros.model.mamba_kernels import mamba_implementation
 
 OPSET = 18
@@ -209,11 +209,13 @@ def export_bundle(
         raise ValueError("export needs the fp32 model (the TensorRT builder lowers precision itself)")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    dense = bundle.family == "dense"
-    implementation = nullcontext() if dense else mamba_implementation(False)
+    family = family_of(bundle.family)
+    if not family.exportable:
+        raise ValueError(f"the {family.name} family ({family.summary}) has no ONNX export")
     graphs = {}
-    with implementation, torch.inference_mode(False):
-        jobs = dense_jobs(bundle) if dense else hybrid_jobs(bundle)
+    # the graphs trace PyTorch code, never Mamba kernels (a model without Mamba layers is unaffected)
+    with mamba_implementation(False), torch.inference_mode(False):
+        jobs = family.load("export_jobs")(bundle)
         for job in jobs:
             task = progress.add_task(f"{bundle.model_id} {job.name}", total=len(STEPS)) if progress else None
 
@@ -227,8 +229,8 @@ def export_bundle(
     config.save_pretrained(out)
     if bundle.generation:
         write_generation_defaults(out, bundle.generation)
-    processor = bundle.processor.video if dense else bundle.processor.frames
-    (out / "video_preprocessor_config.json").write_text(json.dumps(processor.to_hf_dict(), indent=2))
+    media = bundle.processor.media
+    (out / "video_preprocessor_config.json").write_text(json.dumps(media.to_hf_dict(), indent=2))
     manifest = Manifest(
         model_id=bundle.model_id,
         family=bundle.family,
@@ -237,7 +239,7 @@ def export_bundle(
         graphs=graphs,
         cache_layout=cache_layout(config),
         eos_token_id=config.get_text_config().eos_token_id,
-        media_token_id=config.video_token_id if dense else config.image_token_id,
+        media_token_id=getattr(config, family.media_token),
         versions=_versions(),
     )
     manifest.save(out)

@@ -34,6 +34,8 @@ from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import (
 )
 from transformers.vision_utils import get_vision_cu_seqlens, get_vision_position_ids, get_vision_window_index
 
+from cosmos_ros.model.families import family_of
+
 ATTENTION, MAMBA = "attention", "mamba"
 
 
@@ -312,10 +314,11 @@ class LanguageGraph(nn.Module):
             raise ValueError(f"step must be 'prefill' or 'decode', got {step!r}")
         config = model.config
         self.step = step
-        self.dense = config.model_type == "qwen2_5_vl"
+        family = family_of(config)
+        self.dense = family.name == "dense"  # mRoPE: position_ids are an input
         self.text = model.model.language_model
         self.lm_head = model.lm_head
-        self.media_token_id = config.video_token_id if self.dense else config.image_token_id
+        self.media_token_id = getattr(config, family.media_token)
         self.past_names = state_names(config, "past")
         self.input_names = ("input_ids", "attention_mask")
         self.input_names += ("media_embeds",) if step == "prefill" else ()

@@ -16,19 +16,49 @@ a time with a KV (and, for the hybrid, Mamba conv/SSM) cache:
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import torch
 from transformers import DynamicCache
 
 from cosmos_ros.model.hybrid_processor import HybridInputs, collate_hybrid_inputs
-from cosmos_ros.model.mamba_kernels import mamba_implementation
+from cosmos_ros.model.mamba_kernels import mamba_implementation, resolve_use_mamba_kernels
 from cosmos_ros.model.positions import rope_index
 from cosmos_ros.model.processor import VideoInputs, collate_video_inputs
 
 
+class Runner(Protocol):
+    """What the decode loop asks of a family (the registry's `runner` entry). Constructed as
+    `Runner(model, device, dtype, use_mamba_kernels)`; a family without Mamba layers refuses
+    use_mamba_kernels=True."""
+
+    family: str
+    use_mamba_kernels: bool
+
+    def collate(self, items: list, pad_token_id: int) -> dict[str, torch.Tensor]:
+        """Left-padded batch of the family processor's inputs, on the runner's device and dtype."""
+        ...
+
+    def new_cache(self) -> DynamicCache: ...
+
+    def prefill(self, batch: dict, cache, logits_to_keep: int = 1) -> tuple[torch.Tensor, dict]:
+        """Logits (B, logits_to_keep or L, V) and the per-row state the decode steps need."""
+        ...
+
+    def decode(self, tokens: torch.Tensor, attention_mask: torch.Tensor, cache, state: dict) -> torch.Tensor:
+        """tokens (B,) → next logits (B, V); `attention_mask` (B, L + steps) already covers `tokens`."""
+        ...
+
+
 class DenseRunner:
     family = "dense"
+    use_mamba_kernels = False
 
-    def __init__(self, model, device: torch.device, dtype: torch.dtype):
+    def __init__(
+        self, model, device: torch.device, dtype: torch.dtype, use_mamba_kernels: bool | None = None
+    ):
+        if use_mamba_kernels:
+            raise ValueError("use_mamba_kernels=True: the dense family has no Mamba layers")
         self.model, self.device, self.dtype = model, device, dtype
 
     def collate(self, items: list[VideoInputs], pad_token_id: int) -> dict[str, torch.Tensor]:
@@ -70,9 +100,12 @@ class DenseRunner:
 class HybridRunner:
     family = "hybrid"
 
-    def __init__(self, model, device: torch.device, dtype: torch.dtype, use_mamba_kernels: bool):
+    def __init__(
+        self, model, device: torch.device, dtype: torch.dtype, use_mamba_kernels: bool | None = None
+    ):
+        """use_mamba_kernels: None uses mamba-ssm / causal-conv1d where installed and on CUDA."""
         self.model, self.device, self.dtype = model, device, dtype
-        self.use_mamba_kernels = use_mamba_kernels
+        self.use_mamba_kernels = resolve_use_mamba_kernels(use_mamba_kernels, device)
 
     def implementation(self):
         return mamba_implementation(self.use_mamba_kernels)

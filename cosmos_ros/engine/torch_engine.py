@@ -21,9 +21,9 @@ import torch
 
 from cosmos_ros.core.types import Clip, Prompt
 from cosmos_ros.engine.generation import STOP_TOKENS, DecodingEngine, Generation
-from cosmos_ros.engine.runners import DenseRunner, HybridRunner
+from cosmos_ros.engine.runners import Runner
 from cosmos_ros.model.bundle import ModelBundle, load_bundle
-from cosmos_ros.model.mamba_kernels import resolve_use_mamba_kernels
+from cosmos_ros.model.families import family_of
 
 __all__ = ["STOP_TOKENS", "Generation", "TorchEngine"]
 
@@ -75,14 +75,10 @@ class TorchEngine(DecodingEngine):
         self._model_id = bundle.model_id
         self.tokenizer = bundle.tokenizer
         self.processor = bundle.processor
-        if bundle.family == "hybrid":
-            self.use_mamba_kernels = resolve_use_mamba_kernels(use_mamba_kernels, device)
-            self.runner = HybridRunner(self._model, device, self.dtype, self.use_mamba_kernels)
-        else:
-            if use_mamba_kernels:
-                raise ValueError("use_mamba_kernels=True: the dense family has no Mamba layers")
-            self.use_mamba_kernels = False
-            self.runner = DenseRunner(self._model, device, self.dtype)
+        runner: Runner = family_of(bundle.family).load("runner")(
+            self._model, device, self.dtype, use_mamba_kernels
+        )
+        self.runner, self.use_mamba_kernels = runner, runner.use_mamba_kernels
         self._setup_decoding(self._model.config.get_text_config().eos_token_id, seed, bundle.generation)
 
     @property

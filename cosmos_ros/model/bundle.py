@@ -4,7 +4,7 @@ preset (random init, tiny presets only) or a checkpoint directory, for either fa
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -17,12 +17,11 @@ from cosmos_ros.model.checkpoint import (
     preset_id,
     resolve_dtype,
 )
-from cosmos_ros.model.config import PRESETS, HybridPreset, Preset, get_preset
-from cosmos_ros.model.hybrid_processor import FrameProcessor, HybridReasonProcessor
-from cosmos_ros.model.processor import ReasonProcessor, VideoProcessor
+from cosmos_ros.model.config import PRESETS, Preset
+from cosmos_ros.model.families import family_of, resolve_source
+from cosmos_ros.model.hybrid_processor import HybridReasonProcessor
+from cosmos_ros.model.processor import ReasonProcessor
 from cosmos_ros.model.tokenizer import build_tiny_tokenizer, load_tokenizer
-
-FAMILY_OF_MODEL_TYPE = {"qwen2_5_vl": "dense", "internvl": "hybrid"}
 
 
 @dataclass
@@ -80,47 +79,14 @@ def write_generation_defaults(path: str | Path, defaults: dict) -> None:
 
 
 def make_processor(preset: Preset, tokenizer) -> ReasonProcessor | HybridReasonProcessor:
-    """The `(Clip, Prompt) → inputs` processor of a preset, around `tokenizer`."""
-    if isinstance(preset, HybridPreset):
-        return HybridReasonProcessor(
-            tokenizer,
-            FrameProcessor.from_preset(preset),
-            preset.tokens_per_frame,
-            preset.token_ids["image_token_id"],
-        )
-    return ReasonProcessor(tokenizer, VideoProcessor.from_preset(preset), preset.token_ids["video_token_id"])
+    """The `(Clip, Prompt) → inputs` processor of a preset, around `tokenizer` (its family's)."""
+    return family_of(preset).load("preset_processor")(preset, tokenizer)
 
 
 def checkpoint_processor(path: Path, config, tokenizer) -> ReasonProcessor | HybridReasonProcessor:
-    """The processor of a checkpoint: its video_preprocessor_config.json over its family's defaults."""
-    if FAMILY_OF_MODEL_TYPE[config.model_type] == "hybrid":
-        vision = config.vision_config
-        patches = (vision.image_size[0] // vision.patch_size[0]) ** 2
-        tokens_per_frame = round(patches * config.downsample_ratio**2)
-        if tokens_per_frame != config.image_seq_length:
-            raise CheckpointError(
-                f"{path}: image_seq_length {config.image_seq_length} disagrees with the vision config "
-                f"({patches} patches x downsample_ratio² = {tokens_per_frame})"
-            )
-        base = replace(
-            FrameProcessor.from_preset(get_preset("cosmos-reason1-56b")), image_size=vision.image_size[0]
-        )
-        frames = FrameProcessor.from_pretrained(path, base=base)
-        if frames.image_size != vision.image_size[0]:
-            raise CheckpointError(
-                f"{path}: video_preprocessor_config.json resizes frames to {frames.image_size}² but the "
-                f"vision tower takes {vision.image_size[0]}²"
-            )
-        return HybridReasonProcessor(tokenizer, frames, tokens_per_frame, config.image_token_id)
-    vision = config.vision_config
-    # Pixel budget and fps: the checkpoint's video_preprocessor_config.json, else the 7B defaults.
-    base = replace(
-        VideoProcessor.from_preset(get_preset("cosmos-reason1-7b")),
-        patch_size=vision.patch_size,
-        temporal_patch_size=vision.temporal_patch_size,
-        merge_size=vision.spatial_merge_size,
-    )
-    return ReasonProcessor(tokenizer, VideoProcessor.from_pretrained(path, base=base), config.video_token_id)
+    """The processor of a checkpoint (or export) directory: its family's, from its processor
+    configs over the family defaults."""
+    return family_of(config).load("checkpoint_processor")(Path(path), config, tokenizer)
 
 
 def load_bundle(
@@ -135,24 +101,20 @@ def load_bundle(
     or a checkpoint directory of either family."""
     device = torch.device(device)
     dtype = resolve_dtype(dtype, device)
-    if (
-        isinstance(source, (str, Path))
-        and not str(source).endswith((".yaml", ".yml"))
-        and str(source) not in PRESETS
-    ):
-        path = Path(source)
-        if not path.exists():
+    kind, resolved = resolve_source(source)
+    if kind == "directory":
+        if not resolved.exists():
             raise CheckpointError(
                 f"{str(source)!r} is neither a model preset ({', '.join(sorted(PRESETS))}) "
                 "nor an existing checkpoint directory"
             )
-        model = load_model(path, dtype, device, strict=strict)
-        family = FAMILY_OF_MODEL_TYPE[model.config.model_type]
-        tokenizer = load_tokenizer(path, family)
-        processor = checkpoint_processor(path, model.config, tokenizer)
-        generation = read_generation_defaults(path)
-        return ModelBundle(model, tokenizer, processor, checkpoint_id(path), family, generation)
-    preset = get_preset(source)
+        model = load_model(resolved, dtype, device, strict=strict)
+        family = family_of(model.config).name
+        tokenizer = load_tokenizer(resolved, family)
+        processor = checkpoint_processor(resolved, model.config, tokenizer)
+        generation = read_generation_defaults(resolved)
+        return ModelBundle(model, tokenizer, processor, checkpoint_id(resolved), family, generation)
+    preset = resolved
     if not preset.offline_tokenizer:
         raise ValueError(
             f"preset {preset.name!r} has no offline tokenizer and is too large to random-init for use; "

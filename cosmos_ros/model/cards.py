@@ -11,24 +11,20 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import typing
 from pathlib import Path
 
 import yaml
 
 from cosmos_ros import resources
-from cosmos_ros.model.dense_config import ModelPreset, TextConfig, VideoDefaults, VisionConfig
-from cosmos_ros.model.hybrid_config import FrameDefaults, HybridPreset, InternViTConfig, NemotronHTextConfig
+from cosmos_ros.model.dense_config import ModelPreset
+from cosmos_ros.model.families import FAMILIES
+from cosmos_ros.model.hybrid_config import HybridPreset
 
 Preset = ModelPreset | HybridPreset
 
 PRESET_PATH_ENV = "COSMOS_ROS_PRESET_PATH"
-_SECTIONS = {
-    "dense": (ModelPreset, {"text": TextConfig, "vision": VisionConfig, "video": VideoDefaults}),
-    "hybrid": (
-        HybridPreset,
-        {"text": NemotronHTextConfig, "vision": InternViTConfig, "video": FrameDefaults},
-    ),
-}
+SECTIONS = ("text", "vision", "video")  # a card's nested mappings: its family card's fields of these names
 
 
 class CardError(ValueError):
@@ -63,9 +59,11 @@ def preset_from_card(card: dict, where: str = "card") -> Preset:
     if not isinstance(card, dict):
         raise CardError(f"{where} must be a mapping with name, family, text, vision, ...")
     family = card.get("family")
-    if family not in _SECTIONS:
-        raise CardError(f"{where}: family must be one of {sorted(_SECTIONS)}, got {family!r}")
-    preset_cls, sections = _SECTIONS[family]
+    if family not in FAMILIES:
+        raise CardError(f"{where}: family must be one of {sorted(FAMILIES)}, got {family!r}")
+    preset_cls = FAMILIES[family].load("card")
+    hints = typing.get_type_hints(preset_cls)
+    sections = {name: hints[name] for name in SECTIONS}
     values = _fields(preset_cls, {k: v for k, v in card.items() if k != "family"}, where)
     for key, section_cls in sections.items():
         if key in values:

@@ -27,6 +27,7 @@ from transformers import AutoConfig
 from transformers.utils import logging as hf_logging
 
 from cosmos_ros.model.config import HybridPreset, Preset, get_preset, model_class
+from cosmos_ros.model.families import MODEL_TYPES
 from cosmos_ros.model.hybrid_processor import FrameProcessor
 from cosmos_ros.model.processor import VideoProcessor
 from cosmos_ros.model.tokenizer import build_tiny_tokenizer
@@ -54,7 +55,7 @@ __all__ = [
     "save_checkpoint",
 ]
 
-SUPPORTED_MODEL_TYPES = ("qwen2_5_vl", "internvl")
+SUPPORTED_MODEL_TYPES = tuple(MODEL_TYPES)  # the family registry's
 DTYPES = {
     "fp32": torch.float32, "float32": torch.float32,
     "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
@@ -166,7 +167,6 @@ def checkpoint_info(path: str | Path) -> dict:
     path = Path(path)
     tensors = _checked_tensors(path)
     config = json.loads((path / "config.json").read_text())
-    from cosmos_ros.model.bundle import FAMILY_OF_MODEL_TYPE
 
     dtypes: dict[str, int] = {}
     for entry in tensors.values():
@@ -177,7 +177,7 @@ def checkpoint_info(path: str | Path) -> dict:
         "checkpoint": str(path),
         "model_id": checkpoint_id(path),
         "model_type": config["model_type"],
-        "family": FAMILY_OF_MODEL_TYPE[config["model_type"]],
+        "family": MODEL_TYPES[config["model_type"]].name,
         "architectures": config.get("architectures", []),
         "parameters": sum(dtypes.values()),
         "parameters_by_dtype": dtypes,

@@ -63,19 +63,13 @@ def get_preset(name: str | Path | Preset) -> Preset:
 
 
 def model_class(config):
-    """transformers' model class for a preset or an HF config of either family."""
-    from transformers import InternVLForConditionalGeneration, Qwen2_5_VLForConditionalGeneration
+    """transformers' model class for a preset or an HF config, from its family's entry."""
+    from cosmos_ros.model.families import family_of
 
-    family = getattr(config, "family", None) or {"qwen2_5_vl": "dense", "internvl": "hybrid"}.get(
-        getattr(config, "model_type", None)
-    )
-    if family == "dense":
-        return Qwen2_5_VLForConditionalGeneration
-    if family == "hybrid":
-        return InternVLForConditionalGeneration
-    raise ValueError(
-        f"no model class for {type(config).__name__} (model_type {getattr(config, 'model_type', None)!r})"
-    )
+    try:
+        return family_of(config).load("model_class")
+    except ValueError as exc:
+        raise ValueError(f"no model class for {type(config).__name__}: {exc}") from None
 
 
 def _count(module) -> int:

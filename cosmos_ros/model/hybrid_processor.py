@@ -163,6 +163,11 @@ class HybridReasonProcessor:
                 f"but the model expects image_token_id {image_token_id}"
             )
 
+
+    @property
+    def media(self) -> FrameProcessor:
+        """The family's media processor (every family's processor names it `media`)."""
+        return self.frames
     def render(self, prompt: Prompt, assistant_prefix: str = "") -> str:
         """The chat text with one `<video>` placeholder, assistant turn opened (and begun with `assistant_prefix`)."""
         return render_chat(self.tokenizer, prompt) + assistant_prefix
@@ -193,3 +198,39 @@ class HybridReasonProcessor:
             fps=clip_fps(clip, self.frames.default_fps),
             text=text,
         )
+
+
+def preset_processor(preset: HybridPreset, tokenizer) -> HybridReasonProcessor:
+    """The hybrid family's processor of a preset, around `tokenizer`."""
+    return HybridReasonProcessor(
+        tokenizer,
+        FrameProcessor.from_preset(preset),
+        preset.tokens_per_frame,
+        preset.token_ids["image_token_id"],
+    )
+
+
+def checkpoint_processor(path: Path, config, tokenizer) -> HybridReasonProcessor:
+    """The hybrid family's processor of a checkpoint: tile size and tokens per frame from
+    config.json (checked against each other), the rest from its processor configs over the 56B's."""
+    from cosmos_ros.model.checkpoint import CheckpointError
+    from cosmos_ros.model.config import get_preset
+
+    vision = config.vision_config
+    patches = (vision.image_size[0] // vision.patch_size[0]) ** 2
+    tokens_per_frame = round(patches * config.downsample_ratio**2)
+    if tokens_per_frame != config.image_seq_length:
+        raise CheckpointError(
+            f"{path}: image_seq_length {config.image_seq_length} disagrees with the vision config "
+            f"({patches} patches x downsample_ratio² = {tokens_per_frame})"
+        )
+    base = replace(
+        FrameProcessor.from_preset(get_preset("cosmos-reason1-56b")), image_size=vision.image_size[0]
+    )
+    frames = FrameProcessor.from_pretrained(path, base=base)
+    if frames.image_size != vision.image_size[0]:
+        raise CheckpointError(
+            f"{path}: video_preprocessor_config.json resizes frames to {frames.image_size}² but the "
+            f"vision tower takes {vision.image_size[0]}²"
+        )
+    return HybridReasonProcessor(tokenizer, frames, tokens_per_frame, config.image_token_id)

@@ -314,6 +314,11 @@ class ReasonProcessor:
                 f"but the model expects video_token_id {video_token_id}"
             )
 
+
+    @property
+    def media(self) -> VideoProcessor:
+        """The family's media processor (every family's processor names it `media`)."""
+        return self.video
     def render(self, prompt: Prompt, assistant_prefix: str = "") -> str:
         """The chat text with one video placeholder, assistant turn opened (and begun with
         `assistant_prefix`, e.g. "<answer>\\n", when the caller scores what follows it)."""
@@ -344,3 +349,23 @@ class ReasonProcessor:
             fps=fps,
             text=text,
         )
+
+
+def preset_processor(preset: ModelPreset, tokenizer) -> ReasonProcessor:
+    """The dense family's processor of a preset, around `tokenizer`."""
+    return ReasonProcessor(tokenizer, VideoProcessor.from_preset(preset), preset.token_ids["video_token_id"])
+
+
+def checkpoint_processor(path: Path, config, tokenizer) -> ReasonProcessor:
+    """The dense family's processor of a checkpoint: its patch geometry from config.json, its
+    pixel budget and fps from its processor configs, else the 7B defaults."""
+    from cosmos_ros.model.config import get_preset
+
+    vision = config.vision_config
+    base = replace(
+        VideoProcessor.from_preset(get_preset("cosmos-reason1-7b")),
+        patch_size=vision.patch_size,
+        temporal_patch_size=vision.temporal_patch_size,
+        merge_size=vision.spatial_merge_size,
+    )
+    return ReasonProcessor(tokenizer, VideoProcessor.from_pretrained(path, base=base), config.video_token_id)

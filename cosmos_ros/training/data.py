@@ -221,14 +221,13 @@ def collate_examples(examples: list[Example], pad_token_id: int) -> dict:
 def load_processor(source: str | Path):
     """The serving processor of a preset name / card or a checkpoint directory, without building weights."""
     from cosmos_ros.model.bundle import checkpoint_processor, make_processor
-    from cosmos_ros.model.config import PRESETS, get_preset
+    from cosmos_ros.model.families import family_of, resolve_source
     from cosmos_ros.model.tokenizer import build_tiny_tokenizer, load_tokenizer
 
-    if str(source) in PRESETS or str(source).endswith((".yaml", ".yml")):
-        preset = get_preset(source)
-        return make_processor(preset, build_tiny_tokenizer(family=preset.family))
+    kind, resolved = resolve_source(source)
+    if kind == "preset":
+        return make_processor(resolved, build_tiny_tokenizer(family=resolved.family))
     from transformers import AutoConfig
 
-    config = AutoConfig.from_pretrained(str(source), local_files_only=True)
-    family = "hybrid" if config.model_type == "internvl" else "dense"
-    return checkpoint_processor(Path(source), config, load_tokenizer(source, family))
+    config = AutoConfig.from_pretrained(str(resolved), local_files_only=True)
+    return checkpoint_processor(resolved, config, load_tokenizer(resolved, family_of(config).name))

@@ -181,11 +181,7 @@ def evaluate_engine(engine, data_dirs: list[str], split: str = "test", *, max_ne
     skips = SkipCounter()
     records = read_split(data_dirs, split, skips)
     records = records[:limit] if limit else records
-    fps = (
-        engine.processor.video.default_fps
-        if hasattr(engine.processor, "video")
-        else engine.processor.frames.default_fps
-    )
+    fps = engine.processor.media.default_fps
     answered, texts = engine_answers(
         engine, records, fps=fps, max_frames=max_frames, max_new_tokens=max_new_tokens
     )

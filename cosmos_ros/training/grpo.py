@@ -104,8 +104,6 @@ class GRPOModule(OptimizerMixin, L.LightningModule):
         self.save_hyperparameters()
         self.automatic_optimization = False
         self.model, self.tokenizer, self.processor, self.family = load_trainable(model, seed)
-        if self.family != "dense":
-            raise ValueError(f"GRPO supports the dense (Qwen2.5-VL) family; {model!r} is {self.family}")
         self.reference = None
         if beta > 0:
             self.reference = copy.deepcopy(self.model).eval().requires_grad_(False)

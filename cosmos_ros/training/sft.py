@@ -25,11 +25,25 @@ MODEL_KEYS = ("input_ids", "attention_mask", "mm_token_type_ids", "pixel_values_
 
 
 def load_trainable(source: str, seed: int = 0, dtype: str | None = None):
-    """(model, tokenizer, processor, family) of a preset (random init from `seed`) or a checkpoint dir."""
+    """(model, tokenizer, processor, family) of a preset (random init from `seed`) or a checkpoint
+    dir, of a family the registry marks trainable (SFT and GRPO alike)."""
     from cosmos_ros.model.bundle import load_bundle
+    from cosmos_ros.model.families import family_of, resolve_source
 
+    kind, resolved = resolve_source(source)
+    if kind == "preset" and not family_of(resolved).trainable:  # refused before building its weights
+        _refuse_untrainable(source, family_of(resolved).name)
     bundle = load_bundle(source, seed=seed, dtype=dtype or "fp32")
+    if not family_of(bundle.family).trainable:
+        _refuse_untrainable(source, bundle.family)
     return bundle.model.train(), bundle.tokenizer, bundle.processor, bundle.family
+
+
+def _refuse_untrainable(source, family: str):
+    from cosmos_ros.model.families import FAMILIES
+
+    trainable = ", ".join(f"{f.name} ({f.summary})" for f in FAMILIES.values() if f.trainable)
+    raise ValueError(f"training supports the {trainable} family; {str(source)!r} is {family}")
 
 
 def apply_lora(model, lora: dict):
@@ -108,8 +122,6 @@ class SFTModule(OptimizerMixin, L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.model, self.tokenizer, self.processor, self.family = load_trainable(model, seed)
-        if self.family != "dense":
-            raise ValueError(f"training supports the dense (Qwen2.5-VL) family; {model!r} is {self.family}")
         if gradient_checkpointing:
             self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if lora:

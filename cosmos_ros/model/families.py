@@ -1,0 +1,117 @@
+"""The model families, in one registry — in the spirit of transformers' `model_type` → classes
+mappings. An entry names, as "module:attribute" (imported only when used, so reading the
+registry costs no torch), everything that differs between families:
+
+- `card`: the preset dataclass a YAML card becomes (its `text` / `vision` / `video` fields'
+  types are the card's sections);
+- `model_class`: transformers' model class, for presets and checkpoints alike;
+- `preset_processor` / `checkpoint_processor`: the `(Clip, Prompt) → inputs` processor of a
+  preset, and of a checkpoint directory (its own processor configs over the family defaults);
+- `collate`: batches of that processor's inputs, for training;
+- `runner`: the torch engine's per-family forward (`engine.runners.Runner`);
+- `export_jobs`: the ONNX graphs of `cosmos-ros export`;
+- what it supports: `trainable` (SFT / GRPO), `exportable` (ONNX), `tensorrt`.
+
+    family = family_of(config)   # an HF config or config.json dict, a preset, or a family name
+    family.load("model_class")   # transformers.Qwen2_5_VLForConditionalGeneration
+
+Adding a family is an entry here and the family's own modules (model/README.md, "Adding a
+family"). `resolve_source` is the one place that decides whether a model name is a preset or a
+checkpoint directory.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str  # what presets, manifests and bundles call it: "dense", "hybrid"
+    model_type: str  # config.json's model_type
+    summary: str
+    card: str
+    model_class: str
+    preset_processor: str
+    checkpoint_processor: str
+    collate: str
+    runner: str
+    export_jobs: str
+    media_token: str  # the config / preset token id its media placeholder uses
+    trainable: bool = False
+    exportable: bool = True
+    tensorrt: bool = True
+
+    def load(self, part: str):
+        """The object an entry names: `family.load("runner")` is the runner class."""
+        module, _, attribute = getattr(self, part).partition(":")
+        return getattr(importlib.import_module(module), attribute)
+
+
+FAMILIES: dict[str, Family] = {
+    family.name: family
+    for family in (
+        Family(
+            name="dense",
+            model_type="qwen2_5_vl",
+            summary="Qwen2.5-VL (Cosmos-Reason1-7B)",
+            card="cosmos_ros.model.dense_config:ModelPreset",
+            model_class="transformers:Qwen2_5_VLForConditionalGeneration",
+            preset_processor="cosmos_ros.model.processor:preset_processor",
+            checkpoint_processor="cosmos_ros.model.processor:checkpoint_processor",
+            collate="cosmos_ros.model.processor:collate_video_inputs",
+            runner="cosmos_ros.engine.runners:DenseRunner",
+            export_jobs="cosmos_ros.engine.onnx_jobs:dense_jobs",
+            media_token="video_token_id",
+            trainable=True,
+        ),
+        Family(
+            name="hybrid",
+            model_type="internvl",
+            summary="InternViT + MLP projector + Nemotron-H (Cosmos-Reason1-56B)",
+            card="cosmos_ros.model.hybrid_config:HybridPreset",
+            model_class="transformers:InternVLForConditionalGeneration",
+            preset_processor="cosmos_ros.model.hybrid_processor:preset_processor",
+            checkpoint_processor="cosmos_ros.model.hybrid_processor:checkpoint_processor",
+            collate="cosmos_ros.model.hybrid_processor:collate_hybrid_inputs",
+            runner="cosmos_ros.engine.runners:HybridRunner",
+            export_jobs="cosmos_ros.engine.onnx_jobs:hybrid_jobs",
+            media_token="image_token_id",
+        ),
+    )
+}
+MODEL_TYPES: dict[str, Family] = {family.model_type: family for family in FAMILIES.values()}
+
+
+def family_of(thing) -> Family:
+    """The family of a name ("dense"), a preset (its `family`), an HF config or a config.json
+    mapping (its `model_type`); ValueError naming what is supported otherwise."""
+    if isinstance(thing, str):
+        if thing in FAMILIES:
+            return FAMILIES[thing]
+        raise ValueError(f"unknown model family {thing!r}; expected one of {', '.join(FAMILIES)}")
+    name = getattr(thing, "family", None)
+    if isinstance(name, str) and name in FAMILIES:
+        return FAMILIES[name]
+    model_type = thing.get("model_type") if isinstance(thing, dict) else getattr(thing, "model_type", None)
+    if model_type in MODEL_TYPES:
+        return MODEL_TYPES[model_type]
+    raise ValueError(
+        f"model_type {model_type!r} is not supported; expected one of {', '.join(MODEL_TYPES)} "
+        f"({'; '.join(f'{f.model_type}: {f.summary}' for f in FAMILIES.values())})"
+    )
+
+
+def resolve_source(source):
+    """A model source as ("preset", Preset) or ("directory", Path): a preset instance, a preset
+    name, or a .yaml card are presets; anything else is a checkpoint (or export) directory, which
+    need not exist yet for this answer."""
+    from cosmos_ros.model.config import PRESETS, get_preset
+
+    if not isinstance(source, (str, Path)):
+        return "preset", get_preset(source)
+    if str(source) in PRESETS or str(source).endswith((".yaml", ".yml")):
+        return "preset", get_preset(source)
+    return "directory", Path(source)
