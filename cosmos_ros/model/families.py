@@ -7,10 +7,9 @@ registry costs no torch), everything that differs between families:
 - `model_class`: transformers' model class, for presets and checkpoints alike;
 - `preset_processor` / `checkpoint_processor`: the `(Clip, Prompt) → inputs` processor of a
   preset, and of a checkpoint directory (its own processor configs over the family defaults);
-- `collate`: batches of that processor's inputs, for training;
 - `runner`: the torch engine's per-family forward (`engine.runners.Runner`);
 - `export_jobs`: the ONNX graphs of `cosmos-ros export`;
-- what it supports: `trainable` (SFT / GRPO), `exportable` (ONNX), `tensorrt`.
+- what it supports: `trainable` (SFT / GRPO), `exportable` (ONNX; TensorRT builds from an export).
 
     family = family_of(config)   # an HF config or config.json dict, a preset, or a family name
     family.load("model_class")   # transformers.Qwen2_5_VLForConditionalGeneration
@@ -36,13 +35,11 @@ class Family:
     model_class: str
     preset_processor: str
     checkpoint_processor: str
-    collate: str
     runner: str
     export_jobs: str
     media_token: str  # the config / preset token id its media placeholder uses
     trainable: bool = False
     exportable: bool = True
-    tensorrt: bool = True
 
     def load(self, part: str):
         """The object an entry names: `family.load("runner")` is the runner class."""
@@ -61,7 +58,6 @@ FAMILIES: dict[str, Family] = {
             model_class="transformers:Qwen2_5_VLForConditionalGeneration",
             preset_processor="cosmos_ros.model.processor:preset_processor",
             checkpoint_processor="cosmos_ros.model.processor:checkpoint_processor",
-            collate="cosmos_ros.model.processor:collate_video_inputs",
             runner="cosmos_ros.engine.runners:DenseRunner",
             export_jobs="cosmos_ros.engine.onnx_jobs:dense_jobs",
             media_token="video_token_id",
@@ -75,7 +71,6 @@ FAMILIES: dict[str, Family] = {
             model_class="transformers:InternVLForConditionalGeneration",
             preset_processor="cosmos_ros.model.hybrid_processor:preset_processor",
             checkpoint_processor="cosmos_ros.model.hybrid_processor:checkpoint_processor",
-            collate="cosmos_ros.model.hybrid_processor:collate_hybrid_inputs",
             runner="cosmos_ros.engine.runners:HybridRunner",
             export_jobs="cosmos_ros.engine.onnx_jobs:hybrid_jobs",
             media_token="image_token_id",
