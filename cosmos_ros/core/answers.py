@@ -7,8 +7,15 @@ guess, so the rule is: read what is unambiguous, and report everything else
 as UNCERTAIN with a short `reason` instead of raising. Every engine backend,
 the nodes and the GRPO rewards use this one parser, so they agree.
 
+Two answer formats, one per model line (the family's `answer_format`):
+
+- "tags" (Cosmos-Reason1): the answer is inside <answer>…</answer>.
+- "after_think" (Cosmos-Reason2): "<think>\n…\n</think>\n\n" then the answer itself, as its
+  reasoning prompt asks ("Write your final answer immediately after the </think> tag"); an
+  output without think tags is all answer. Answer tags, if a model writes them, still win.
+
 UNCERTAIN reasons: "no_output" (None), "not_text", "no_answer_tag",
-"unclosed_answer", "multiple_answers", "empty_answer", "letter_out_of_range",
+"unclosed_answer", "unclosed_think", "multiple_answers", "empty_answer", "letter_out_of_range",
 "letter_text_mismatch", "no_option_match".
 """
 
@@ -42,7 +49,11 @@ class ParsedAnswer:
 # Tag contents may span lines but may not contain another tag.
 _BODY = r"(?:(?!</?(?:think|answer)>).)*"
 _STRICT = re.compile(rf"<think>\n{_BODY}\n</think>\n\n<answer>\n{_BODY}\n</answer>", re.DOTALL)
+_STRICT_AFTER_THINK = re.compile(rf"<think>\n{_BODY}\n</think>\n\n(?=\S){_BODY}", re.DOTALL)
 _TAG = re.compile(r"<(/?)(think|answer)>", re.IGNORECASE)
+
+ANSWER_TAGS, AFTER_THINK = "tags", "after_think"
+ANSWER_FORMATS = (ANSWER_TAGS, AFTER_THINK)
 
 _NONE_ANSWERS = frozenset(
     {"none", "none of the above", "none of them", "none of these", "none of the options", "no option fits"}
@@ -98,15 +109,48 @@ def _think_text(text: str, tags: list[re.Match], answer_start: int) -> str:
     return text[start : ends[0] if ends else answer_start].strip()
 
 
-def parse_answer(text: Any, options: Sequence[str] = ()) -> ParsedAnswer:
-    """Read a model output; never raises.
+def _strict(answer_format: str) -> re.Pattern:
+    if answer_format not in ANSWER_FORMATS:
+        raise ValueError(f"answer_format must be one of {ANSWER_FORMATS}, got {answer_format!r}")
+    return _STRICT if answer_format == ANSWER_TAGS else _STRICT_AFTER_THINK
 
-    Answer text comes from the single <answer>...</answer> block, wherever it is
+
+def _choice(answer: str, think: str, options: tuple[str, ...], format_ok: bool) -> ParsedAnswer:
+    """The parse of an answer read from its delimited place (tags, or after </think>)."""
+    if not answer:
+        return ParsedAnswer(AnswerStatus.UNCERTAIN, think=think, format_ok=format_ok, reason="empty_answer")
+    if not options:
+        return ParsedAnswer(AnswerStatus.OK, think=think, answer=answer, format_ok=format_ok)
+    status, index, reason = _match_choice(answer, options)
+    if status is AnswerStatus.UNCERTAIN:
+        return ParsedAnswer(status, think=think, answer=answer, format_ok=format_ok, reason=reason)
+    return ParsedAnswer(status, think, answer, index, options[index] if index >= 0 else "", format_ok)
+
+
+def _after_think(text: str, tags: list[re.Match], options: tuple[str, ...], format_ok: bool) -> ParsedAnswer:
+    """Reason2's layout: the answer is what follows the last </think> (all of it without think tags)."""
+    closes = [t for t in tags if t.group(1)]
+    if not closes:
+        if tags:  # an opened think never closed: generation ended mid-reasoning
+            return ParsedAnswer(
+                AnswerStatus.UNCERTAIN, think=_think_text(text, tags, len(text)), reason="unclosed_think"
+            )
+        return _choice(text.strip(), "", options, format_ok)
+    return _choice(text[closes[-1].end() :].strip(), _think_text(text, tags, closes[-1].start()), options, format_ok)
+
+
+def parse_answer(text: Any, options: Sequence[str] = (), answer_format: str = ANSWER_TAGS) -> ParsedAnswer:
+    """Read a model output; never raises (but for an unknown `answer_format`).
+
+    "tags": answer text comes from the single <answer>...</answer> block, wherever it is
     (format_ok says whether the layout was strict). With no answer tags at all,
     an output that is exactly a letter ("B", "(B)") or exactly an option text is
     still accepted (format_ok False): small models often answer bare. "none" is
-    only accepted inside tags. bytes are decoded as UTF-8 with replacement.
+    only accepted inside tags. "after_think": see the module docstring; answer
+    tags are read as under "tags" when present. bytes are decoded as UTF-8 with
+    replacement.
     """
+    strict = _strict(answer_format)
     if text is None:
         return ParsedAnswer(AnswerStatus.UNCERTAIN, reason="no_output")
     if isinstance(text, (bytes, bytearray)):
@@ -114,7 +158,7 @@ def parse_answer(text: Any, options: Sequence[str] = ()) -> ParsedAnswer:
     if not isinstance(text, str):
         return ParsedAnswer(AnswerStatus.UNCERTAIN, reason="not_text")
     options = tuple(str(option) for option in options)
-    format_ok = _STRICT.fullmatch(text) is not None
+    format_ok = strict.fullmatch(text) is not None
     tags = list(_TAG.finditer(text))
     opens = [t for t in tags if t.group(2).lower() == "answer" and not t.group(1)]
     closes = [t for t in tags if t.group(2).lower() == "answer" and t.group(1)]
@@ -122,6 +166,8 @@ def parse_answer(text: Any, options: Sequence[str] = ()) -> ParsedAnswer:
     def uncertain(reason: str, think: str = "", answer: str = "") -> ParsedAnswer:
         return ParsedAnswer(AnswerStatus.UNCERTAIN, think=think, answer=answer, format_ok=format_ok, reason=reason)
 
+    if not opens and not closes and answer_format == AFTER_THINK:
+        return _after_think(text, tags, options, format_ok)
     if not opens and not closes:
         if tags or not options:
             return uncertain("no_answer_tag", think=_think_text(text, tags, len(text)))
@@ -136,24 +182,19 @@ def parse_answer(text: Any, options: Sequence[str] = ()) -> ParsedAnswer:
     think = _think_text(text, tags, opens[0].start())
     if not closes or closes[0].start() < opens[0].end():
         return uncertain("unclosed_answer", think=think)
-    answer = text[opens[0].end() : closes[0].start()].strip()
-    if not answer:
-        return uncertain("empty_answer", think=think)
-    if not options:
-        return ParsedAnswer(AnswerStatus.OK, think=think, answer=answer, format_ok=format_ok)
-    status, index, reason = _match_choice(answer, options)
-    if status is AnswerStatus.UNCERTAIN:
-        return uncertain(reason, think=think, answer=answer)
-    choice_text = options[index] if index >= 0 else ""
-    return ParsedAnswer(status, think, answer, index, choice_text, format_ok)
+    return _choice(text[opens[0].end() : closes[0].start()].strip(), think, options, format_ok)
 
 
-def format_reward(text: Any) -> float:
-    """1.0 when the whole output is exactly <think>\\n…\\n</think>\\n\\n<answer>\\n…\\n</answer>, else 0.0."""
-    return 1.0 if isinstance(text, str) and _STRICT.fullmatch(text) is not None else 0.0
+def format_reward(text: Any, answer_format: str = ANSWER_TAGS) -> float:
+    """1.0 when the whole output is exactly the format's layout — "tags":
+    <think>\\n…\\n</think>\\n\\n<answer>\\n…\\n</answer>; "after_think": <think>\\n…\\n</think>\\n\\n…
+    — else 0.0."""
+    return 1.0 if isinstance(text, str) and _strict(answer_format).fullmatch(text) is not None else 0.0
 
 
-def accuracy_reward(text: Any, reference: str, options: Sequence[str] = ()) -> float:
+def accuracy_reward(
+    text: Any, reference: str, options: Sequence[str] = (), answer_format: str = ANSWER_TAGS
+) -> float:
     """1.0 when the parsed answer equals `reference`, else 0.0.
 
     With options, the reference may be a letter ("B") or an option text, and
@@ -161,7 +202,7 @@ def accuracy_reward(text: Any, reference: str, options: Sequence[str] = ()) -> f
     answer). Otherwise texts compare case-insensitively, ignoring whitespace
     runs and a trailing period. UNCERTAIN answers score 0.
     """
-    parsed = parse_answer(text, options)
+    parsed = parse_answer(text, options, answer_format)
     if parsed.status is AnswerStatus.UNCERTAIN or not isinstance(reference, str):
         return 0.0
     if options:

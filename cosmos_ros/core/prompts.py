@@ -10,6 +10,7 @@ The answer letters written here are the ones `answers.parse_answer` maps back.
 from __future__ import annotations
 
 import string
+from dataclasses import replace
 from typing import Sequence
 
 from cosmos_ros.core.types import Prompt, TaskKind
@@ -23,6 +24,14 @@ REASONING_FREE = (
     "<think>\nyour reasoning\n</think>\n\n<answer>\nyour answer\n</answer>."
 )
 
+# Cosmos-Reason2's reasoning add-on (cosmos-reason2's REASONING_PROMPT), after a blank line; its
+# answer follows </think> directly (answers.AFTER_THINK).
+REASONING_AFTER_THINK = (
+    "Answer the question using the following format:\n\n<think>\nYour reasoning.\n</think>\n\n"
+    "Write your final answer immediately after the </think> tag."
+)
+ANSWER_FORMAT_ADDONS = {"tags": (REASONING_MCQ, REASONING_FREE), "after_think": (REASONING_AFTER_THINK,)}
+
 OPTION_LETTERS = string.ascii_uppercase  # A..Z: at most 26 options
 
 NONE_HINT = 'If none of the options fits, answer "none".'
@@ -30,6 +39,23 @@ NONE_HINT = 'If none of the options fits, answer "none".'
 # failure_prompt's options, in letter order: A means the robot failed.
 FAILURE_OPTIONS = ("Yes, the robot failed", "No, the robot did not fail")
 FAILED_CHOICE = 0
+
+
+def for_answer_format(prompt: Prompt, answer_format: str) -> Prompt:
+    """`prompt` as a model of `answer_format` was trained to be asked: a Reason1 reasoning add-on
+    at the end of the text becomes Cosmos-Reason2's ("after_think"), and back ("tags"). Text
+    without a known add-on (a user's own prompt) is left as written."""
+    if answer_format not in ANSWER_FORMAT_ADDONS:
+        raise ValueError(f"answer_format must be one of {tuple(ANSWER_FORMAT_ADDONS)}, got {answer_format!r}")
+    text = prompt.text
+    if answer_format == "after_think":
+        for addon in ANSWER_FORMAT_ADDONS["tags"]:
+            if text.endswith("\n" + addon):
+                return replace(prompt, text=f"{text[: -len(addon) - 1]}\n\n{REASONING_AFTER_THINK}")
+    elif text.endswith("\n\n" + REASONING_AFTER_THINK):
+        addon = REASONING_MCQ if prompt.options else REASONING_FREE
+        return replace(prompt, text=f"{text[: -len(REASONING_AFTER_THINK) - 2]}\n{addon}")
+    return prompt
 
 
 def _clean_text(value: str, what: str) -> str:

@@ -111,8 +111,10 @@ class Reasoning:
     how sure the model was of its answer. Parsing into think/answer/choice is
     `cosmos_ros.core.answers.parse_answer`'s job, so every backend is parsed alike.
 
-    confidence: geometric mean probability of the tokens inside <answer>…</answer>
-                (NaN when the output has no answer span)
+    confidence: geometric mean probability of the answer's tokens (NaN when the output has no
+                answer span)
+    answer_format: where the model puts its answer ("tags": <answer>…</answer>, Cosmos-Reason1;
+                "after_think": after </think>, Cosmos-Reason2), for `parse_answer`
     """
 
     text: str
@@ -126,3 +128,4 @@ class Reasoning:
     # seconds per stage of this answer where the engine measures them: "preprocess" (clip and
     # prompt to model inputs), "prefill" (vision + prompt, first token), "decode" (the rest)
     stages: dict[str, float] = field(default_factory=dict)
+    answer_format: str = "tags"

@@ -11,6 +11,8 @@ import sys
 from collections.abc import Sequence
 
 _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
+_THINK_OPEN = re.compile(r"<think>", re.IGNORECASE)
+_THINK_CLOSE = re.compile(r"</think>", re.IGNORECASE)
 _REPLACEMENT = "\ufffd"  # what a decoder yields for an incomplete UTF-8 sequence
 
 
@@ -119,13 +121,21 @@ class TextStream:
         return delta[: end - start]
 
 
-def answer_span(text: str) -> tuple[int, int] | None:
-    """Char range of the last `<answer>…</answer>` content, surrounding whitespace excluded;
-    None when there is no closed answer or it is blank."""
+def answer_span(text: str, answer_format: str = "tags") -> tuple[int, int] | None:
+    """Char range of the answer content, surrounding whitespace excluded: the last
+    `<answer>…</answer>`, or for "after_think" (Cosmos-Reason2) without answer tags what
+    follows the last `</think>` (the whole text without think tags, none while a think is
+    open). None when there is no such answer or it is blank."""
     matches = list(_ANSWER.finditer(text))
-    if not matches:
+    if matches:
+        start, end = matches[-1].span(1)
+    elif answer_format == "after_think":
+        closes = list(_THINK_CLOSE.finditer(text))
+        if not closes and _THINK_OPEN.search(text):
+            return None
+        start, end = (closes[-1].end() if closes else 0), len(text)
+    else:
         return None
-    start, end = matches[-1].span(1)
     content = text[start:end]
     start += len(content) - len(content.lstrip())
     end -= len(content) - len(content.rstrip())
@@ -133,7 +143,10 @@ def answer_span(text: str) -> tuple[int, int] | None:
 
 
 def answer_confidence(
-    text: str, token_spans: Sequence[tuple[int, int]], token_probs: Sequence[float]
+    text: str,
+    token_spans: Sequence[tuple[int, int]],
+    token_probs: Sequence[float],
+    answer_format: str = "tags",
 ) -> float:
     """Geometric mean probability of the tokens overlapping the answer content; NaN without one.
 
@@ -142,7 +155,7 @@ def answer_confidence(
     """
     if len(token_spans) != len(token_probs):
         raise ValueError(f"{len(token_spans)} token spans but {len(token_probs)} token probabilities")
-    span = answer_span(text)
+    span = answer_span(text, answer_format)
     if span is None:
         return math.nan
     lo, hi = span

@@ -74,8 +74,15 @@ class DecodingEngine(Engine):
         self._generator = torch.Generator(self.device).manual_seed(seed)
         self._lock = threading.Lock()
 
+    @property
+    def answer_format(self) -> str:
+        """Where this model writes its answer (the processor's family convention; see
+        `core.answers`): "tags" (Cosmos-Reason1) or "after_think" (Cosmos-Reason2)."""
+        return self.processor.answer_format
+
     def prepare(self, clip: Clip, prompt: Prompt, assistant_prefix: str = ""):
-        """Model inputs for one clip (`VideoInputs` dense, `HybridInputs` hybrid)."""
+        """Model inputs for one clip (`VideoInputs` dense and qwen3vl, `HybridInputs` hybrid);
+        the processor words the prompt the way its family was trained to be asked."""
         return self.processor(clip, prompt, assistant_prefix)
 
     def _open_runner(self):
@@ -269,10 +276,11 @@ class DecodingEngine(Engine):
             for row, stream in enumerate(streams):
                 emit(row, stream.flush())
             latency = time.perf_counter() - start
+            answer_format = self.answer_format
             return [
                 Reasoning(
                     text=stream.text,
-                    confidence=answer_confidence(stream.text, stream.spans, gen.token_probs),
+                    confidence=answer_confidence(stream.text, stream.spans, gen.token_probs, answer_format),
                     num_prompt_tokens=inputs.num_prompt_tokens,
                     num_generated_tokens=gen.num_generated_tokens,
                     latency_s=latency,
@@ -280,6 +288,7 @@ class DecodingEngine(Engine):
                     finish_reason=gen.finish_reason,
                     token_probs=gen.token_probs,
                     stages={"preprocess": preprocess_s, "prefill": gen.prefill_s, "decode": gen.decode_s},
+                    answer_format=answer_format,
                 )
                 for stream, gen, inputs in zip(streams, generations, items)
             ]

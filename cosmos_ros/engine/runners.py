@@ -1,6 +1,6 @@
-"""What differs between the two model families when the torch engine runs a batch.
+"""What differs between the model families when the torch engine runs a batch.
 
-The decode loop in `torch_engine` is the same for both; a runner collates a batch (left padding,
+The decode loop in `torch_engine` is the same for all; a runner collates a batch (left padding,
 so every row's next token is in the last column), runs the prefill and then one decode step at
 a time with a KV (and, for the hybrid, Mamba conv/SSM) cache:
 
@@ -9,6 +9,8 @@ a time with a KV (and, for the hybrid, Mamba conv/SSM) cache:
   per row for each new token. Computed here so nothing depends on state the model keeps
   between calls. transformers quirks: `mm_token_type_ids` must be passed or the 3-D positions
   are silently skipped; `second_per_grid_ts` is passed per video.
+- `Qwen3VLRunner` (Qwen3-VL): the same, with Qwen3-VL's positions (time is in the prompt's
+  timestamps, so no `second_per_grid_ts`).
 - `HybridRunner` (InternVL + Nemotron-H): Nemotron-H's attention has no rotary positions and
   its Mamba-2 layers zero the masked (padding) steps, so the attention mask is all it needs;
   every forward runs under the chosen Mamba-2 implementation (kernels or PyTorch).
@@ -95,6 +97,14 @@ class DenseRunner:
         )
         state["next_position"] = position + 1
         return out.logits[:, -1]
+
+
+class Qwen3VLRunner(DenseRunner):
+    """Qwen3-VL: the dense runner's mRoPE bookkeeping (transformers' own `get_rope_index`, which
+    gives each frame one temporal index, time being in the prompt's timestamps); DeepStack
+    features are added inside the model's prefill. Its inputs carry no `second_per_grid_ts`."""
+
+    family = "qwen3vl"
 
 
 class HybridRunner:

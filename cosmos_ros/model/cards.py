@@ -1,7 +1,7 @@
 """Model cards: the YAML files under `model/presets/` that say what each preset is.
 
-A card is the source users edit; this module turns one into a `ModelPreset` (dense) or a
-`HybridPreset` (hybrid). Keys map one to one onto the dataclass fields, unknown keys are refused
+A card is the source users edit; this module turns one into its family's preset dataclass
+(`ModelPreset` dense, `HybridPreset` hybrid, `Qwen3VLPreset` qwen3vl). Keys map one to one onto the dataclass fields, unknown keys are refused
 with the file and the allowed keys named, and lists become tuples. Cards are searched in
 `$COSMOS_ROS_PRESET_PATH` (os.pathsep-separated folders) first, then in `model/presets` of the
 source tree and of the installed share/ folders; the first card with a name wins.
@@ -20,8 +20,9 @@ from cosmos_ros import resources
 from cosmos_ros.model.dense_config import ModelPreset
 from cosmos_ros.model.families import FAMILIES
 from cosmos_ros.model.hybrid_config import HybridPreset
+from cosmos_ros.model.qwen3vl_config import Qwen3VLPreset
 
-Preset = ModelPreset | HybridPreset
+Preset = ModelPreset | HybridPreset | Qwen3VLPreset
 
 PRESET_PATH_ENV = "COSMOS_ROS_PRESET_PATH"
 SECTIONS = ("text", "vision", "video")  # a card's nested mappings: its family card's fields of these names

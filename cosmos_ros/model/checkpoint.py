@@ -26,10 +26,8 @@ import torch
 from transformers import AutoConfig
 from transformers.utils import logging as hf_logging
 
-from cosmos_ros.model.config import HybridPreset, Preset, get_preset, model_class
-from cosmos_ros.model.families import MODEL_TYPES
-from cosmos_ros.model.hybrid_processor import FrameProcessor
-from cosmos_ros.model.processor import VideoProcessor
+from cosmos_ros.model.config import Preset, get_preset, model_class
+from cosmos_ros.model.families import MODEL_TYPES, family_of
 from cosmos_ros.model.tokenizer import build_tiny_tokenizer
 from cosmos_ros.model.weights import (
     PICKLE_SUFFIXES,
@@ -111,12 +109,6 @@ def build_model(
     return model.eval()
 
 
-def _processor_for(preset: Preset) -> VideoProcessor | FrameProcessor:
-    return (
-        FrameProcessor.from_preset(preset)
-        if isinstance(preset, HybridPreset)
-        else VideoProcessor.from_preset(preset)
-    )
 
 
 def save_checkpoint(
@@ -124,7 +116,7 @@ def save_checkpoint(
     path: str | Path,
     *,
     tokenizer=None,
-    video_processor: VideoProcessor | FrameProcessor | None = None,
+    video_processor=None,
     max_shard_size: int | str = "5GB",
 ) -> Path:
     """Write `model` in HF layout: config.json, generation_config.json and safetensors weights —
@@ -147,16 +139,14 @@ def save_checkpoint(
 def create_tiny_checkpoint(
     path: str | Path, seed: int = 0, preset: str = "tiny-dense", max_shard_size: int | str = "5GB"
 ) -> Path:
-    """Write a random-init tiny checkpoint of either family: config, weights, tokenizer, video processor config."""
+    """Write a random-init tiny checkpoint of any family: config, weights, tokenizer, video processor config."""
     spec = get_preset(preset)
     if not spec.offline_tokenizer:
         raise ValueError(f"preset {spec.name!r} is not a tiny preset with an offline tokenizer")
+    tokenizer = build_tiny_tokenizer(family=spec.family)
+    processor = family_of(spec).load("preset_processor")(spec, tokenizer)
     return save_checkpoint(
-        build_model(spec, seed),
-        path,
-        tokenizer=build_tiny_tokenizer(family=spec.family),
-        video_processor=_processor_for(spec),
-        max_shard_size=max_shard_size,
+        build_model(spec, seed), path, tokenizer=tokenizer, video_processor=processor.media, max_shard_size=max_shard_size
     )
 
 

@@ -1,11 +1,13 @@
 """Model presets: the architectures we serve, read from the YAML cards in `model/presets/`.
 
-Two families, each composed from transformers' own classes:
+Three families, each composed from transformers' own classes:
 
 - dense (`ModelPreset`): Qwen2.5-VL — `cosmos-reason1-7b` (Cosmos-Reason1-7B) and `tiny-dense`;
   model class `Qwen2_5_VLForConditionalGeneration`.
 - hybrid (`HybridPreset`): InternViT + pixel shuffle + MLP projector + Nemotron-H —
   `cosmos-reason1-56b` and `tiny-hybrid`; model class `InternVLForConditionalGeneration`.
+- qwen3vl (`Qwen3VLPreset`): Qwen3-VL — `cosmos-reason2-2b`, `-8b`, `-32b` (Cosmos-Reason2) and
+  `cosmos-reason2-tiny`; model class `Qwen3VLForConditionalGeneration`.
 
 The tiny presets carry the offline tokenizer's token ids, so they run without any download.
 """
@@ -25,6 +27,7 @@ from cosmos_ros.model.dense_config import (
     VisionConfig,
 )
 from cosmos_ros.model.hybrid_config import FrameDefaults, HybridPreset, InternViTConfig, NemotronHTextConfig
+from cosmos_ros.model.qwen3vl_config import Qwen3VLPreset
 
 __all__ = [
     "PRESETS",
@@ -35,6 +38,7 @@ __all__ = [
     "InternViTConfig",
     "ModelPreset",
     "NemotronHTextConfig",
+    "Qwen3VLPreset",
     "Preset",
     "TextConfig",
     "VideoDefaults",
@@ -49,7 +53,7 @@ PRESETS: dict[str, Preset] = load_cards()
 
 def get_preset(name: str | Path | Preset) -> Preset:
     """A preset by name, by the path of a YAML card, or passed through when already one."""
-    if isinstance(name, (ModelPreset, HybridPreset)):
+    if isinstance(name, (ModelPreset, HybridPreset, Qwen3VLPreset)):
         return name
     if name in PRESETS:
         return PRESETS[name]
@@ -87,8 +91,10 @@ def model_info(preset: str | Path | Preset) -> dict:
         model = model_class(preset)(preset.to_hf_config())
     total = _count(model)
     info = {"preset": preset.name, "family": preset.family, "parameters": total}
-    if preset.family == "dense":
-        vision, merger = _count(model.model.visual), _count(model.model.visual.merger)
+    if preset.family in ("dense", "qwen3vl"):
+        visual = model.model.visual
+        merger = _count(visual.merger) + sum(map(_count, getattr(visual, "deepstack_merger_list", ())))
+        vision = _count(visual)
         info |= {
             "vision_parameters": vision - merger,
             "projector_parameters": merger,

@@ -28,7 +28,7 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class Family:
-    name: str  # what presets, manifests and bundles call it: "dense", "hybrid"
+    name: str  # what presets, manifests and bundles call it: "dense", "hybrid", "qwen3vl"
     model_type: str  # config.json's model_type
     summary: str
     card: str
@@ -36,14 +36,18 @@ class Family:
     preset_processor: str
     checkpoint_processor: str
     runner: str
-    export_jobs: str
+    export_jobs: str | None  # None: not exportable
     media_token: str  # the config / preset token id its media placeholder uses
+    tiny_tokenizer: str = "qwen"  # the offline tokenizer's layout for its tiny preset: "qwen" or "internvl"
     trainable: bool = False
     exportable: bool = True
 
     def load(self, part: str):
         """The object an entry names: `family.load("runner")` is the runner class."""
-        module, _, attribute = getattr(self, part).partition(":")
+        name = getattr(self, part)
+        if name is None:
+            raise ValueError(f"the {self.name} family ({self.summary}) has no {part}")
+        module, _, attribute = name.partition(":")
         return getattr(importlib.import_module(module), attribute)
 
 
@@ -74,6 +78,20 @@ FAMILIES: dict[str, Family] = {
             runner="cosmos_ros.engine.runners:HybridRunner",
             export_jobs="cosmos_ros.engine.onnx_jobs:hybrid_jobs",
             media_token="image_token_id",
+            tiny_tokenizer="internvl",
+        ),
+        Family(
+            name="qwen3vl",
+            model_type="qwen3_vl",
+            summary="Qwen3-VL (Cosmos-Reason2-2B / 8B / 32B)",
+            card="cosmos_ros.model.qwen3vl_config:Qwen3VLPreset",
+            model_class="transformers:Qwen3VLForConditionalGeneration",
+            preset_processor="cosmos_ros.model.qwen3vl_processor:preset_processor",
+            checkpoint_processor="cosmos_ros.model.qwen3vl_processor:checkpoint_processor",
+            runner="cosmos_ros.engine.runners:Qwen3VLRunner",
+            export_jobs=None,
+            media_token="video_token_id",
+            exportable=False,  # the export graphs do not yet carry DeepStack's per-layer features
         ),
     )
 }

@@ -140,6 +140,8 @@ def collate_hybrid_inputs(items: list[HybridInputs], pad_token_id: int) -> dict[
 class HybridReasonProcessor:
     """Tokenizer + frame processor: `(Clip, Prompt) → HybridInputs`, video before text."""
 
+    answer_format = "tags"  # Cosmos-Reason1: <answer>…</answer> (core.answers)
+
     def __init__(self, tokenizer, frames: FrameProcessor, tokens_per_frame: int, image_token_id: int):
         self.tokenizer = tokenizer
         self.frames = frames

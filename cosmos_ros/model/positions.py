@@ -1,4 +1,5 @@
-"""3-D mRoPE positions of the dense (Qwen2.5-VL) family, computed one way for serving and training."""
+"""3-D mRoPE positions of the Qwen-VL families (dense: Qwen2.5-VL, qwen3vl: Qwen3-VL), computed
+one way for serving and training."""
 
 from __future__ import annotations
 
@@ -6,13 +7,16 @@ import torch
 
 
 def rope_index(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    """(position_ids (3, B, L), rope_deltas (B, 1)) for a Qwen2_5_VLForConditionalGeneration and a
-    processor batch. transformers' get_rope_index skips left padding given the attention mask; it
-    needs mm_token_type_ids and second_per_grid_ts or the video positions come out wrong."""
+    """(position_ids (3, B, L), rope_deltas (B, 1)) for a Qwen2_5_VLForConditionalGeneration or
+    Qwen3VLForConditionalGeneration and a processor batch. transformers' get_rope_index skips
+    left padding given the attention mask; it needs mm_token_type_ids, and Qwen2.5-VL also
+    second_per_grid_ts (absolute-time positions), or the video positions come out wrong.
+    Qwen3-VL takes time from the timestamps in the text, so a batch without the key is fine."""
+    timing = {"second_per_grid_ts": batch["second_per_grid_ts"]} if "second_per_grid_ts" in batch else {}
     return model.model.get_rope_index(
         batch["input_ids"],
         batch["mm_token_type_ids"],
         video_grid_thw=batch["video_grid_thw"],
-        second_per_grid_ts=batch["second_per_grid_ts"],
         attention_mask=batch["attention_mask"],
+        **timing,
     )

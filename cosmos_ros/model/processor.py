@@ -236,7 +236,9 @@ class VideoInputs:
     mm_token_type_ids: torch.Tensor  # (1, L) int: 0 text, 2 video
     pixel_values_videos: torch.Tensor  # (grid_t·grid_h·grid_w, C·tp·p·p) float32
     video_grid_thw: torch.Tensor  # (1, 3) long
-    second_per_grid_ts: torch.Tensor  # (1,) float: seconds spanned by one temporal patch
+    # (1,) float: seconds spanned by one temporal patch (Qwen2.5-VL's absolute-time positions);
+    # None for Qwen3-VL, whose prompt carries the time as text
+    second_per_grid_ts: torch.Tensor | None
     frame_stamps: np.ndarray  # (T,) float64, the clip's stamps (before time padding)
     fps: float
     text: str  # the rendered prompt, one placeholder per video token
@@ -256,30 +258,38 @@ class VideoInputs:
 
     def model_kwargs(self, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> dict:
         """Keyword arguments for the HF model's forward / generate."""
-        return {
+        kwargs = {
             "input_ids": self.input_ids.to(device),
             "attention_mask": self.attention_mask.to(device),
             "mm_token_type_ids": self.mm_token_type_ids.to(device),
             "pixel_values_videos": self.pixel_values_videos.to(device, dtype),
             "video_grid_thw": self.video_grid_thw.to(device),
-            "second_per_grid_ts": self.second_per_grid_ts.to(device),
         }
+        if self.second_per_grid_ts is not None:
+            kwargs["second_per_grid_ts"] = self.second_per_grid_ts.to(device)
+        return kwargs
 
 
 def collate_video_inputs(items: list[VideoInputs], pad_token_id: int) -> dict[str, torch.Tensor]:
-    """Several clips' inputs → one left-padded batch for `Qwen2_5_VLForConditionalGeneration`.
+    """Several clips' inputs → one left-padded batch for `Qwen2_5_VLForConditionalGeneration` (or
+    `Qwen3VLForConditionalGeneration`, whose inputs have no temporal spacing).
 
     Token rows are right-aligned (padding masked out, token type 0); the videos' patches, grids and
     temporal spacings are concatenated in row order, which is how the model assigns them.
     """
-    return {
+    batch = {
         "input_ids": left_pad([x.input_ids for x in items], pad_token_id),
         "attention_mask": left_pad([x.attention_mask for x in items], 0),
         "mm_token_type_ids": left_pad([x.mm_token_type_ids for x in items], TEXT_TOKEN_TYPE),
         "pixel_values_videos": torch.cat([x.pixel_values_videos for x in items]),
         "video_grid_thw": torch.cat([x.video_grid_thw for x in items]),
-        "second_per_grid_ts": torch.cat([x.second_per_grid_ts for x in items]),
     }
+    spacing = [x.second_per_grid_ts for x in items]
+    if any(s is not None for s in spacing):
+        if any(s is None for s in spacing):
+            raise ValueError("cannot batch inputs with and without second_per_grid_ts (two model families)")
+        batch["second_per_grid_ts"] = torch.cat(spacing)
+    return batch
 
 
 def clip_fps(clip: Clip, default: float) -> float:
@@ -303,6 +313,8 @@ def render_chat(tokenizer, prompt: Prompt) -> str:
 
 class ReasonProcessor:
     """Tokenizer + video processor: `(Clip, Prompt) → VideoInputs`, media before text (Cosmos convention)."""
+
+    answer_format = "tags"  # Cosmos-Reason1: <answer>…</answer> (core.answers)
 
     def __init__(self, tokenizer, video_processor: VideoProcessor, video_token_id: int):
         self.tokenizer = tokenizer

@@ -174,8 +174,7 @@ def build_tiny_tokenizer(
     family "hybrid" appends InternVL's frame tokens after the trained vocabulary and uses
     InternVL's chat template. Deterministic: the same vocabulary and merges every call.
     """
-    if family not in ("dense", "hybrid"):
-        raise ValueError(f"family must be 'dense' or 'hybrid', got {family!r}")
+    hybrid = _layout(family) == "internvl"
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
@@ -187,7 +186,6 @@ def build_tiny_tokenizer(
         show_progress=False,
     )
     tok.train_from_iterator(_training_corpus(), trainer=trainer)
-    hybrid = family == "hybrid"
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
         eos_token="<|im_end|>",
@@ -197,6 +195,14 @@ def build_tiny_tokenizer(
         model_max_length=32768,
         **({"extra_special_tokens": dict(INTERNVL_SPECIAL_TOKENS)} if hybrid else {}),
     )
+
+
+def _layout(family: str) -> str:
+    """The tokenizer layout of a family: "qwen" (dense, qwen3vl: Qwen's specials and template) or
+    "internvl" (hybrid: InternVL's frame tokens and template)."""
+    from cosmos_ros.model.families import family_of
+
+    return family_of(family).tiny_tokenizer
 
 
 def load_tokenizer(path: str | Path, family: str = "dense") -> PreTrainedTokenizerFast:
@@ -215,7 +221,7 @@ def load_tokenizer(path: str | Path, family: str = "dense") -> PreTrainedTokeniz
     tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     if tokenizer.chat_template is None:
         tokenizer.chat_template = processor_chat_template(path) or (
-            HYBRID_CHAT_TEMPLATE if family == "hybrid" else CHAT_TEMPLATE
+            HYBRID_CHAT_TEMPLATE if _layout(family) == "internvl" else CHAT_TEMPLATE
         )
     return tokenizer
 

@@ -405,7 +405,7 @@ class ReasoningWorker:
             self.stats.note(stage, seconds)
         try:
             parsing = time.perf_counter()
-            parsed = parse_answer(reasoning.text, prompt.options)
+            parsed = parse_answer(reasoning.text, prompt.options, reasoning.answer_format)
             status = _FROM_ANSWER[parsed.status]
             self.stats.note("parse", time.perf_counter() - parsing)
         except Exception as exc:  # an engine's odd output must not cost the caller its answer

@@ -1,0 +1,269 @@
+"""Clip + prompt → model inputs for the qwen3vl (Cosmos-Reason2 / Qwen3-VL) family, without
+torchvision.
+
+Pixels: the clip is resized by Qwen3-VL's rule — both sides multiples of patch x merge (32), the
+*whole clip's* frames x height x width within the pixel budget — optionally with the per-frame
+cap qwen-vl-utils applies (`cap_pixels_per_frame`), then rescaled, normalized with mean = std =
+0.5 and patchified in the row/column order transformers' `Qwen3VLVideoProcessor` uses (the same
+layout as Qwen2.5-VL, so `processor.patchify_video` serves both).
+
+Text: the chat template renders `<|vision_start|><|video_pad|><|vision_end|>` (or a bare
+`<|video_pad|>`); as transformers' `Qwen3VLProcessor` does, that becomes one
+`<t seconds><|vision_start|><|video_pad|>×n<|vision_end|>` run per temporal patch, where t is the
+mean time of the patch's frames since the clip's first, to one decimal. Time is in the text;
+the 3-D positions give every frame the same temporal index (the model's `get_rope_index`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cosmos_ros.core.prompts import for_answer_format
+from cosmos_ros.core.types import Clip, Prompt
+from cosmos_ros.model.processor import (
+    VIDEO_PAD,
+    VIDEO_TOKEN_TYPE,
+    VideoInputs,
+    clip_fps,
+    normalize_frames,
+    patchify_video,
+    read_processor_configs,
+    render_chat,
+    resize_frames,
+)
+from cosmos_ros.model.qwen3vl_config import Qwen3VLPreset
+
+IMAGENET_STANDARD_MEAN = (0.5, 0.5, 0.5)
+IMAGENET_STANDARD_STD = (0.5, 0.5, 0.5)
+VISION_START, VISION_END = "<|vision_start|>", "<|vision_end|>"
+
+
+def smart_resize_clip(
+    num_frames: int,
+    height: int,
+    width: int,
+    temporal_factor: int = 2,
+    factor: int = 32,
+    min_pixels: int = 128 * 32 * 32,
+    max_pixels: int = 768 * 32 * 32,
+) -> tuple[int, int]:
+    """Qwen3-VL's resize rule: both sides multiples of `factor`, num_frames x height x width
+    (frames rounded to the temporal factor) within [min_pixels, max_pixels], aspect ratio kept
+    as closely as possible. Frames smaller than `factor` are first scaled up to it."""
+    if num_frames < temporal_factor:
+        raise ValueError(f"a clip needs at least {temporal_factor} frames to be sized, got {num_frames}")
+    if height < factor or width < factor:
+        scale = max(factor / height, factor / width)
+        height, width = int(height * scale), int(width * scale)
+    if max(height, width) / min(height, width) > 200:
+        raise ValueError(f"aspect ratio must be below 200, got {height}x{width}")
+    h_bar = round(height / factor) * factor
+    w_bar = round(width / factor) * factor
+    t_bar = round(num_frames / temporal_factor) * temporal_factor
+    if t_bar * h_bar * w_bar > max_pixels:
+        beta = math.sqrt((num_frames * height * width) / max_pixels)
+        h_bar = max(factor, math.floor(height / beta / factor) * factor)
+        w_bar = max(factor, math.floor(width / beta / factor) * factor)
+    elif t_bar * h_bar * w_bar < min_pixels:
+        beta = math.sqrt(min_pixels / (num_frames * height * width))
+        h_bar = math.ceil(height * beta / factor) * factor
+        w_bar = math.ceil(width * beta / factor) * factor
+    return h_bar, w_bar
+
+
+def patch_timestamps(times: np.ndarray, temporal_patch_size: int) -> list[float]:
+    """Seconds of each temporal patch: the mean of its first and last frame's time, the last
+    frame repeated to fill the final patch (transformers' `Qwen3VLProcessor._calculate_timestamps`)."""
+    times = list(np.asarray(times, dtype=np.float64))
+    if pad := -len(times) % temporal_patch_size:
+        times += [times[-1]] * pad
+    return [(times[i] + times[i + temporal_patch_size - 1]) / 2 for i in range(0, len(times), temporal_patch_size)]
+
+
+@dataclass(frozen=True)
+class Qwen3VideoProcessor:
+    """Frames → `pixel_values_videos` + `video_grid_thw` for a Qwen3-VL vision tower."""
+
+    patch_size: int = 16
+    temporal_patch_size: int = 2
+    merge_size: int = 2
+    min_pixels: int = 128 * 32 * 32  # the whole clip's (frames x height x width)
+    max_pixels: int = 768 * 32 * 32
+    default_fps: float = 4.0
+    # qwen-vl-utils' cap: at most max_video_tokens merged tokens per frame, and the budget's even
+    # share per frame (never below 1.05 x min_pixels), so a short clip is not sampled huge
+    cap_pixels_per_frame: bool = True
+    max_video_tokens: int = 768
+    image_mean: tuple[float, float, float] = IMAGENET_STANDARD_MEAN
+    image_std: tuple[float, float, float] = IMAGENET_STANDARD_STD
+
+    @classmethod
+    def from_preset(cls, preset: Qwen3VLPreset) -> Qwen3VideoProcessor:
+        v = preset.vision
+        return cls(
+            patch_size=v.patch_size,
+            temporal_patch_size=v.temporal_patch_size,
+            merge_size=v.spatial_merge_size,
+            min_pixels=preset.video.min_pixels,
+            max_pixels=preset.video.max_pixels,
+            default_fps=preset.video.fps,
+        )
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, base: Qwen3VideoProcessor | None = None) -> Qwen3VideoProcessor:
+        """A checkpoint's processor settings (the HF keys of `Qwen3VLVideoProcessor`) over `base`."""
+        base = base or cls()
+        cfg, _ = read_processor_configs(path)
+        if not cfg:
+            return base
+        size = cfg.get("size") or {}
+        fields = {
+            "patch_size": cfg.get("patch_size"),
+            "temporal_patch_size": cfg.get("temporal_patch_size"),
+            "merge_size": cfg.get("merge_size"),
+            "min_pixels": size.get("shortest_edge", cfg.get("min_pixels")),
+            "max_pixels": size.get("longest_edge", cfg.get("max_pixels")),
+            "default_fps": cfg.get("fps"),
+            "cap_pixels_per_frame": cfg.get("cap_pixels_per_frame"),
+            "max_video_tokens": cfg.get("max_video_tokens"),
+            "image_mean": tuple(cfg["image_mean"]) if "image_mean" in cfg else None,
+            "image_std": tuple(cfg["image_std"]) if "image_std" in cfg else None,
+        }
+        return replace(base, **{k: v for k, v in fields.items() if v is not None})
+
+    def to_hf_dict(self) -> dict:
+        """The HF `video_preprocessor_config.json` keys this processor reads back."""
+        return {
+            "video_processor_type": "Qwen3VLVideoProcessor",
+            "patch_size": self.patch_size,
+            "temporal_patch_size": self.temporal_patch_size,
+            "merge_size": self.merge_size,
+            "size": {"shortest_edge": self.min_pixels, "longest_edge": self.max_pixels},
+            "fps": self.default_fps,
+            "cap_pixels_per_frame": self.cap_pixels_per_frame,
+            "max_video_tokens": self.max_video_tokens,
+            "image_mean": list(self.image_mean),
+            "image_std": list(self.image_std),
+            "do_rescale": True,
+            "rescale_factor": 1 / 255,
+            "do_normalize": True,
+            "do_sample_frames": False,  # the node's buffer samples the clip
+        }
+
+    @property
+    def factor(self) -> int:
+        return self.patch_size * self.merge_size
+
+    def target_size(self, height: int, width: int, frames: int) -> tuple[int, int]:
+        """The frames' size for a clip of `frames` frames (a one-frame clip is sized as the
+        temporal patch it is padded to)."""
+        frames = max(frames, self.temporal_patch_size)
+        max_pixels = self.max_pixels
+        if self.cap_pixels_per_frame:
+            frame_cap = self.max_video_tokens * self.factor**2
+            per_frame = max(min(frame_cap, self.max_pixels // frames), int(self.min_pixels * 1.05))
+            max_pixels = per_frame * frames
+        return smart_resize_clip(
+            frames, height, width, self.temporal_patch_size, self.factor, self.min_pixels, max_pixels
+        )
+
+    def __call__(self, frames: np.ndarray) -> tuple[torch.Tensor, tuple[int, int, int]]:
+        """(T, H, W, 3) uint8 RGB → (pixel_values (N, C·tp·p·p) float32, (grid_t, grid_h, grid_w))."""
+        video = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)  # (T, 3, H, W) uint8
+        height, width = self.target_size(video.shape[2], video.shape[3], frames=video.shape[0])
+        video = normalize_frames(resize_frames(video, height, width), self.image_mean, self.image_std)
+        if pad := -video.shape[0] % self.temporal_patch_size:
+            video = torch.cat([video, video[-1:].expand(pad, -1, -1, -1)])
+        pixel_values = patchify_video(video, self.patch_size, self.temporal_patch_size, self.merge_size)
+        grid = (video.shape[0] // self.temporal_patch_size, height // self.patch_size, width // self.patch_size)
+        return pixel_values, grid
+
+
+class Qwen3ReasonProcessor:
+    """Tokenizer + video processor: `(Clip, Prompt) → VideoInputs` for
+    `Qwen3VLForConditionalGeneration`, media before text (Cosmos convention). Prompts are
+    worded as Cosmos-Reason2 was trained (its reasoning add-on; `core.prompts.for_answer_format`)
+    and its answer follows </think>."""
+
+    answer_format = "after_think"
+
+    def __init__(self, tokenizer, video_processor: Qwen3VideoProcessor, video_token_id: int):
+        self.tokenizer = tokenizer
+        self.video = video_processor
+        self.video_token_id = video_token_id
+        for token in (VISION_START, VISION_END, VIDEO_PAD):
+            if len(tokenizer.encode(token, add_special_tokens=False)) != 1:
+                raise ValueError(f"tokenizer has no single token for {token!r}")
+        if tokenizer.convert_tokens_to_ids(VIDEO_PAD) != video_token_id:
+            raise ValueError(
+                f"tokenizer maps {VIDEO_PAD} to {tokenizer.convert_tokens_to_ids(VIDEO_PAD)}, "
+                f"but the model expects video_token_id {video_token_id}"
+            )
+
+    @property
+    def media(self) -> Qwen3VideoProcessor:
+        """The family's media processor (every family's processor names it `media`)."""
+        return self.video
+
+    def render(self, prompt: Prompt, assistant_prefix: str = "") -> str:
+        """The chat text with one video placeholder, assistant turn opened (and begun with `assistant_prefix`)."""
+        return render_chat(self.tokenizer, for_answer_format(prompt, self.answer_format)) + assistant_prefix
+
+    def video_text(self, timestamps: list[float], tokens_per_patch: int) -> str:
+        """What the video placeholder becomes: one timestamped vision span per temporal patch."""
+        span = f"{VISION_START}{VIDEO_PAD * tokens_per_patch}{VISION_END}"
+        return "".join(f"<{t:.1f} seconds>{span}" for t in timestamps)
+
+    def __call__(self, clip: Clip, prompt: Prompt, assistant_prefix: str = "") -> VideoInputs:
+        pixel_values, (grid_t, grid_h, grid_w) = self.video(clip.frames)
+        tokens_per_patch = grid_h * grid_w // self.video.merge_size**2
+        text = self.render(prompt, assistant_prefix).replace(f"{VISION_START}{VIDEO_PAD}{VISION_END}", VIDEO_PAD)
+        if text.count(VIDEO_PAD) != 1:
+            raise ValueError(f"prompt must render exactly one {VIDEO_PAD}; found {text.count(VIDEO_PAD)}")
+        stamps = np.asarray(clip.stamps, dtype=np.float64)
+        timestamps = patch_timestamps(stamps - stamps[0], self.video.temporal_patch_size)
+        text = text.replace(VIDEO_PAD, self.video_text(timestamps, tokens_per_patch))
+        input_ids = torch.tensor([self.tokenizer.encode(text, add_special_tokens=False)], dtype=torch.long)
+        is_video = input_ids == self.video_token_id
+        expected = grid_t * tokens_per_patch
+        if int(is_video.sum()) != expected:
+            raise ValueError(f"expected {expected} video tokens after tokenizing, got {int(is_video.sum())}")
+        fps = clip_fps(clip, self.video.default_fps)
+        return VideoInputs(
+            input_ids=input_ids,
+            attention_mask=torch.ones_like(input_ids),
+            mm_token_type_ids=is_video.int() * VIDEO_TOKEN_TYPE,
+            pixel_values_videos=pixel_values,
+            video_grid_thw=torch.tensor([[grid_t, grid_h, grid_w]], dtype=torch.long),
+            second_per_grid_ts=None,  # Qwen3-VL reads time from the timestamps in the text
+            frame_stamps=stamps,
+            fps=fps,
+            text=text,
+        )
+
+
+def preset_processor(preset: Qwen3VLPreset, tokenizer) -> Qwen3ReasonProcessor:
+    """The qwen3vl family's processor of a preset, around `tokenizer`."""
+    return Qwen3ReasonProcessor(
+        tokenizer, Qwen3VideoProcessor.from_preset(preset), preset.token_ids["video_token_id"]
+    )
+
+
+def checkpoint_processor(path: Path, config, tokenizer) -> Qwen3ReasonProcessor:
+    """The qwen3vl family's processor of a checkpoint: its patch geometry from config.json, its
+    pixel budget and fps from its processor configs, else Cosmos-Reason2-2B's defaults."""
+    from cosmos_ros.model.config import get_preset
+
+    vision = config.vision_config
+    base = replace(
+        Qwen3VideoProcessor.from_preset(get_preset("cosmos-reason2-2b")),
+        patch_size=vision.patch_size,
+        temporal_patch_size=vision.temporal_patch_size,
+        merge_size=vision.spatial_merge_size,
+    )
+    return Qwen3ReasonProcessor(tokenizer, Qwen3VideoProcessor.from_pretrained(path, base=base), config.video_token_id)
