@@ -1,11 +1,13 @@
 """The runner of the exported graphs, shared by the onnxruntime and TensorRT backends.
 
-It plays the part `runners.DenseRunner` / `HybridRunner` play for torch — collate a left-padded
+It plays the part `runners.DenseRunner` / `Qwen3VLRunner` / `HybridRunner` play for torch — collate a left-padded
 batch, prefill, decode one token per row — on the three graphs of an export directory, so the
 decode loop in `generation` runs unchanged on either backend. What the graphs leave outside is
-computed here, exactly as the torch runner computes it: the dense family's vision indices
-(`onnx_graphs.dense_vision_inputs`) and 3-D mRoPE positions (`get_rope_index` on the config
-alone), and, for the hybrid, the left padding of prompts to the Mamba chunk size.
+computed here, exactly as the torch runner computes it: the vision indices
+(`onnx_graphs.dense_vision_inputs`, `qwen3_vision_inputs`) and 3-D mRoPE positions
+(`get_rope_index` on the config alone) of the Qwen-VL families, Qwen3-VL's DeepStack features
+passed from the vision graph to the prefill, and, for the hybrid, the left padding of prompts to
+the Mamba chunk size.
 
 A backend provides `run(graph, feeds) -> {output name: value}` (values stay in the backend's own
 form between steps: OrtValues, CUDA tensors) and `to_torch(value)` for the logits.
@@ -17,15 +19,17 @@ import torch
 import torch.nn.functional as F
 
 from cosmos_ros.engine.manifest import Manifest
-from cosmos_ros.engine.onnx_graphs import RopeIndex, dense_vision_inputs
+from cosmos_ros.engine.onnx_graphs import RopeIndex, dense_vision_inputs, qwen3_vision_inputs
 from cosmos_ros.model.hybrid_processor import collate_hybrid_inputs
+from cosmos_ros.model.positions import rope_positions
 from cosmos_ros.model.processor import collate_video_inputs
 
 
 class ExportedRunner:
     def __init__(self, manifest: Manifest, config, backend):
         self.family = manifest.family
-        self.dense = manifest.family == "dense"
+        self.dense = manifest.family in ("dense", "qwen3_vl")  # the Qwen-VL layout: mRoPE, video patches
+        self.deepstack = manifest.family == "qwen3_vl"
         self.backend = backend
         self.config = config
         self.rope_index = RopeIndex(config) if self.dense else None
@@ -47,13 +51,16 @@ class ExportedRunner:
     def new_cache(self) -> None:
         return None  # the state travels in `state["past"]`
 
-    def _vision(self, batch: dict):
+    def _vision(self, batch: dict) -> dict:
+        """The prefill's media inputs: media_embeds (and deepstack_embeds for Qwen3-VL)."""
         if self.dense:
-            extra = dense_vision_inputs(batch["video_grid_thw"], self.config.vision_config)
+            inputs = qwen3_vision_inputs if self.deepstack else dense_vision_inputs
+            extra = inputs(batch["video_grid_thw"], self.config.vision_config)
             feeds = {"pixel_values": batch["pixel_values_videos"], **extra}
         else:
             feeds = {"pixel_values": batch["pixel_values"]}
-        return self.backend.run("vision", feeds)["media_embeds"]
+        out = self.backend.run("vision", feeds)
+        return {name: out[name] for name in ("media_embeds", "deepstack_embeds") if name in out}
 
     def prefill(self, batch: dict, cache, logits_to_keep: int = 1) -> tuple[torch.Tensor, dict]:
         """Logits (B, 1, V) at the last position and the state the decode steps need."""
@@ -62,17 +69,10 @@ class ExportedRunner:
                 "the exported prefill graph returns the last position's logits only (logits_to_keep=1); "
                 "use the torch engine for logits at every position"
             )
-        feeds = {
-            "input_ids": batch["input_ids"],
-            "attention_mask": batch["attention_mask"],
-            "media_embeds": self._vision(batch),
-        }
+        feeds = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"], **self._vision(batch)}
         state = {}
         if self.dense:
-            positions, deltas = self.rope_index.get_rope_index(
-                batch["input_ids"], batch["mm_token_type_ids"], video_grid_thw=batch["video_grid_thw"],
-                second_per_grid_ts=batch["second_per_grid_ts"], attention_mask=batch["attention_mask"],
-            )  # fmt: skip
+            positions, deltas = rope_positions(self.rope_index.get_rope_index, batch)
             feeds["position_ids"] = positions  # (3, B, L)
             state["next_position"] = batch["attention_mask"].sum(dim=1) + deltas.view(-1)  # (B,)
         out = self.backend.run("prefill", feeds)

@@ -10,12 +10,17 @@ an exported graph cannot take from Python at run time:
   segmentation comes as a padded gather index (blocks, longest block) with a key mask for the
   padding and the index that puts the blocks' rows back in sequence order, so attention runs
   batched over blocks — as cheap as transformers' per-window loop, with dynamic shapes.
+- `Qwen3VisionGraph` (Qwen3-VL): the same batched per-frame attention, with the learned position
+  grid's bilinear resampling as gather indices and weights from outside
+  (`qwen3_vision_inputs`), and DeepStack's merged features of the chosen blocks as a second
+  output, stacked (layers, N / merge², hidden).
 - `HybridVisionGraph` (InternVL): vision tower + pixel shuffle + projector as they are.
 - `LanguageGraph`: prefill (video embeddings scattered over the media tokens, all positions in,
   last position's logits out) or one decode step, with the KV cache — and the hybrid's Mamba-2
   conv / SSM states — as explicit inputs (`past.*`) and outputs (`present.*`). The causal +
-  padding mask is built in the graph from the 2-D `attention_mask`; dense mRoPE `position_ids`
-  come from outside (the torch runner's `get_rope_index`). Attention runs as
+  padding mask is built in the graph from the 2-D `attention_mask`; mRoPE `position_ids` (dense,
+  qwen3_vl) come from outside (the torch runner's `get_rope_index`); Qwen3-VL's prefill also takes
+  the DeepStack features, added to the first layers' outputs at the media tokens. Attention runs as
   `grouped_query_attention`: transformers' sdpa path repeats every key / value head for its
   query heads when traced (`repeat_kv`), a copy of the whole cache per layer and step.
 """
@@ -32,7 +37,13 @@ from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import (
     Qwen2_5_VLModel,
     apply_rotary_pos_emb_vision,
 )
-from transformers.vision_utils import get_vision_cu_seqlens, get_vision_position_ids, get_vision_window_index
+from transformers.models.qwen3_vl.modeling_qwen3_vl import Qwen3VLModel
+from transformers.vision_utils import (
+    get_vision_cu_seqlens,
+    get_vision_interpolation_indices_and_weights,
+    get_vision_position_ids,
+    get_vision_window_index,
+)
 
 from cosmos_ros.model.families import family_of
 
@@ -96,14 +107,38 @@ def dense_vision_inputs(grid_thw: torch.Tensor, vision_config) -> dict[str, torc
     }
 
 
-class RopeIndex:
-    """Qwen2.5-VL's `get_rope_index` without the model: it reads only the config."""
+def qwen3_vision_inputs(grid_thw: torch.Tensor, vision_config) -> dict[str, torch.Tensor]:
+    """Everything `Qwen3VisionGraph` needs besides the pixels, from the clips' (n, 3) grids, by the
+    helpers Qwen3-VL's vision encoder calls (bilinear, corners aligned, merge-block order)."""
+    merge = vision_config.spatial_merge_size
+    index, weights = get_vision_interpolation_indices_and_weights(
+        grid_thw, int(vision_config.num_position_embeddings**0.5), mode="bilinear",
+        align_corners=True, spatial_merge_size=merge,
+    )  # fmt: skip
+    frames = attention_blocks(get_vision_cu_seqlens(grid_thw))
+    return {
+        "rotary_position_ids": get_vision_position_ids(grid_thw, merge).long(),
+        "position_index": index.long(),
+        "position_weights": weights.float(),
+        **dict(zip(("frame_block_index", "frame_block_mask", "frame_unblock_index"), frames)),
+    }
 
-    get_rope_index = Qwen2_5_VLModel.get_rope_index
-    get_vision_position_ids = Qwen2_5_VLModel.get_vision_position_ids
+
+class RopeIndex:
+    """A Qwen-VL family's `get_rope_index` without the model: it reads only the config
+    (Qwen2.5-VL's, or Qwen3-VL's for a qwen3_vl config)."""
 
     def __init__(self, config):
         self.config = config
+        model = Qwen3VLModel if family_of(config).name == "qwen3_vl" else Qwen2_5_VLModel
+        self._rope_index = model.get_rope_index
+        self._vision_positions = model.get_vision_position_ids
+
+    def get_rope_index(self, *args, **kwargs):
+        return self._rope_index(self, *args, **kwargs)
+
+    def get_vision_position_ids(self, *args, **kwargs):
+        return self._vision_positions(self, *args, **kwargs)
 
 
 def _rows(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -168,6 +203,37 @@ class DenseVisionGraph(nn.Module):
             x = x + _block_attention(block.attn, block.norm1(x), blocks)
             x = x + block.mlp(block.norm2(x))
         return _rows(v.merger(x), reverse_window_index)  # (N / merge², hidden), back in patch order
+
+
+class Qwen3VisionGraph(nn.Module):
+    """Qwen3-VL vision tower, merger and DeepStack mergers: (N, C·tp·p²) patches →
+    media_embeds (N / merge², hidden) and deepstack_embeds (layers, N / merge², hidden)."""
+
+    input_names = (
+        "pixel_values", "rotary_position_ids", "position_index", "position_weights",
+        "frame_block_index", "frame_block_mask", "frame_unblock_index",
+    )  # fmt: skip
+    output_names = ("media_embeds", "deepstack_embeds")
+
+    def __init__(self, model):
+        super().__init__()
+        self.visual = model.model.visual
+
+    def forward(self, pixel_values, rotary_position_ids, position_index, position_weights,
+                frame_block_index, frame_block_mask, frame_unblock_index):  # fmt: skip
+        v = self.visual
+        proj = v.patch_embed.proj
+        x = F.linear(pixel_values.to(proj.weight.dtype), proj.weight.reshape(proj.weight.shape[0], -1), proj.bias)
+        x = x + (v.pos_embed(position_index) * position_weights[:, :, None].to(x.dtype)).sum(1)
+        cos, sin = v.rotary_pos_emb(x, rotary_position_ids)  # (N, head_dim) each
+        frames = AttentionBlocks(frame_block_index, frame_block_mask, frame_unblock_index, cos, sin)
+        deepstack = []
+        for i, block in enumerate(v.blocks):
+            x = x + _block_attention(block.attn, block.norm1(x), frames)
+            x = x + block.mlp(block.norm2(x))
+            if i in v.deepstack_visual_indexes:
+                deepstack.append(v.deepstack_merger_list[v.deepstack_visual_indexes.index(i)](x))
+        return v.merger(x), torch.stack(deepstack)
 
 
 class HybridVisionGraph(nn.Module):
@@ -245,12 +311,17 @@ class ExplicitCache:
         return state
 
 
-def scatter_media(embeds: torch.Tensor, is_media: torch.Tensor, media: torch.Tensor) -> torch.Tensor:
-    """`masked_scatter` of media rows over the media tokens, in row-major order, as gather + where.
-    embeds (B, L, H), is_media (B, L) bool, media (N, H) with N = is_media.sum()."""
-    index = (is_media.reshape(-1).long().cumsum(0) - 1).clamp(min=0)  # (B·L,)
-    gathered = media[index].reshape(embeds.shape).to(embeds.dtype)
-    return torch.where(is_media[..., None], gathered, embeds)
+def media_rows(is_media: torch.Tensor) -> torch.Tensor:
+    """(B·L,) the media row each token position reads, in row-major order (0 off the media)."""
+    return (is_media.reshape(-1).long().cumsum(0) - 1).clamp(min=0)
+
+
+def scatter_media(embeds: torch.Tensor, is_media: torch.Tensor, media: torch.Tensor, add: bool = False) -> torch.Tensor:
+    """`masked_scatter` of media rows over the media tokens, in row-major order, as gather + where
+    (`add`: added to them instead, as DeepStack does). embeds (B, L, H), is_media (B, L) bool,
+    media (N, H) with N = is_media.sum()."""
+    gathered = media[media_rows(is_media)].reshape(embeds.shape).to(embeds.dtype)
+    return torch.where(is_media[..., None], embeds + gathered if add else gathered, embeds)
 
 
 GROUPED_ATTENTION = "cosmos_ros_grouped"
@@ -303,7 +374,8 @@ class LanguageGraph(nn.Module):
     """The language model of either family, prefill (`step="prefill"`) or one decode step.
 
     prefill inputs: input_ids (B, L), attention_mask (B, L), media_embeds (N, H)
-                    [+ position_ids (3, B, L), dense]
+                    [+ position_ids (3, B, L), dense and qwen3_vl]
+                    [+ deepstack_embeds (layers, N, H), qwen3_vl]
     decode inputs:  input_ids (B, 1), attention_mask (B, P + 1) [+ position_ids (3, B, 1)], past.*
     outputs:        logits (B, V) float32 at the last position, present.*
     """
@@ -315,7 +387,9 @@ class LanguageGraph(nn.Module):
         config = model.config
         self.step = step
         family = family_of(config)
-        self.dense = family.name == "dense"  # mRoPE: position_ids are an input
+        self.dense = family.name in ("dense", "qwen3_vl")  # mRoPE: position_ids are an input
+        vision = getattr(config, "vision_config", None)
+        self.deepstack = len(getattr(vision, "deepstack_visual_indexes", ()) or ()) if step == "prefill" else 0
         self.text = model.model.language_model
         self.lm_head = model.lm_head
         self.media_token_id = getattr(config, family.media_token)
@@ -323,6 +397,7 @@ class LanguageGraph(nn.Module):
         self.input_names = ("input_ids", "attention_mask")
         self.input_names += ("media_embeds",) if step == "prefill" else ()
         self.input_names += ("position_ids",) if self.dense else ()
+        self.input_names += ("deepstack_embeds",) if self.deepstack else ()
         self.input_names += tuple(self.past_names) if step == "decode" else ()
         self.output_names = ("logits", *state_names(config, "present"))
 
@@ -339,14 +414,17 @@ class LanguageGraph(nn.Module):
         input_ids, attention_mask = named["input_ids"], named["attention_mask"]
         embed = self.text.embed_tokens if self.dense else self.text.embeddings
         hidden = embed(input_ids)  # (B, L, H)
+        is_media = input_ids == self.media_token_id
         if self.step == "prefill":
-            hidden = scatter_media(hidden, input_ids == self.media_token_id, named["media_embeds"])
+            hidden = scatter_media(hidden, is_media, named["media_embeds"])
         mask = causal_mask(attention_mask, hidden.shape[1], hidden.dtype)
         if self.dense:
             position_embeddings = self.text.rotary_emb(hidden, named["position_ids"])
-            for layer in self.text.layers:
+            for i, layer in enumerate(self.text.layers):
                 hidden = layer(hidden, attention_mask=mask, position_embeddings=position_embeddings,
                                cache=cache, use_cache=True)  # fmt: skip
+                if i < self.deepstack:  # Qwen3-VL adds each DeepStack feature after its layer
+                    hidden = scatter_media(hidden, is_media, named["deepstack_embeds"][i], add=True)
             hidden = self.text.norm(hidden[:, -1:])
         else:
             # Mamba layers zero padded steps in the prompt; a decode step has none (transformers

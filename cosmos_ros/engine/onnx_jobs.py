@@ -16,11 +16,14 @@ from cosmos_ros.engine.onnx_graphs import (
     DenseVisionGraph,
     HybridVisionGraph,
     LanguageGraph,
+    Qwen3VisionGraph,
     RopeIndex,
     dense_vision_inputs,
+    qwen3_vision_inputs,
 )
 from cosmos_ros.model.bundle import ModelBundle
 from cosmos_ros.model.hybrid_processor import collate_hybrid_inputs
+from cosmos_ros.model.positions import rope_positions
 from cosmos_ros.model.processor import collate_video_inputs
 
 MAX_BATCH = 64
@@ -68,10 +71,13 @@ def _language_jobs(model, prefill_inputs: Callable, chunk: int, dense: bool) -> 
     prefill, decode = LanguageGraph(model, "prefill"), LanguageGraph(model, "decode")
     batch = Dim("batch", min=1, max=MAX_BATCH)
     sequence = chunk * Dim("chunks", min=1) if chunk > 1 else Dim("sequence", min=1)
-    prefill_shapes = ({0: batch, 1: sequence}, {0: batch, 1: sequence}, {0: Dim("media", min=1)})
+    media = Dim("media", min=1)
+    prefill_shapes = ({0: batch, 1: sequence}, {0: batch, 1: sequence}, {0: media})
     prefill_shapes += ({1: batch, 2: sequence},) if dense else ()
+    prefill_shapes += ({1: media},) if prefill.deepstack else ()
     prefill_labels = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"},
                       "media_embeds": {0: "media"}, "position_ids": {1: "batch", 2: "sequence"},
+                      "deepstack_embeds": {1: "media"},
                       "logits": {0: "batch"}, **_state_labels(prefill.output_names[1:], "sequence")}  # fmt: skip
 
     def decode_args(args, next_position):
@@ -98,14 +104,15 @@ def _language_jobs(model, prefill_inputs: Callable, chunk: int, dense: bool) -> 
     ]  # fmt: skip
 
 
-def _dense_vision_example(grids: list[list[int]], vision_config) -> tuple[torch.Tensor, ...]:
-    """Vision graph inputs for clips of these (t, h, w) patch grids, with random pixels."""
+def _vision_example(grids: list[list[int]], vision_config, inputs=dense_vision_inputs) -> tuple[torch.Tensor, ...]:
+    """Vision graph inputs for clips of these (t, h, w) patch grids, with random pixels; `inputs`
+    computes the rest from the grids (`dense_vision_inputs`, `qwen3_vision_inputs`)."""
     grid_thw = torch.tensor(grids)
     channels = vision_config.in_channels * vision_config.temporal_patch_size * vision_config.patch_size**2
     pixels = torch.randn(
         int(grid_thw.prod(dim=1).sum()), channels, generator=torch.Generator().manual_seed(0)
     )
-    return (pixels, *dense_vision_inputs(grid_thw, vision_config).values())
+    return (pixels, *inputs(grid_thw, vision_config).values())
 
 
 def dense_jobs(bundle: ModelBundle) -> list[GraphJob]:
@@ -130,7 +137,7 @@ def dense_jobs(bundle: ModelBundle) -> list[GraphJob]:
     frame_blocks = {0: Dim("grid_frames", min=1), 1: Dim("frame_patches", min=1)}
     window_blocks = {0: Dim("windows", min=1), 1: Dim("window_patches", min=1)}
     vision_job = GraphJob(
-        "vision", vision, _dense_vision_example(example, vision_config), _dense_vision_example(check, vision_config),
+        "vision", vision, _vision_example(example, vision_config), _vision_example(check, vision_config),
         ({0: patches}, {0: patches}, {0: merged}, {0: merged}, frame_blocks, frame_blocks, {0: patches},
          window_blocks, window_blocks, {0: patches}),
         {"pixel_values": {0: "patches"}, "rotary_position_ids": {0: "patches"}, "window_index": {0: "merged"},
@@ -146,12 +153,41 @@ def dense_jobs(bundle: ModelBundle) -> list[GraphJob]:
         batch, args = vision_args(rows)
         with torch.inference_mode():
             media = vision(*args)
-        positions, deltas = RopeIndex(model.config).get_rope_index(
-            batch["input_ids"], batch["mm_token_type_ids"], video_grid_thw=batch["video_grid_thw"],
-            second_per_grid_ts=batch["second_per_grid_ts"], attention_mask=batch["attention_mask"],
-        )  # fmt: skip
+        positions, deltas = rope_positions(RopeIndex(model.config).get_rope_index, batch)
         next_position = batch["attention_mask"].sum(dim=1) + deltas.view(-1)
         return (batch["input_ids"], batch["attention_mask"], media, positions), next_position
+
+    return [vision_job, *_language_jobs(model, prefill_inputs, 1, dense=True)]
+
+
+def qwen3_vl_jobs(bundle: ModelBundle) -> list[GraphJob]:
+    model, items = bundle.model, _example_items(bundle)
+    vision = Qwen3VisionGraph(model)
+    vision_config = model.config.vision_config
+    side = vision_config.spatial_merge_size
+    # Frames of different sizes and counts, so every axis is dynamic and differs from the others.
+    example = [[1, 3 * side, 2 * side], [2, 2 * side, 4 * side]]
+    check = [[2, side, 3 * side]]
+    patches = side * side * Dim("merged", min=1)
+    frame_blocks = {0: Dim("grid_frames", min=1), 1: Dim("frame_patches", min=1)}
+    vision_job = GraphJob(
+        "vision", vision, _vision_example(example, vision_config, qwen3_vision_inputs),
+        _vision_example(check, vision_config, qwen3_vision_inputs),
+        ({0: patches}, {0: patches}, {0: patches}, {0: patches}, frame_blocks, frame_blocks, {0: patches}),
+        {"pixel_values": {0: "patches"}, "rotary_position_ids": {0: "patches"}, "position_index": {0: "patches"},
+         "position_weights": {0: "patches"}, "frame_block_index": {0: "grid_frames", 1: "frame_patches"},
+         "frame_block_mask": {0: "grid_frames", 1: "frame_patches"}, "frame_unblock_index": {0: "patches"},
+         "media_embeds": {0: "merged"}, "deepstack_embeds": {1: "merged"}},
+    )  # fmt: skip
+
+    def prefill_inputs(rows):
+        batch = collate_video_inputs([items[i] for i in rows], bundle.tokenizer.pad_token_id or 0)
+        extra = qwen3_vision_inputs(batch["video_grid_thw"], vision_config)
+        with torch.inference_mode():
+            media, deepstack = vision(batch["pixel_values_videos"].float(), *extra.values())
+        positions, deltas = rope_positions(RopeIndex(model.config).get_rope_index, batch)
+        next_position = batch["attention_mask"].sum(dim=1) + deltas.view(-1)
+        return (batch["input_ids"], batch["attention_mask"], media, positions, deepstack), next_position
 
     return [vision_job, *_language_jobs(model, prefill_inputs, 1, dense=True)]
 

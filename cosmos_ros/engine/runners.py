@@ -104,7 +104,7 @@ class Qwen3VLRunner(DenseRunner):
     gives each frame one temporal index, time being in the prompt's timestamps); DeepStack
     features are added inside the model's prefill. Its inputs carry no `second_per_grid_ts`."""
 
-    family = "qwen3vl"
+    family = "qwen3_vl"
 
 
 class HybridRunner:

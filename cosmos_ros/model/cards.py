@@ -1,7 +1,7 @@
 """Model cards: the YAML files under `model/presets/` that say what each preset is.
 
 A card is the source users edit; this module turns one into its family's preset dataclass
-(`ModelPreset` dense, `HybridPreset` hybrid, `Qwen3VLPreset` qwen3vl). Keys map one to one onto the dataclass fields, unknown keys are refused
+(`ModelPreset` dense, `HybridPreset` hybrid, `Qwen3VLPreset` qwen3_vl). Keys map one to one onto the dataclass fields, unknown keys are refused
 with the file and the allowed keys named, and lists become tuples. Cards are searched in
 `$COSMOS_ROS_PRESET_PATH` (os.pathsep-separated folders) first, then in `model/presets` of the
 source tree and of the installed share/ folders; the first card with a name wins.

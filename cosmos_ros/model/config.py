@@ -6,7 +6,7 @@ Three families, each composed from transformers' own classes:
   model class `Qwen2_5_VLForConditionalGeneration`.
 - hybrid (`HybridPreset`): InternViT + pixel shuffle + MLP projector + Nemotron-H —
   `cosmos-reason1-56b` and `tiny-hybrid`; model class `InternVLForConditionalGeneration`.
-- qwen3vl (`Qwen3VLPreset`): Qwen3-VL — `cosmos-reason2-2b`, `-8b`, `-32b` (Cosmos-Reason2) and
+- qwen3_vl (`Qwen3VLPreset`): Qwen3-VL — `cosmos-reason2-2b`, `-8b`, `-32b` (Cosmos-Reason2) and
   `cosmos-reason2-tiny`; model class `Qwen3VLForConditionalGeneration`.
 
 The tiny presets carry the offline tokenizer's token ids, so they run without any download.
@@ -38,8 +38,8 @@ __all__ = [
     "InternViTConfig",
     "ModelPreset",
     "NemotronHTextConfig",
-    "Qwen3VLPreset",
     "Preset",
+    "Qwen3VLPreset",
     "TextConfig",
     "VideoDefaults",
     "VisionConfig",
@@ -91,7 +91,7 @@ def model_info(preset: str | Path | Preset) -> dict:
         model = model_class(preset)(preset.to_hf_config())
     total = _count(model)
     info = {"preset": preset.name, "family": preset.family, "parameters": total}
-    if preset.family in ("dense", "qwen3vl"):
+    if preset.family in ("dense", "qwen3_vl"):
         visual = model.model.visual
         merger = _count(visual.merger) + sum(map(_count, getattr(visual, "deepstack_merger_list", ())))
         vision = _count(visual)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class Family:
-    name: str  # what presets, manifests and bundles call it: "dense", "hybrid", "qwen3vl"
+    name: str  # what presets, manifests and bundles call it: "dense", "hybrid", "qwen3_vl"
     model_type: str  # config.json's model_type
     summary: str
     card: str
@@ -81,7 +81,7 @@ FAMILIES: dict[str, Family] = {
             tiny_tokenizer="internvl",
         ),
         Family(
-            name="qwen3vl",
+            name="qwen3_vl",
             model_type="qwen3_vl",
             summary="Qwen3-VL (Cosmos-Reason2-2B / 8B / 32B)",
             card="cosmos_ros.model.qwen3vl_config:Qwen3VLPreset",
@@ -89,9 +89,9 @@ FAMILIES: dict[str, Family] = {
             preset_processor="cosmos_ros.model.qwen3vl_processor:preset_processor",
             checkpoint_processor="cosmos_ros.model.qwen3vl_processor:checkpoint_processor",
             runner="cosmos_ros.engine.runners:Qwen3VLRunner",
-            export_jobs=None,
+            export_jobs="cosmos_ros.engine.onnx_jobs:qwen3_vl_jobs",
             media_token="video_token_id",
-            exportable=False,  # the export graphs do not yet carry DeepStack's per-layer features
+            trainable=True,
         ),
     )
 }

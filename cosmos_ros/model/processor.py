@@ -12,6 +12,7 @@ import json
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -145,8 +146,12 @@ class VideoProcessor:
     image_mean: tuple[float, float, float] = OPENAI_CLIP_MEAN
     image_std: tuple[float, float, float] = OPENAI_CLIP_STD
 
+    HF_TYPE: ClassVar[str] = "Qwen2VLVideoProcessor"  # the HF video processor whose keys these are
+    EXTRA_KEYS: ClassVar[tuple[str, ...]] = ()  # a subclass's own fields, read and written under their names
+
     @classmethod
-    def from_preset(cls, preset: ModelPreset) -> VideoProcessor:
+    def from_preset(cls, preset) -> VideoProcessor:
+        """From a dense (or qwen3_vl) preset's vision geometry and video defaults."""
         v = preset.vision
         return cls(
             patch_size=v.patch_size,
@@ -155,7 +160,7 @@ class VideoProcessor:
             min_pixels=preset.video.min_pixels,
             max_pixels=preset.video.max_pixels,
             default_fps=preset.video.fps,
-            total_pixels=preset.video.total_pixels,
+            total_pixels=getattr(preset.video, "total_pixels", None),
         )
 
     @classmethod
@@ -176,13 +181,13 @@ class VideoProcessor:
             "total_pixels": cfg.get("total_pixels"),
             "image_mean": tuple(cfg["image_mean"]) if "image_mean" in cfg else None,
             "image_std": tuple(cfg["image_std"]) if "image_std" in cfg else None,
-        }
+        } | {key: cfg.get(key) for key in cls.EXTRA_KEYS}
         return replace(base, **{k: v for k, v in fields.items() if v is not None})
 
     def to_hf_dict(self) -> dict:
         """The HF `video_preprocessor_config.json` keys this processor reads back."""
         return {
-            "video_processor_type": "Qwen2VLVideoProcessor",
+            "video_processor_type": self.HF_TYPE,
             "patch_size": self.patch_size,
             "temporal_patch_size": self.temporal_patch_size,
             "merge_size": self.merge_size,
@@ -194,7 +199,7 @@ class VideoProcessor:
             "do_rescale": True,
             "rescale_factor": 1 / 255,
             "do_normalize": True,
-        }
+        } | {key: getattr(self, key) for key in self.EXTRA_KEYS}
 
     @property
     def factor(self) -> int:

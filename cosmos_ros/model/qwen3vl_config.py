@@ -1,4 +1,4 @@
-"""The qwen3vl family: Cosmos-Reason2's Qwen3-VL architecture, as data.
+"""The qwen3_vl family: Cosmos-Reason2's Qwen3-VL architecture, as data.
 
 A `Qwen3VLPreset` builds transformers' `Qwen3VLConfig`; the model class is transformers'
 `Qwen3VLForConditionalGeneration` (composed, not copied). What differs from the dense
@@ -74,7 +74,7 @@ class Qwen3VideoDefaults:
 class Qwen3VLPreset:
     """A Qwen3-VL-architecture model: vision tower with DeepStack, merger, Qwen3 LLM."""
 
-    family: ClassVar[str] = "qwen3vl"
+    family: ClassVar[str] = "qwen3_vl"
 
     name: str
     text: Qwen3TextConfig

@@ -1,4 +1,4 @@
-"""Clip + prompt → model inputs for the qwen3vl (Cosmos-Reason2 / Qwen3-VL) family, without
+"""Clip + prompt → model inputs for the qwen3_vl (Cosmos-Reason2 / Qwen3-VL) family, without
 torchvision.
 
 Pixels: the clip is resized by Qwen3-VL's rule — both sides multiples of patch x merge (32), the
@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -29,12 +30,9 @@ from cosmos_ros.model.processor import (
     VIDEO_PAD,
     VIDEO_TOKEN_TYPE,
     VideoInputs,
+    VideoProcessor,
     clip_fps,
-    normalize_frames,
-    patchify_video,
-    read_processor_configs,
     render_chat,
-    resize_frames,
 )
 from cosmos_ros.model.qwen3vl_config import Qwen3VLPreset
 
@@ -86,15 +84,15 @@ def patch_timestamps(times: np.ndarray, temporal_patch_size: int) -> list[float]
 
 
 @dataclass(frozen=True)
-class Qwen3VideoProcessor:
-    """Frames → `pixel_values_videos` + `video_grid_thw` for a Qwen3-VL vision tower."""
+class Qwen3VideoProcessor(VideoProcessor):
+    """Frames → `pixel_values_videos` + `video_grid_thw` for a Qwen3-VL vision tower: the dense
+    processor's pipeline (resize, pad time, normalize, patchify) with Qwen3-VL's geometry and
+    whole-clip sizing rule. `total_pixels` is unused: min_pixels / max_pixels already bound the
+    clip."""
 
     patch_size: int = 16
-    temporal_patch_size: int = 2
-    merge_size: int = 2
     min_pixels: int = 128 * 32 * 32  # the whole clip's (frames x height x width)
     max_pixels: int = 768 * 32 * 32
-    default_fps: float = 4.0
     # qwen-vl-utils' cap: at most max_video_tokens merged tokens per frame, and the budget's even
     # share per frame (never below 1.05 x min_pixels), so a short clip is not sampled huge
     cap_pixels_per_frame: bool = True
@@ -102,64 +100,13 @@ class Qwen3VideoProcessor:
     image_mean: tuple[float, float, float] = IMAGENET_STANDARD_MEAN
     image_std: tuple[float, float, float] = IMAGENET_STANDARD_STD
 
-    @classmethod
-    def from_preset(cls, preset: Qwen3VLPreset) -> Qwen3VideoProcessor:
-        v = preset.vision
-        return cls(
-            patch_size=v.patch_size,
-            temporal_patch_size=v.temporal_patch_size,
-            merge_size=v.spatial_merge_size,
-            min_pixels=preset.video.min_pixels,
-            max_pixels=preset.video.max_pixels,
-            default_fps=preset.video.fps,
-        )
-
-    @classmethod
-    def from_pretrained(cls, path: str | Path, base: Qwen3VideoProcessor | None = None) -> Qwen3VideoProcessor:
-        """A checkpoint's processor settings (the HF keys of `Qwen3VLVideoProcessor`) over `base`."""
-        base = base or cls()
-        cfg, _ = read_processor_configs(path)
-        if not cfg:
-            return base
-        size = cfg.get("size") or {}
-        fields = {
-            "patch_size": cfg.get("patch_size"),
-            "temporal_patch_size": cfg.get("temporal_patch_size"),
-            "merge_size": cfg.get("merge_size"),
-            "min_pixels": size.get("shortest_edge", cfg.get("min_pixels")),
-            "max_pixels": size.get("longest_edge", cfg.get("max_pixels")),
-            "default_fps": cfg.get("fps"),
-            "cap_pixels_per_frame": cfg.get("cap_pixels_per_frame"),
-            "max_video_tokens": cfg.get("max_video_tokens"),
-            "image_mean": tuple(cfg["image_mean"]) if "image_mean" in cfg else None,
-            "image_std": tuple(cfg["image_std"]) if "image_std" in cfg else None,
-        }
-        return replace(base, **{k: v for k, v in fields.items() if v is not None})
+    HF_TYPE: ClassVar[str] = "Qwen3VLVideoProcessor"
+    EXTRA_KEYS: ClassVar[tuple[str, ...]] = ("cap_pixels_per_frame", "max_video_tokens")
 
     def to_hf_dict(self) -> dict:
-        """The HF `video_preprocessor_config.json` keys this processor reads back."""
-        return {
-            "video_processor_type": "Qwen3VLVideoProcessor",
-            "patch_size": self.patch_size,
-            "temporal_patch_size": self.temporal_patch_size,
-            "merge_size": self.merge_size,
-            "size": {"shortest_edge": self.min_pixels, "longest_edge": self.max_pixels},
-            "fps": self.default_fps,
-            "cap_pixels_per_frame": self.cap_pixels_per_frame,
-            "max_video_tokens": self.max_video_tokens,
-            "image_mean": list(self.image_mean),
-            "image_std": list(self.image_std),
-            "do_rescale": True,
-            "rescale_factor": 1 / 255,
-            "do_normalize": True,
-            "do_sample_frames": False,  # the node's buffer samples the clip
-        }
+        return {**super().to_hf_dict(), "do_sample_frames": False}  # the node's buffer samples the clip
 
-    @property
-    def factor(self) -> int:
-        return self.patch_size * self.merge_size
-
-    def target_size(self, height: int, width: int, frames: int) -> tuple[int, int]:
+    def target_size(self, height: int, width: int, frames: int = 1) -> tuple[int, int]:
         """The frames' size for a clip of `frames` frames (a one-frame clip is sized as the
         temporal patch it is padded to)."""
         frames = max(frames, self.temporal_patch_size)
@@ -171,17 +118,6 @@ class Qwen3VideoProcessor:
         return smart_resize_clip(
             frames, height, width, self.temporal_patch_size, self.factor, self.min_pixels, max_pixels
         )
-
-    def __call__(self, frames: np.ndarray) -> tuple[torch.Tensor, tuple[int, int, int]]:
-        """(T, H, W, 3) uint8 RGB → (pixel_values (N, C·tp·p·p) float32, (grid_t, grid_h, grid_w))."""
-        video = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)  # (T, 3, H, W) uint8
-        height, width = self.target_size(video.shape[2], video.shape[3], frames=video.shape[0])
-        video = normalize_frames(resize_frames(video, height, width), self.image_mean, self.image_std)
-        if pad := -video.shape[0] % self.temporal_patch_size:
-            video = torch.cat([video, video[-1:].expand(pad, -1, -1, -1)])
-        pixel_values = patchify_video(video, self.patch_size, self.temporal_patch_size, self.merge_size)
-        grid = (video.shape[0] // self.temporal_patch_size, height // self.patch_size, width // self.patch_size)
-        return pixel_values, grid
 
 
 class Qwen3ReasonProcessor:
@@ -248,14 +184,14 @@ class Qwen3ReasonProcessor:
 
 
 def preset_processor(preset: Qwen3VLPreset, tokenizer) -> Qwen3ReasonProcessor:
-    """The qwen3vl family's processor of a preset, around `tokenizer`."""
+    """The qwen3_vl family's processor of a preset, around `tokenizer`."""
     return Qwen3ReasonProcessor(
         tokenizer, Qwen3VideoProcessor.from_preset(preset), preset.token_ids["video_token_id"]
     )
 
 
 def checkpoint_processor(path: Path, config, tokenizer) -> Qwen3ReasonProcessor:
-    """The qwen3vl family's processor of a checkpoint: its patch geometry from config.json, its
+    """The qwen3_vl family's processor of a checkpoint: its patch geometry from config.json, its
     pixel budget and fps from its processor configs, else Cosmos-Reason2-2B's defaults."""
     from cosmos_ros.model.config import get_preset
 

@@ -198,7 +198,7 @@ def build_tiny_tokenizer(
 
 
 def _layout(family: str) -> str:
-    """The tokenizer layout of a family: "qwen" (dense, qwen3vl: Qwen's specials and template) or
+    """The tokenizer layout of a family: "qwen" (dense, qwen3_vl: Qwen's specials and template) or
     "internvl" (hybrid: InternVL's frame tokens and template)."""
     from cosmos_ros.model.families import family_of
 

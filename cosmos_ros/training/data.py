@@ -173,17 +173,20 @@ class Example:
 
 def encode_example(processor, clip: Clip, record: Record, *, answer_weight: float = 1.0,
                    format_weight: float = 1.0, think_sentences: int | None = None) -> Example:  # fmt: skip
-    """Prompt via the serving processor, then the reply's tokens; labels on the assistant turn only."""
+    """Prompt via the serving processor, then the reply's tokens; labels on the assistant turn only.
+    The reply is written in Cosmos-Reason1's format; a Reason2-format processor ("after_think")
+    is taught the same reasoning with the answer straight after </think>, as its prompt asks."""
     prompt = Prompt(text=record.prompt_text, options=record.options)
     inputs = processor(clip, prompt)
     tok = processor.tokenizer
     reply = shorten_think(record.reply, think_sentences)
     match = _REPLY.match(reply)
-    pieces = (
-        [(match.group("head"), False), (match.group("answer"), True), (match.group("tail"), False)]
-        if match
-        else [(reply, False)]
-    )
+    if match is None:
+        pieces = [(reply, False)]
+    elif processor.answer_format == "after_think":  # Cosmos-Reason2: the answer follows </think>
+        pieces = [(match.group("head").removesuffix("<answer>\n"), False), (match.group("answer"), True)]
+    else:
+        pieces = [(match.group("head"), False), (match.group("answer"), True), (match.group("tail"), False)]
     pieces.append((tok.eos_token, False))
     reply_ids, is_answer = [], []
     for text, answer in pieces:

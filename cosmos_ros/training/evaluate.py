@@ -63,16 +63,16 @@ def majority(records: list[Record], depth: int = 1) -> dict:
     return rows
 
 
-def summarize(records: list[Record], texts: list[str], depth: int = 1) -> dict:
+def summarize(records: list[Record], texts: list[str], depth: int = 1, answer_format: str = "tags") -> dict:
     """{category: {accuracy, format, none, n}} plus "all". Categories holding "did the robot
     fail?" questions (the failure prompt's options) also get the detection's failure_precision,
     failure_recall and failure_f1 ("Yes, the robot failed" is the positive)."""
     rows = defaultdict(lambda: {"accuracy": 0.0, "format": 0.0, "none": 0.0, "n": 0})
     detections: dict[str, Counter] = defaultdict(Counter)
     for record, text in zip(records, texts):
-        acc = accuracy_reward(text, record.answer, record.options)
-        fmt = format_reward(text)
-        parsed = parse_answer(text, record.options)
+        acc = accuracy_reward(text, record.answer, record.options, answer_format)
+        fmt = format_reward(text, answer_format)
+        parsed = parse_answer(text, record.options, answer_format)
         none = float(parsed.status is AnswerStatus.NONE)
         for key in (category_of(record, depth), ALL):
             row = rows[key]
@@ -132,13 +132,13 @@ def evaluate_model(model: str, data_dirs: list[str], split: str = "test", *, max
     from cosmos_ros.training.datamodule import VideoQADataModule
     from cosmos_ros.training.sft import load_trainable
 
-    net, tokenizer, _, _ = load_trainable(model, seed)
+    net, tokenizer, processor, _ = load_trainable(model, seed)
     dm = VideoQADataModule(
         data_dirs, model=model, eval_batch_size=batch_size, limit_eval=limit, test_split=split
     )
     records, texts = generate_answers(net, tokenizer, dm, split, max_new_tokens)
     _write_samples(samples_out, records, texts)
-    results = summarize(records, texts, depth)
+    results = summarize(records, texts, depth, processor.answer_format)
     results["_skipped"] = dict(dm.skips)
     return results, records
 
@@ -187,7 +187,7 @@ def evaluate_engine(engine, data_dirs: list[str], split: str = "test", *, max_ne
     )
     skips["unreadable_clip"] += len(records) - len(answered)
     _write_samples(samples_out, answered, texts)
-    results = summarize(answered, texts, depth)
+    results = summarize(answered, texts, depth, engine.answer_format)
     results["_skipped"] = {k: v for k, v in skips.items() if v}
     return results, answered
 

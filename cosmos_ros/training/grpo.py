@@ -63,14 +63,16 @@ def score(
     group_size: int,
     accuracy_reward_weight: float,
     format_reward_weight: float,
+    answer_format: str = "tags",
 ) -> dict:
-    """Reward components per completion; records has one entry per prompt (groups contiguous)."""
+    """Reward components per completion; records has one entry per prompt (groups contiguous).
+    answer_format: the model's (its processor's): Cosmos-Reason1 "tags" or Reason2 "after_think"."""
     acc, fmt, none = [], [], []
     for i, text in enumerate(texts):
         record = records[i // group_size]
-        acc.append(accuracy_reward(text, record.answer, record.options))
-        fmt.append(format_reward(text))
-        none.append(float(parse_answer(text, record.options).status is AnswerStatus.NONE))
+        acc.append(accuracy_reward(text, record.answer, record.options, answer_format))
+        fmt.append(format_reward(text, answer_format))
+        none.append(float(parse_answer(text, record.options, answer_format).status is AnswerStatus.NONE))
     acc_t, fmt_t = torch.tensor(acc), torch.tensor(fmt)
     return {"reward": accuracy_reward_weight * acc_t + format_reward_weight * fmt_t, "accuracy": acc_t, "format": fmt_t,
             "none": torch.tensor(none)}  # fmt: skip
@@ -148,6 +150,7 @@ class GRPOModule(OptimizerMixin, L.LightningModule):
             hp.group_size,
             hp.accuracy_reward_weight,
             hp.format_reward_weight,
+            self.processor.answer_format,
         )
         advantages = group_advantages(scores["reward"], hp.group_size)
         signal = signal_mask(scores["reward"], hp.group_size)
@@ -202,7 +205,7 @@ class GRPOModule(OptimizerMixin, L.LightningModule):
         prompts = prompt_only(batch)
         completions = sample(self.model, prompts, self.tokenizer, max_new_tokens=self.hparams.max_new_tokens,
                              temperature=0.0)  # fmt: skip
-        scores = score(completions.texts, batch["records"], 1, 1.0, 0.0)
+        scores = score(completions.texts, batch["records"], 1, 1.0, 0.0, self.processor.answer_format)
         size = len(batch["records"])
         self.log("val/accuracy", scores["accuracy"].mean(), prog_bar=True, batch_size=size, sync_dist=True)
         self.log("val/format_reward", scores["format"].mean(), batch_size=size, sync_dist=True)
@@ -218,7 +221,7 @@ def prompt_only(batch: dict) -> dict:
     left-padded again so every row's next token is in the last column."""
     from cosmos_ros.model.processor import left_pad
 
-    out = {k: batch[k] for k in ("pixel_values_videos", "video_grid_thw", "second_per_grid_ts")}
+    out = {k: batch[k] for k in ("pixel_values_videos", "video_grid_thw", "second_per_grid_ts") if k in batch}
     width = batch["input_ids"].shape[1]
     for key in ("input_ids", "attention_mask", "mm_token_type_ids"):
         rows = []

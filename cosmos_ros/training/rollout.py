@@ -33,7 +33,7 @@ def sample(model, batch: dict, tokenizer, *, max_new_tokens: int, temperature: f
     position_ids, rope_deltas = rope_index(model, batch)
     cache = DynamicCache(config=model.config)
     prompt = {k: batch[k] for k in ("input_ids", "attention_mask", "mm_token_type_ids",
-                                    "pixel_values_videos", "video_grid_thw", "second_per_grid_ts")}  # fmt: skip
+                                    "pixel_values_videos", "video_grid_thw", "second_per_grid_ts") if k in batch}  # fmt: skip
     logits = model(**prompt, position_ids=position_ids, cache=cache, use_cache=True, logits_to_keep=1).logits[
         :, -1
     ]
@@ -83,7 +83,7 @@ def completion_logprobs(model, batch: dict, completions: Completions) -> torch.T
         "mm_token_type_ids": torch.cat([batch["mm_token_type_ids"], torch.zeros_like(tokens)], dim=1),
         "pixel_values_videos": batch["pixel_values_videos"],
         "video_grid_thw": batch["video_grid_thw"],
-        "second_per_grid_ts": batch["second_per_grid_ts"],
+        **({"second_per_grid_ts": batch["second_per_grid_ts"]} if "second_per_grid_ts" in batch else {}),
     }
     position_ids, _ = rope_index(model, full)
     logits = model(**full, position_ids=position_ids, use_cache=False).logits  # (B, P + T, V)
@@ -95,7 +95,8 @@ def completion_logprobs(model, batch: dict, completions: Completions) -> torch.T
 def repeat_batch(batch: dict, times: int) -> dict:
     """Each row of a prompt batch `times` times in a row (a GRPO group), videos repeated alike."""
     out = {k: batch[k].repeat_interleave(times, dim=0)
-           for k in ("input_ids", "attention_mask", "mm_token_type_ids", "video_grid_thw", "second_per_grid_ts")}  # fmt: skip
+           for k in ("input_ids", "attention_mask", "mm_token_type_ids", "video_grid_thw", "second_per_grid_ts")
+           if k in batch}  # fmt: skip
     patches = (batch["video_grid_thw"].prod(dim=1)).tolist()
     chunks = torch.split(batch["pixel_values_videos"], patches)
     out["pixel_values_videos"] = torch.cat([c for c in chunks for _ in range(times)])

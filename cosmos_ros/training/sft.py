@@ -43,7 +43,7 @@ def _refuse_untrainable(source, family: str):
     from cosmos_ros.model.families import FAMILIES
 
     trainable = ", ".join(f"{f.name} ({f.summary})" for f in FAMILIES.values() if f.trainable)
-    raise ValueError(f"training supports the {trainable} family; {str(source)!r} is {family}")
+    raise ValueError(f"training supports the families {trainable}; {str(source)!r} is {family}")
 
 
 def apply_lora(model, lora: dict):
@@ -68,7 +68,7 @@ def warmup_cosine(step: int, warmup: int, total: int, min_ratio: float) -> float
 
 def model_inputs(batch: dict, dtype: torch.dtype) -> dict:
     """The forward's keyword arguments, with explicit 3-D mRoPE positions (needs `model.model`)."""
-    inputs = {k: batch[k] for k in MODEL_KEYS}
+    inputs = {k: batch[k] for k in MODEL_KEYS if k in batch}  # no second_per_grid_ts for Qwen3-VL
     inputs["pixel_values_videos"] = inputs["pixel_values_videos"].to(dtype)
     return inputs
 

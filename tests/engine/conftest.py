@@ -1,6 +1,6 @@
 """Exports of the tiny presets, shared by the engine tests.
 
-Exporting both tiny presets takes a minute or two on two cores, so the tests share one export
+Exporting the three tiny presets takes a minute or two on two cores, so the tests share one export
 per preset, kept in pytest's cache folder (`.pytest_cache/d/cosmos_ros_engines`) through the
 same engine cache the onnxruntime backend uses: keyed by model hash, opset and exporter code, so
 any change to the weights or to the exporter exports again.
@@ -18,9 +18,12 @@ def engine_cache(request):
 
 @pytest.fixture(scope="session")
 def exports(engine_cache):
-    """{"tiny-dense": export dir, "tiny-hybrid": export dir}, exported on the first run."""
+    """{"tiny-dense": export dir, "tiny-hybrid": ..., "cosmos-reason2-tiny": ...}, exported on the first run."""
     pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install onnxruntime)")
     pytest.importorskip("onnx", reason="onnx is not installed (pip install onnx)")
     from cosmos_ros.engine.onnx_export import ensure_export
 
-    return {preset: ensure_export(preset, root=engine_cache) for preset in ("tiny-dense", "tiny-hybrid")}
+    return {
+        preset: ensure_export(preset, root=engine_cache)
+        for preset in ("tiny-dense", "tiny-hybrid", "cosmos-reason2-tiny")
+    }

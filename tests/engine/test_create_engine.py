@@ -8,8 +8,8 @@ import pytest
 from cosmos_ros.engine.base import Engine, EngineUnavailableError, create_engine
 
 
-@pytest.mark.parametrize("preset", ["tiny-dense", "tiny-hybrid"])
-def test_torch_engine_for_a_preset_of_either_family_is_an_engine(preset):
+@pytest.mark.parametrize("preset", ["tiny-dense", "tiny-hybrid", "cosmos-reason2-tiny"])
+def test_torch_engine_for_a_preset_of_any_family_is_an_engine(preset):
     engine = create_engine("torch", preset)
     assert isinstance(engine, Engine) and engine.model_id.startswith(f"{preset}@")
     engine.close()

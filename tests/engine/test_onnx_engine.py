@@ -21,7 +21,7 @@ def make_clip(t=2, size=64, seed=0):
     return Clip(frames=frames, stamps=np.arange(t) / 4.0, cameras=("front",))
 
 
-@pytest.fixture(scope="module", params=["tiny-dense", "tiny-hybrid"])
+@pytest.fixture(scope="module", params=["tiny-dense", "tiny-hybrid", "cosmos-reason2-tiny"])
 def pair(request, exports):
     """(onnxruntime engine on the preset's export, torch engine of the same preset)."""
     return create_engine("onnxruntime", str(exports[request.param])), TorchEngine(request.param)

@@ -13,7 +13,7 @@ from cosmos_ros.engine.torch_engine import TorchEngine
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-PRESETS = ("tiny-dense", "tiny-hybrid")
+PRESETS = ("tiny-dense", "tiny-hybrid", "cosmos-reason2-tiny")
 PROMPT = Prompt("What should the robot do next? Answer in <think></think><answer></answer>.")
 
 
@@ -69,30 +69,38 @@ def test_hybrid_decode_carries_mamba_conv_and_ssm_states_and_attention_kv(export
 
 
 @pytest.mark.parametrize(
-    "preset,frames", [("tiny-dense", 3), ("tiny-dense", 6), ("tiny-hybrid", 1), ("tiny-hybrid", 3)]
+    "preset,frames",
+    [("tiny-dense", 3), ("tiny-dense", 6), ("tiny-hybrid", 1), ("tiny-hybrid", 3),
+     ("cosmos-reason2-tiny", 3), ("cosmos-reason2-tiny", 6)],
 )
 def test_vision_and_projector_match_transformers_within_1e_4(exports, torch_engines, preset, frames):
-    from cosmos_ros.engine.onnx_graphs import dense_vision_inputs
+    from cosmos_ros.engine.onnx_graphs import dense_vision_inputs, qwen3_vision_inputs
 
     engine = torch_engines[preset]
     inputs = engine.prepare(make_clip(frames, seed=frames), PROMPT)
     session = ort.InferenceSession(str(exports[preset] / "vision.onnx"), providers=["CPUExecutionProvider"])
+    deepstack = None
     with torch.inference_mode():
-        if preset == "tiny-dense":
+        if preset != "tiny-hybrid":
+            vision_inputs = dense_vision_inputs if preset == "tiny-dense" else qwen3_vision_inputs
             feeds = {"pixel_values": inputs.pixel_values_videos,
-                     **dense_vision_inputs(inputs.video_grid_thw, engine.model.config.vision_config)}  # fmt: skip
-            expected = engine.model.model.get_video_features(
-                inputs.pixel_values_videos, inputs.video_grid_thw
-            ).pooler_output
+                     **vision_inputs(inputs.video_grid_thw, engine.model.config.vision_config)}  # fmt: skip
+            features = engine.model.model.get_video_features(inputs.pixel_values_videos, inputs.video_grid_thw)
+            expected = features.pooler_output
             expected = torch.cat(list(expected)) if isinstance(expected, (list, tuple)) else expected
+            if preset == "cosmos-reason2-tiny":  # DeepStack: one merged feature per chosen block
+                deepstack = torch.stack([torch.cat(list(f)) for f in features.deepstack_features])
         else:
             feeds = {"pixel_values": inputs.pixel_values}
             expected = engine.model.get_image_features(
                 inputs.pixel_values, vision_feature_layer=-1, vision_feature_select_strategy="default"
             ).pooler_output.flatten(0, 1)
-    (got,) = session.run(None, {k: v.numpy() for k, v in feeds.items()})
+    got, *got_deepstack = session.run(None, {k: v.numpy() for k, v in feeds.items()})
     assert got.shape == tuple(expected.shape)
     assert np.abs(got - expected.numpy()).max() <= 1e-4
+    if deepstack is not None:
+        assert got_deepstack[0].shape == tuple(deepstack.shape) == (2, *expected.shape)
+        assert np.abs(got_deepstack[0] - deepstack.numpy()).max() <= 1e-4
 
 
 @pytest.mark.parametrize(

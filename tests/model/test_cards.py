@@ -55,7 +55,7 @@ def test_an_unknown_key_is_named_with_the_file_and_the_allowed_keys(tmp_path):
 
 
 def test_an_unknown_family_is_refused():
-    with pytest.raises(CardError, match="family must be one of \\['dense', 'hybrid', 'qwen3vl'\\]"):
+    with pytest.raises(CardError, match="family must be one of \\['dense', 'hybrid', 'qwen3_vl'\\]"):
         preset_from_card(card("tiny-dense") | {"family": "moe"})
 
 

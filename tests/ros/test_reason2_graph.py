@@ -1,4 +1,4 @@
-"""Cosmos-Reason2 (qwen3vl family) in the robot graph: `cosmos-ros launch camera_demo
+"""Cosmos-Reason2 (qwen3_vl family) in the robot graph: `cosmos-ros launch camera_demo
 model:=cosmos-reason2-tiny` serves the planner's topics and the Reason service from a Qwen3-VL
 model, each answer naming it."""
 

@@ -13,10 +13,11 @@ from cosmos_ros.training.datamodule import VideoQADataModule
 from cosmos_ros.training.sft import SFTModule, warmup_cosine
 
 
-def test_a_few_sft_steps_lower_the_loss_on_a_fixed_batch(toy_data):
-    dm = VideoQADataModule(str(toy_data), batch_size=4)
+@pytest.mark.parametrize("model", ["tiny-dense", "cosmos-reason2-tiny"])
+def test_a_few_sft_steps_lower_the_loss_on_a_fixed_batch(toy_data, model):
+    dm = VideoQADataModule(str(toy_data), model=model, batch_size=4)
     batch = next(iter(dm.train_dataloader()))
-    module = SFTModule(lr=3e-3)
+    module = SFTModule(model=model, lr=3e-3)
     optimizer = torch.optim.AdamW(module.model.parameters(), lr=3e-3)
     first, _ = module.loss(batch)
     for _ in range(5):
