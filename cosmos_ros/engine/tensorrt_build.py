@@ -100,6 +100,8 @@ def label_ranges(
             high * profiles.batch[2],
         ]  # frames of the whole batch
         ranges["media"] = [f * per_frame for f in ranges["frames"]]
+    elif manifest.family == "qwen3_vl":
+        ranges |= _qwen3_vl_ranges(config["vision_config"], processor, profiles)
     else:
         vision = config["vision_config"]
         merge, patch, temporal = (
@@ -137,6 +139,35 @@ def label_ranges(
         most = (largest + (side - 1) * (largest + 1) + (side - 1) ** 2) // side**2
         ranges["windows"] = [frames[0], frames[1] * math.ceil(largest / side**2), frames[2] * most]
     return ranges
+
+
+def _qwen3_vl_ranges(vision: dict, processor: dict, profiles: Profiles) -> dict[str, list[int]]:
+    """Qwen3-VL's vision axes. Its pixel budget is the whole clip's (frames x height x width within
+    size.shortest_edge..longest_edge), spread over the frames (at most max_video_tokens merged
+    patches per frame with qwen-vl-utils' cap, never below 1.05 x shortest_edge per frame); one
+    attention block per temporal patch, no windows."""
+    merge, patch, temporal = vision["spatial_merge_size"], vision["patch_size"], vision["temporal_patch_size"]
+    per_merged = (patch * merge) ** 2
+    size = processor.get("size", {})
+    shortest = size.get("shortest_edge", per_merged)
+    longest = size.get("longest_edge", per_merged * temporal)
+    floor = math.ceil(1.05 * shortest / per_merged)  # merged patches per frame, at least
+    largest = longest // (temporal * per_merged)  # a two-frame clip's frame takes half the budget
+    if processor.get("cap_pixels_per_frame", True):
+        largest = min(largest, processor.get("max_video_tokens", 768))
+    largest = max(1, floor, largest)
+    opt = max(1, min(largest, longest // (per_merged * max(profiles.frames[1], temporal))))
+    grids = [math.ceil(f / temporal) for f in profiles.frames]
+    frames = [grids[0], grids[1], grids[2] * profiles.batch[2]]
+    merged = [grids[0], grids[1] * opt, frames[2] * largest]
+    unit = merge * merge
+    return {
+        "merged": merged,
+        "patches": [m * unit for m in merged],
+        "media": merged,
+        "grid_frames": frames,
+        "frame_patches": [unit, opt * unit, largest * unit],
+    }
 
 
 def _dim(value, ranges: dict[str, list[int]], which: int) -> int:

@@ -12,8 +12,11 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def engine_cache(request):
-    return request.config.cache.mkdir("cosmos_ros_engines")
+def engine_cache(request, tmp_path_factory):
+    """pytest's cache folder, or a session temp folder where the cache plugin is off
+    (`-p no:cacheprovider`, as scripts/gpu_check.sh runs)."""
+    cache = getattr(request.config, "cache", None)
+    return cache.mkdir("cosmos_ros_engines") if cache is not None else tmp_path_factory.mktemp("cosmos_ros_engines")
 
 
 @pytest.fixture(scope="session")

@@ -158,6 +158,23 @@ def test_dense_profiles_bound_the_attention_blocks_by_frames_and_windows():
     assert ranges["windows"] == [1, 4 * 48, 16 * 192]
 
 
+QWEN3_VL_CONFIG = {"vision_config": {"spatial_merge_size": 2, "patch_size": 16, "temporal_patch_size": 2}}
+# Cosmos-Reason2's vLLM budget for a whole clip: 128 to ~3686 merged patches of 32 x 32
+QWEN3_VL_PROCESSOR = {"size": {"shortest_edge": 131072, "longest_edge": 3774873}}
+
+
+def test_qwen3_vl_profiles_spread_the_clip_budget_over_its_frames():
+    ranges = label_ranges(
+        fake_manifest("qwen3_vl", 1), QWEN3_VL_CONFIG, QWEN3_VL_PROCESSOR, Profiles(batch=(1, 1, 2), frames=(2, 8, 16))
+    )
+    # a frame: at most half the clip's 3686 patches (two frames at least), capped at 768 per
+    # frame, never below 1.05 x 128; at opt the 8 frames share the budget (460 each)
+    assert ranges["frame_patches"] == [4, 4 * 460, 4 * 768]
+    assert ranges["grid_frames"] == [1, 4, 16]
+    assert ranges["merged"] == [1, 4 * 460, 16 * 768] and ranges["media"] == ranges["merged"]
+    assert "windows" not in ranges and ranges["patches"] == [4 * m for m in ranges["merged"]]
+
+
 def test_profile_shapes_fill_each_dynamic_axis_with_min_opt_max():
     spec = GraphSpec("decode.onnx", [TensorSpec("attention_mask", "int64", ("batch", "past + 1")),
                                      TensorSpec("past.0.key", "float32", ("batch", 2, "past", 32))], [])  # fmt: skip

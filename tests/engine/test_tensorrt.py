@@ -64,7 +64,7 @@ def test_build_engine_command_exits_2_naming_what_is_missing(capsys):
 
 @pytest.mark.gpu
 @needs_tensorrt_gpu
-@pytest.mark.parametrize("preset", ["tiny-dense", "tiny-hybrid"])
+@pytest.mark.parametrize("preset", ["tiny-dense", "tiny-hybrid", "cosmos-reason2-tiny"])
 def test_fp32_engines_decode_the_torch_tokens(exports, engine_cache, preset):
     from cosmos_ros.engine.torch_engine import TorchEngine
 
