@@ -23,6 +23,11 @@ class EngineUnavailableError(NotImplementedError):
     """The asked-for backend cannot run here: a package is missing or the backend is not built yet."""
 
 
+class EngineBusyError(RuntimeError):
+    """The engine is at capacity right now (a shared server's HTTP 429 / 503): ask again later.
+    The reasoner answers the request BUSY, not ERROR."""
+
+
 class Engine(abc.ABC):
     """Runs one model on clips. `reason` may be called from one worker thread at a time or several
     (implementations serialize calls); it blocks until generation ends."""
@@ -147,6 +152,11 @@ BACKENDS = {
         (("onnxruntime", "pip install onnxruntime (or onnxruntime-gpu)"), ("onnx", "pip install onnx")),
     ),
     "tensorrt": ("cosmos_ros.engine.tensorrt_engine", "TensorRTEngine", ()),
+    "openai": (
+        "cosmos_ros.engine.openai_engine",
+        "OpenAIEngine",
+        (("openai", "pip install 'cosmos_ros[remote]' (or pip install openai)"),),
+    ),
 }
 ENGINE_KINDS = tuple(BACKENDS)
 

@@ -80,6 +80,7 @@ def engine_status(
         _kv("requests_done", stats.requests_done),
         _kv("queue_depth", queue_depth),
         _kv("busy_rejections", stats.busy_rejections),
+        _kv("engine_busy", stats.busy),
         _kv("stale_skips", stats.stale),
         _kv("errors", errors),
         *(_kv(f"errors.{cause}", n) for cause, n in sorted(stats.errors.items())),

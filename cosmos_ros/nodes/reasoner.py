@@ -243,9 +243,13 @@ class Reasoner(LifecycleNode):
 
     def _make_engine(self):
         values = self._values
-        engine = create_engine(
-            values["engine"], values["model"], device=values["device"], precision=values["precision"] or None
-        )
+        if values["engine"] == "openai":
+            engine = create_engine("openai", values["served_model"], server_url=values["server_url"],
+                                   api_key_env=values["api_key_env"])  # fmt: skip
+        else:
+            engine = create_engine(
+                values["engine"], values["model"], device=values["device"], precision=values["precision"] or None
+            )
         self.get_logger().info(f"engine ready: {engine.model_id}")
         return engine
 

@@ -27,8 +27,11 @@ PARAMETERS = {
     "fps": (4.0, "frames per second the clip is resampled to (Cosmos-Reason1: 4)", False),
     "max_frames": (16, "most frames per clip", False),
     "rate_hz": (0.5, "periodic answers per second", False),
-    "engine": ("torch", "torch | onnxruntime | tensorrt | module:factory", True),
-    "model": ("tiny-dense", "model preset name or checkpoint directory", True),
+    "engine": ("torch", "torch | onnxruntime | tensorrt | openai (a shared server) | module:factory", True),
+    "model": ("tiny-dense", "model preset name or checkpoint directory (local engines)", True),
+    "server_url": ("", "engine openai: the server's API base URL, e.g. http://gpu-box:8000/v1", True),
+    "served_model": ("", "engine openai: the model name the server serves; '' = its only model", True),
+    "api_key_env": ("OPENAI_API_KEY", "engine openai: the environment variable holding the API key", True),
     "device": ("cpu", "torch device for the engine (cpu, cuda, cuda:1)", True),
     "precision": (
         "",
@@ -106,6 +109,8 @@ def validate(values: dict) -> str:
     if precision and precision in CHOICES["precision"] and precision not in ENGINE_PRECISIONS.get(engine, (precision,)):
         problems.append(f"the {engine} engine runs precision {', '.join(ENGINE_PRECISIONS[engine])}, not {precision!r}")
     ingest, fps = values["ingest_fps"], values["fps"]
+    if engine == "openai" and not values["server_url"].startswith(("http://", "https://")):
+        problems.append(f"engine openai needs server_url, an http(s) URL such as http://gpu-box:8000/v1 (got {values['server_url']!r})")
     if not problems and 0 < ingest < fps:
         problems.append(f"ingest_fps {ingest:g} is below fps {fps:g}: clips would miss frames; use 0 (4 x fps) or >= fps")
     return "; ".join(problems)

@@ -29,6 +29,7 @@ from cosmos_ros.core import prompts
 from cosmos_ros.core.answers import AnswerStatus, ParsedAnswer, parse_answer
 from cosmos_ros.core.frames import EmptyClipError, FrameBuffer
 from cosmos_ros.core.types import Clip, OutcomeStatus, Prompt, Reasoning, TaskKind
+from cosmos_ros.engine.base import EngineBusyError
 
 # The bounds of a request's window_s and max_new_tokens; the node's parameters share them.
 MAX_WINDOW_S = 600.0
@@ -108,7 +109,8 @@ class WorkerStats:
     inferences: int = 0
     periodic_runs: int = 0
     requests_done: int = 0
-    busy_rejections: int = 0
+    busy_rejections: int = 0  # requests refused because the queue was full
+    busy: int = 0  # answers the engine could not give now (a shared server at capacity)
     stale: int = 0
     errors: dict[str, int] = field(default_factory=dict)  # "<stage>.<exception type>" -> count
     last_latency_s: float = float("nan")
@@ -396,6 +398,10 @@ class ReasoningWorker:
             )
         except Cancelled:
             base.message = "cancelled"
+            return base
+        except EngineBusyError as exc:  # a shared server at capacity: ask again later
+            self.stats.busy += 1
+            base.status, base.message = OutcomeStatus.BUSY, str(exc)
             return base
         except Exception as exc:  # any engine failure becomes an ERROR answer, never a dead node
             base.message = self._count_failure("engine", exc)
