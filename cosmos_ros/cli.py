@@ -10,6 +10,7 @@ cosmos-ros train sft|grpo --config training/*.yaml   Lightning SFT / GRPO ([trai
 cosmos-ros eval --model DIR --data D  held-out MCQ accuracy by category (table + PNG)
 cosmos-ros export PRESET|DIR OUT/     ONNX graphs (vision, prefill, decode) + manifest, verified vs torch
 cosmos-ros build-engine EXPORT|MODEL  TensorRT engines in the engine cache (GPU + tensorrt)
+cosmos-ros serve DIR [--dry-run]      serve a model for many robots with vLLM (robots: engine:=openai)
 cosmos-ros transport-profile          path of the Fast DDS profile for your own camera drivers
 cosmos-ros bag play|record|info ...    replay / record rosbag2 (MCAP, sqlite3) without a ROS install
 cosmos-ros bench NAME [args]          run bench/NAME.py
@@ -27,6 +28,7 @@ from pathlib import Path
 from cosmos_ros import launch as launcher
 from cosmos_ros import resources
 from cosmos_ros.engine import cli as engine_cli
+from cosmos_ros.engine import serve as serve_cli
 from cosmos_ros.sim import cli as sim_cli
 from cosmos_ros.sim.evaluation import episode_report, question_report
 from cosmos_ros.training import cli as training_cli
@@ -166,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     engine_cli.add_parsers(sub)
+    serve_cli.add_parser(sub)
     sim_cli.add_parser(sub)
     training_cli.add_parsers(sub)
 
@@ -190,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
         return _model_info(ns.preset)
     if ns.command in engine_cli.COMMANDS:
         return engine_cli.run(ns)
+    if ns.command == "serve":
+        return serve_cli.run(ns)
     if ns.command in ("train", "eval"):
         return training_cli.run(ns)
     if ns.command == "gen-data":

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -40,8 +41,12 @@ class ChatServer:
     mode: "ok", "429", "503" or "stall" (never answers), switchable while it runs. Each request
     it answered is kept in `requests` (the parsed JSON body)."""
 
-    def __init__(self, engine, served_model: str, *, api_key: str | None = None, port: int = 0):
+    def __init__(self, engine, served_model: str, *, api_key: str | None = None, port: int = 0,
+                 reasoning_parser: bool = False):  # fmt: skip
+        """reasoning_parser: stream the think block as `reasoning_content`, the answer as
+        `content`, as vLLM does with `--reasoning-parser qwen3`."""
         self.engine, self.served_model, self.api_key = engine, served_model, api_key
+        self.reasoning_parser = reasoning_parser
         self.mode = "ok"
         self.attempts = 0  # chat requests received, answered or not
         self.requests: list[dict] = []
@@ -140,6 +145,11 @@ class ChatServer:
 
         probs = reasoning.token_probs if len(reasoning.token_probs) == len(deltas) else [None] * len(deltas)
         base = {"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": 0, "model": self.served_model}
+        split = re.fullmatch(r"<think>\n(.*?)\n</think>\n\n(.*)", reasoning.text, re.DOTALL)
+        if self.reasoning_parser and split:
+            for field, part in (("reasoning_content", split.group(1)), ("content", split.group(2))):
+                send({**base, "choices": [{"index": 0, "delta": {field: part}, "logprobs": None, "finish_reason": None}]})
+            deltas, probs = [], []
         for delta, prob in zip(deltas, probs):
             logprobs = None if prob is None else {"content": [{"token": delta, "logprob": math.log(max(prob, 1e-300)),
                                                                "bytes": list(delta.encode()), "top_logprobs": []}]}  # fmt: skip

@@ -261,13 +261,14 @@ class OpenAIEngine(Engine):
         }
         text, spans, probs = "", [], []
         finish, usage, first_token, matched = "length", None, None, None
+        thinking = ThinkTags()
         stream = self._call(lambda: self._client.chat.completions.create(**request))
         with stream:
             for chunk in self._chunks(stream):
                 if chunk.usage is not None:
                     usage = chunk.usage
                 for choice in chunk.choices:
-                    delta = choice.delta.content or ""
+                    delta = thinking.delta(choice.delta)
                     logprobs = choice.logprobs.content if choice.logprobs and choice.logprobs.content else []
                     span = (len(text), len(text) + len(delta))
                     for item in logprobs:
@@ -299,6 +300,30 @@ class OpenAIEngine(Engine):
             stages={"preprocess": preprocess_s, "prefill": first_token - start - preprocess_s, "decode": end - first_token},
             answer_format=answer_format,
         )
+
+
+class ThinkTags:
+    """A server run with a reasoning parser (vLLM's `--reasoning-parser qwen3`) streams the
+    reasoning apart from the answer (`reasoning_content`, or `reasoning` in newer vLLM); this
+    puts it back inside <think> tags, in order, so the text reads as the model wrote it."""
+
+    def __init__(self):
+        self.state = "before"  # before any reasoning, inside it, after it
+
+    def delta(self, delta) -> str:
+        extra = getattr(delta, "model_extra", None) or {}
+        reasoning = extra.get("reasoning_content") or extra.get("reasoning") or ""
+        content = delta.content or ""
+        out = ""
+        if reasoning:
+            out += "<think>\n" if self.state == "before" else ""
+            self.state = "inside"
+            out += reasoning
+        if content:
+            out += "\n</think>\n\n" if self.state == "inside" else ""
+            self.state = "after" if self.state != "before" else "before"
+            out += content
+        return out
 
 
 def _detail(exc) -> str:

@@ -213,9 +213,12 @@ class Reasoner(LifecycleNode):
             self._timer = self.create_timer(1.0 / self._values["rate_hz"], self.worker.tick)
         self._server = ReasonServer(self, self.worker, self.stamps, self._log_once)
         settings = self.worker.settings
+        v = self._values
+        where = (f"{v['served_model'] or 'the served model'} at {v['server_url']}" if v["engine"] == "openai"
+                 else f"{v['model']} on {v['device']}")  # fmt: skip
         self.get_logger().info(
-            f"watching {', '.join(settings.cameras)} with {self._values['engine']} engine "
-            f"({self._values['model']} on {self._values['device']}), taking frames by {self._ingest.mode} "
+            f"watching {', '.join(settings.cameras)} with {v['engine']} engine "
+            f"({where}), taking frames by {self._ingest.mode} "
             f"at {ingest_rate_hz(values):.3g} fps; task: {settings.task or '(none)'}"
         )
 

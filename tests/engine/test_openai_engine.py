@@ -14,7 +14,8 @@ import pytest
 from cosmos_ros.core.prompts import REASONING_AFTER_THINK, failure_prompt, next_subtask_prompt
 from cosmos_ros.core.types import Clip
 from cosmos_ros.engine.base import EngineBusyError, create_engine
-from cosmos_ros.engine.openai_engine import OpenAIEngine, RemoteEngineError, answer_format_of
+from cosmos_ros.core.answers import parse_answer
+from cosmos_ros.engine.openai_engine import OpenAIEngine, RemoteEngineError, ThinkTags, answer_format_of
 from cosmos_ros.engine.torch_engine import TorchEngine
 from cosmos_ros.resources import data_dirs
 
@@ -88,6 +89,31 @@ def test_a_reason2_model_is_asked_and_read_in_its_own_format(local):
         assert reasoning.answer_format == "after_think"
     finally:
         server.stop()
+
+
+def test_a_reasoning_parsers_split_reply_is_read_as_the_model_wrote_it(local):
+    server = ChatServer(local, "m", reasoning_parser=True).start()
+    try:
+        clip, prompt = clip_of(seed=3), failure_prompt("put the red block on the green pad")
+        remote = engine_for(server).reason(clip, prompt, max_new_tokens=64)
+        received = decode_video_url(server.requests[-1]["messages"][1]["content"][0]["video_url"]["url"], fps=4.0)
+        expected = local.reason(received, prompt, max_new_tokens=64)
+        mine, theirs = parse_answer(remote.text, prompt.options), parse_answer(expected.text, prompt.options)
+        assert (mine.status, mine.choice_index, mine.think) == (theirs.status, theirs.choice_index, theirs.think)
+        assert mine.choice_index >= 0  # the shipped model answers this one
+    finally:
+        server.stop()
+
+
+def test_streamed_reasoning_goes_back_inside_think_tags_in_order():
+    from openai.types.chat.chat_completion_chunk import ChoiceDelta
+
+    tags = ThinkTags()
+    parts = [{"reasoning_content": "the cube"}, {"reasoning": " slipped"}, {"content": "A"}, {"content": "."}]
+    text = "".join(tags.delta(ChoiceDelta.model_validate(p)) for p in parts)
+    assert text == "<think>\nthe cube slipped\n</think>\n\nA."
+    plain = ThinkTags()  # a server without a reasoning parser: the text passes as it is
+    assert plain.delta(ChoiceDelta.model_validate({"content": "<think>\nx\n</think>\n\nB"})) == "<think>\nx\n</think>\n\nB"
 
 
 def test_without_a_name_the_servers_only_model_is_used(server):

