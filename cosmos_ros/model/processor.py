@@ -317,37 +317,52 @@ def render_chat(tokenizer, prompt: Prompt) -> str:
 
 
 class ReasonProcessor:
-    """Tokenizer + video processor: `(Clip, Prompt) → VideoInputs`, media before text (Cosmos convention)."""
+    """Tokenizer + video processor: `(Clip, Prompt) → VideoInputs`, media before text (Cosmos convention).
+
+    A family's variant overrides the hooks: `render` (how the prompt is worded), `video_text`
+    (what the one video placeholder becomes) and `time_spacing` (the temporal spacing input)."""
 
     answer_format = "tags"  # Cosmos-Reason1: <answer>…</answer> (core.answers)
+    single_tokens: tuple[str, ...] = (VIDEO_PAD,)  # must each encode as one token
 
     def __init__(self, tokenizer, video_processor: VideoProcessor, video_token_id: int):
         self.tokenizer = tokenizer
         self.video = video_processor
         self.video_token_id = video_token_id
+        for token in self.single_tokens:
+            if len(tokenizer.encode(token, add_special_tokens=False)) != 1:
+                raise ValueError(f"tokenizer has no single token for {token!r}")
         if tokenizer.convert_tokens_to_ids(VIDEO_PAD) != video_token_id:
             raise ValueError(
                 f"tokenizer maps {VIDEO_PAD} to {tokenizer.convert_tokens_to_ids(VIDEO_PAD)}, "
                 f"but the model expects video_token_id {video_token_id}"
             )
 
-
     @property
     def media(self) -> VideoProcessor:
         """The family's media processor (every family's processor names it `media`)."""
         return self.video
+
     def render(self, prompt: Prompt, assistant_prefix: str = "") -> str:
         """The chat text with one video placeholder, assistant turn opened (and begun with
         `assistant_prefix`, e.g. "<answer>\\n", when the caller scores what follows it)."""
         return render_chat(self.tokenizer, prompt) + assistant_prefix
 
+    def video_text(self, clip: Clip, grid: tuple[int, int, int]) -> str:
+        """What the video placeholder becomes: one `<|video_pad|>` per merged patch."""
+        return VIDEO_PAD * (grid[0] * grid[1] * grid[2] // self.video.merge_size**2)
+
+    def time_spacing(self, fps: float) -> torch.Tensor | None:
+        """`second_per_grid_ts`: the seconds one temporal patch spans (Qwen2.5-VL's positions)."""
+        return torch.tensor([self.video.temporal_patch_size / fps], dtype=torch.float32)
+
     def __call__(self, clip: Clip, prompt: Prompt, assistant_prefix: str = "") -> VideoInputs:
-        pixel_values, (grid_t, grid_h, grid_w) = self.video(clip.frames)
-        num_video_tokens = grid_t * grid_h * grid_w // self.video.merge_size**2
+        pixel_values, grid = self.video(clip.frames)
+        num_video_tokens = grid[0] * grid[1] * grid[2] // self.video.merge_size**2
         text = self.render(prompt, assistant_prefix)
         if text.count(VIDEO_PAD) != 1:
             raise ValueError(f"prompt must render exactly one {VIDEO_PAD}; found {text.count(VIDEO_PAD)}")
-        text = text.replace(VIDEO_PAD, VIDEO_PAD * num_video_tokens)
+        text = text.replace(VIDEO_PAD, self.video_text(clip, grid))
         input_ids = torch.tensor([self.tokenizer.encode(text, add_special_tokens=False)], dtype=torch.long)
         is_video = input_ids == self.video_token_id
         if int(is_video.sum()) != num_video_tokens:
@@ -360,8 +375,8 @@ class ReasonProcessor:
             attention_mask=torch.ones_like(input_ids),
             mm_token_type_ids=is_video.int() * VIDEO_TOKEN_TYPE,
             pixel_values_videos=pixel_values,
-            video_grid_thw=torch.tensor([[grid_t, grid_h, grid_w]], dtype=torch.long),
-            second_per_grid_ts=torch.tensor([self.video.temporal_patch_size / fps], dtype=torch.float32),
+            video_grid_thw=torch.tensor([list(grid)], dtype=torch.long),
+            second_per_grid_ts=self.time_spacing(fps),
             frame_stamps=np.asarray(clip.stamps, dtype=np.float64),
             fps=fps,
             text=text,

@@ -22,18 +22,10 @@ from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
-import torch
 
 from cosmos_ros.core.prompts import for_answer_format
 from cosmos_ros.core.types import Clip, Prompt
-from cosmos_ros.model.processor import (
-    VIDEO_PAD,
-    VIDEO_TOKEN_TYPE,
-    VideoInputs,
-    VideoProcessor,
-    clip_fps,
-    render_chat,
-)
+from cosmos_ros.model.processor import VIDEO_PAD, ReasonProcessor, VideoProcessor, render_chat
 from cosmos_ros.model.qwen3vl_config import Qwen3VLPreset
 
 IMAGENET_STANDARD_MEAN = (0.5, 0.5, 0.5)
@@ -120,67 +112,31 @@ class Qwen3VideoProcessor(VideoProcessor):
         )
 
 
-class Qwen3ReasonProcessor:
+class Qwen3ReasonProcessor(ReasonProcessor):
     """Tokenizer + video processor: `(Clip, Prompt) → VideoInputs` for
     `Qwen3VLForConditionalGeneration`, media before text (Cosmos convention). Prompts are
     worded as Cosmos-Reason2 was trained (its reasoning add-on; `core.prompts.for_answer_format`)
-    and its answer follows </think>."""
+    and its answer follows </think>; the video is one timestamped vision span per temporal patch."""
 
     answer_format = "after_think"
-
-    def __init__(self, tokenizer, video_processor: Qwen3VideoProcessor, video_token_id: int):
-        self.tokenizer = tokenizer
-        self.video = video_processor
-        self.video_token_id = video_token_id
-        for token in (VISION_START, VISION_END, VIDEO_PAD):
-            if len(tokenizer.encode(token, add_special_tokens=False)) != 1:
-                raise ValueError(f"tokenizer has no single token for {token!r}")
-        if tokenizer.convert_tokens_to_ids(VIDEO_PAD) != video_token_id:
-            raise ValueError(
-                f"tokenizer maps {VIDEO_PAD} to {tokenizer.convert_tokens_to_ids(VIDEO_PAD)}, "
-                f"but the model expects video_token_id {video_token_id}"
-            )
-
-    @property
-    def media(self) -> Qwen3VideoProcessor:
-        """The family's media processor (every family's processor names it `media`)."""
-        return self.video
+    single_tokens = (VISION_START, VISION_END, VIDEO_PAD)
 
     def render(self, prompt: Prompt, assistant_prefix: str = "") -> str:
-        """The chat text with one video placeholder, assistant turn opened (and begun with `assistant_prefix`)."""
-        return render_chat(self.tokenizer, for_answer_format(prompt, self.answer_format)) + assistant_prefix
+        """The chat text with one bare video placeholder (the template's vision_start/end wrapper
+        collapsed, as each frame gets its own), assistant turn opened."""
+        text = render_chat(self.tokenizer, for_answer_format(prompt, self.answer_format)) + assistant_prefix
+        return text.replace(f"{VISION_START}{VIDEO_PAD}{VISION_END}", VIDEO_PAD)
 
-    def video_text(self, timestamps: list[float], tokens_per_patch: int) -> str:
-        """What the video placeholder becomes: one timestamped vision span per temporal patch."""
-        span = f"{VISION_START}{VIDEO_PAD * tokens_per_patch}{VISION_END}"
-        return "".join(f"<{t:.1f} seconds>{span}" for t in timestamps)
-
-    def __call__(self, clip: Clip, prompt: Prompt, assistant_prefix: str = "") -> VideoInputs:
-        pixel_values, (grid_t, grid_h, grid_w) = self.video(clip.frames)
-        tokens_per_patch = grid_h * grid_w // self.video.merge_size**2
-        text = self.render(prompt, assistant_prefix).replace(f"{VISION_START}{VIDEO_PAD}{VISION_END}", VIDEO_PAD)
-        if text.count(VIDEO_PAD) != 1:
-            raise ValueError(f"prompt must render exactly one {VIDEO_PAD}; found {text.count(VIDEO_PAD)}")
+    def video_text(self, clip: Clip, grid: tuple[int, int, int]) -> str:
+        """`<t seconds><|vision_start|><|video_pad|>…<|vision_end|>` per temporal patch, t the mean
+        time of its frames since the clip's first."""
         stamps = np.asarray(clip.stamps, dtype=np.float64)
-        timestamps = patch_timestamps(stamps - stamps[0], self.video.temporal_patch_size)
-        text = text.replace(VIDEO_PAD, self.video_text(timestamps, tokens_per_patch))
-        input_ids = torch.tensor([self.tokenizer.encode(text, add_special_tokens=False)], dtype=torch.long)
-        is_video = input_ids == self.video_token_id
-        expected = grid_t * tokens_per_patch
-        if int(is_video.sum()) != expected:
-            raise ValueError(f"expected {expected} video tokens after tokenizing, got {int(is_video.sum())}")
-        fps = clip_fps(clip, self.video.default_fps)
-        return VideoInputs(
-            input_ids=input_ids,
-            attention_mask=torch.ones_like(input_ids),
-            mm_token_type_ids=is_video.int() * VIDEO_TOKEN_TYPE,
-            pixel_values_videos=pixel_values,
-            video_grid_thw=torch.tensor([[grid_t, grid_h, grid_w]], dtype=torch.long),
-            second_per_grid_ts=None,  # Qwen3-VL reads time from the timestamps in the text
-            frame_stamps=stamps,
-            fps=fps,
-            text=text,
-        )
+        span = f"{VISION_START}{VIDEO_PAD * (grid[1] * grid[2] // self.video.merge_size**2)}{VISION_END}"
+        times = patch_timestamps(stamps - stamps[0], self.video.temporal_patch_size)
+        return "".join(f"<{t:.1f} seconds>{span}" for t in times)
+
+    def time_spacing(self, fps: float) -> None:
+        return None  # Qwen3-VL reads time from the timestamps in the text
 
 
 def preset_processor(preset: Qwen3VLPreset, tokenizer) -> Qwen3ReasonProcessor:
