@@ -14,7 +14,7 @@ from cosmos_ros.core.prompts import (
     mcq_prompt,
     next_subtask_prompt,
 )
-from cosmos_ros.core.types import TaskKind
+from cosmos_ros.core.types import Prompt, TaskKind
 
 
 def test_mcq_reasoning_add_on_is_the_exact_cosmos_text():
@@ -105,3 +105,18 @@ def test_failure_prompt_is_a_two_option_mcq_where_a_means_failed():
 
 def test_failure_prompt_without_subtask_asks_about_the_task():
     assert "Did the robot fail to complete the task?" in failure_prompt("stack the blocks").text
+
+
+def test_prompts_are_worded_for_the_model_line_and_back():
+    from cosmos_ros.core.prompts import REASONING_AFTER_THINK, REASONING_MCQ, for_answer_format
+
+    reason1 = next_subtask_prompt("stack the cubes", ["pick the red cube", "place it"])
+    reason2 = for_answer_format(reason1, "after_think")
+    assert reason2.text.endswith("\n\n" + REASONING_AFTER_THINK) and REASONING_MCQ not in reason2.text
+    assert reason2.options == reason1.options and reason2.kind == reason1.kind
+    assert for_answer_format(reason2, "tags") == reason1
+    assert for_answer_format(reason1, "tags") == reason1
+    own = Prompt("Describe the scene.")  # a user's own wording is left as written
+    assert for_answer_format(own, "after_think") == own
+    with pytest.raises(ValueError, match="answer_format"):
+        for_answer_format(reason1, "xml")

@@ -53,6 +53,21 @@ def test_the_last_answer_span_is_scored():
     assert answer_confidence(text, spans, [0.1, 0.7, 0.1]) == pytest.approx(0.7)
 
 
+@pytest.mark.parametrize(
+    "text,answer",
+    [
+        ("<think>\nthe cube slipped\n</think>\n\nA", "A"),  # Cosmos-Reason2: the answer follows </think>
+        ("B. place it", "B. place it"),  # no reasoning asked for: all of it
+        ("<think>\nx\n</think>\n\n<answer>\nC\n</answer>", "C"),  # answer tags still win
+    ],
+)
+def test_an_after_think_answer_is_what_follows_the_think_block(text, answer):
+    start, end = answer_span(text, "after_think")
+    assert text[start:end] == answer
+    assert answer_span("<think>\nthe gripper closes and", "after_think") is None  # cut off mid-thought
+    assert answer_span("<think>\nx\n</think>\n\nA") is None  # a Reason1 reading needs the tags
+
+
 def test_confidence_is_within_zero_and_one_even_for_a_zero_probability():
     text = "<answer>A</answer>"
     assert 0.0 < answer_confidence(text, [(8, 9)], [0.0]) <= 1.0
