@@ -14,6 +14,7 @@ import base64
 import json
 import math
 import re
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -49,6 +50,7 @@ class ChatServer:
         self.reasoning_parser = reasoning_parser
         self.mode = "ok"
         self.attempts = 0  # chat requests received, answered or not
+        self.errors: list[BaseException] = []  # what went wrong handling a request (tests assert none)
         self.requests: list[dict] = []
         self.lock = threading.Lock()  # one generation at a time, as a one-slot server
         self._port = port
@@ -83,7 +85,13 @@ class ChatServer:
                     return server._json(self, 404, {"error": {"message": f"no route {self.path}"}})
                 server._complete(self, body)
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", self._port), Handler)
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request, client_address):
+                error = sys.exc_info()[1]
+                if not isinstance(error, (BrokenPipeError, ConnectionResetError)):  # a client that left early
+                    server.errors.append(error)
+
+        self._httpd = Server(("127.0.0.1", self._port), Handler)
         self._httpd.daemon_threads = True
         self._port = self._httpd.server_address[1]
         threading.Thread(target=self._httpd.serve_forever, daemon=True).start()

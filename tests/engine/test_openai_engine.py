@@ -35,6 +35,7 @@ def server(local):
     server = ChatServer(local, "cosmos-reason1-tiny").start()
     yield server
     server.stop()
+    assert not server.errors, server.errors
 
 
 def clip_of(frames=6, seed=0, fps=4.0) -> Clip:
