@@ -5,12 +5,14 @@ kilogramsPerUnit 1), a `UsdPhysics.Scene` with gravity, every body a flat child 
 (rigid bodies may not nest) — free bodies dynamic, mocap and robot links kinematic, welded
 bodies static colliders — with collision shapes, masses, the camera, and the recorded poses
 as time samples. Importers read the plain (default) pose rather than the samples, so every
-body also carries its first pose as a plain value, and free bodies their initial velocity.
+body also carries its first pose as a plain value, and free bodies their initial velocity (in
+the body's own frame, angular in degrees per second: see `body_frame_velocity`).
 """
 
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import mujoco
@@ -49,6 +51,18 @@ def _body_kind(model: mujoco.MjModel, body: int) -> str:
             return "kinematic"
         ancestor = model.body_parentid[ancestor]
     return "static"
+
+
+def body_frame_velocity(model: mujoco.MjModel, trajectory: Trajectory, body: int) -> tuple[np.ndarray, np.ndarray]:
+    """A free body's first-frame (linear m/s, angular rad/s) velocity in its own frame: the space
+    UsdPhysics means by "the same space as the node's xform" as Newton's importer reads it (it
+    rotates `physics:velocity` / `physics:angularVelocity` by the body's orientation). MuJoCo's
+    free joint holds the linear velocity in the world frame, the angular one in the body frame."""
+    start = model.jnt_dofadr[model.body_jntadr[body]]
+    rotation = np.zeros(9)
+    mujoco.mju_quat2Mat(rotation, trajectory.xquat[0, body])
+    linear = rotation.reshape(3, 3).T @ trajectory.qvel[0, start : start + 3]
+    return linear, np.array(trajectory.qvel[0, start + 3 : start + 6])
 
 
 def _add_geom(stage: Usd.Stage, parent: Sdf.Path, model: mujoco.MjModel, g: int) -> None:
@@ -148,14 +162,9 @@ def export_usd(
             rigid.CreateKinematicEnabledAttr(kind == "kinematic")
             UsdPhysics.MassAPI.Apply(prim.GetPrim()).CreateMassAttr(float(model.body_mass[body]))
             if kind == "dynamic":
-                start = model.jnt_dofadr[model.body_jntadr[body]]
-                linear = trajectory.qvel[0, start : start + 3]
-                # MuJoCo's free-joint angular velocity is in the body frame; USD wants degrees/s in the world
-                rotation = np.zeros(9)
-                mujoco.mju_quat2Mat(rotation, trajectory.xquat[0, body])
-                angular = np.degrees(rotation.reshape(3, 3) @ trajectory.qvel[0, start + 3 : start + 6])
+                linear, angular = body_frame_velocity(model, trajectory, body)
                 rigid.CreateVelocityAttr(Gf.Vec3f(*map(float, linear)))
-                rigid.CreateAngularVelocityAttr(Gf.Vec3f(*map(float, angular)))
+                rigid.CreateAngularVelocityAttr(Gf.Vec3f(*map(float, np.degrees(angular))))
         for g in np.flatnonzero(model.geom_bodyid == body):
             _add_geom(stage, prim.GetPath(), model, int(g))
     _add_camera(stage, model, width, height)
@@ -192,3 +201,20 @@ def physics_summary(path: Path) -> dict[str, int]:
     stage = Usd.Stage.Open(str(path))
     parsed = _load_physics(stage)
     return {str(kind).rsplit(".", 1)[-1]: len(paths) for kind, (paths, _descs) in parsed.items()}
+
+
+_RECIPE = re.compile(r"generate\(load_config\('(?P<task>\w+)'\), (?P<seed>\d+), variant='(?P<variant>\w+)'\)")
+
+
+def regenerate_example(path: Path, out: Path) -> Path:
+    """Run the recipe a shipped example records (its `generated_by` layer data) with the current
+    code and export it to `out`, layer data kept: `sim/examples/*.usda` are regenerated this way."""
+    from cosmos_ros.sim.scenarios import generate, load_config
+
+    stage = Usd.Stage.Open(str(path))  # kept: the layer lives as long as its stage
+    data = dict(stage.GetRootLayer().customLayerData)
+    recipe = _RECIPE.search(str(data.get("generated_by", "")))
+    if recipe is None:
+        raise ValueError(f"{path}: no generate(load_config('task'), seed, variant='v') recipe in its generated_by")
+    sample = generate(load_config(recipe["task"]), int(recipe["seed"]), variant=recipe["variant"])
+    return export_usd(sample.sim, sample.trajectory, out, sample.fps, metadata=data)
