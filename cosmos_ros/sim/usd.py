@@ -11,13 +11,14 @@ the body's own frame, angular in degrees per second: see `body_frame_velocity`).
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from pathlib import Path
 
 import mujoco
 import numpy as np
-from pxr import Gf, Sdf, Usd, UsdGeom, UsdPhysics, UsdValidation, Vt
+from pxr import Gf, Sdf, Usd, UsdGeom, UsdPhysics, UsdShade, UsdValidation, Vt
 
 from cosmos_ros.sim.physics import Simulation, Trajectory
 
@@ -65,6 +66,63 @@ def body_frame_velocity(model: mujoco.MjModel, trajectory: Trajectory, body: int
     return linear, np.array(trajectory.qvel[0, start + 3 : start + 6])
 
 
+MATERIALS = "/World/PhysicsMaterials"
+
+
+def contact_restitution(model: mujoco.MjModel, g: int) -> float:
+    """The coefficient of restitution a MuJoCo contact of geom `g` has against a default floor:
+    0 for a critically damped solref (a positive one at damping ratio >= 1, MuJoCo's default);
+    otherwise measured, as the square root of the height a ball with that solref dropped in
+    MuJoCo rebounds to (a negative solref takes over the floor's, and is a damped spring per unit
+    mass, so neither the shape nor the mass changes it)."""
+    stiffness, damping = (float(v) for v in model.geom_solref[g])
+    if stiffness > 0 and damping >= 1:
+        return 0.0
+    return _measured_restitution((stiffness, damping))
+
+
+@functools.lru_cache(maxsize=256)
+def _measured_restitution(solref: tuple[float, float]) -> float:
+    xml = f"""<mujoco><option timestep="0.0005"/><worldbody><geom type="plane" size="2 2 1"/>
+        <body pos="0 0 0.5"><freejoint/><geom type="sphere" size="0.05" mass="0.1"
+        solref="{solref[0]} {solref[1]}"/></body></worldbody></mujoco>"""
+    model = mujoco.MjModel.from_xml_string(xml)
+    data = mujoco.MjData(model)
+    peak, touched, left = 0.0, False, False
+    for _ in range(8000):
+        mujoco.mj_step(model, data)
+        touched = touched or data.ncon > 0
+        left = left or (touched and data.ncon == 0)
+        if left:  # in flight after the first impact
+            peak = max(peak, data.qpos[2] - 0.05)
+    return math.sqrt(peak / 0.45)
+
+
+def _add_material(stage: Usd.Stage, prim: Usd.Prim, model: mujoco.MjModel, g: int, name: str) -> None:
+    """A physics material for collider `g` from MuJoCo's contact values, bound to it:
+    static = dynamic friction = MuJoCo's sliding friction, restitution (`contact_restitution`);
+    both combined by the larger side, as MuJoCo does (the larger friction; the bouncier solref),
+    told to PhysX by its combine modes; torsional and rolling friction, which UsdPhysics has no
+    field for, as Newton's and MuJoCo's own attributes."""
+    sliding, torsional, rolling = (float(v) for v in model.geom_friction[g])
+    UsdGeom.Scope.Define(stage, MATERIALS)
+    material = UsdShade.Material.Define(stage, Sdf.Path(MATERIALS).AppendChild(name))
+    physics = UsdPhysics.MaterialAPI.Apply(material.GetPrim())
+    physics.CreateStaticFrictionAttr(sliding)
+    physics.CreateDynamicFrictionAttr(sliding)
+    physics.CreateRestitutionAttr(contact_restitution(model, g))
+    extra = material.GetPrim()
+    for schema in ("PhysxMaterialAPI", "NewtonMaterialAPI", "MjcMaterialAPI"):  # read where the importer knows them
+        extra.AddAppliedSchema(schema)
+    for attr, value in (("physxMaterial:frictionCombineMode", "max"), ("physxMaterial:restitutionCombineMode", "max")):
+        extra.CreateAttribute(attr, Sdf.ValueTypeNames.Token, custom=True).Set(value)
+    for attr, value in (("newton:torsionalFriction", torsional), ("newton:rollingFriction", rolling),
+                        ("mjc:torsionalfriction", torsional), ("mjc:rollingfriction", rolling)):  # fmt: skip
+        extra.CreateAttribute(attr, Sdf.ValueTypeNames.Float, custom=True).Set(value)
+    binding = UsdShade.MaterialBindingAPI.Apply(prim)
+    binding.Bind(material, UsdShade.Tokens.weakerThanDescendants, "physics")  # material:binding:physics
+
+
 def _add_geom(stage: Usd.Stage, parent: Sdf.Path, model: mujoco.MjModel, g: int) -> None:
     kind = int(model.geom_type[g])
     size = model.geom_size[g]
@@ -95,6 +153,7 @@ def _add_geom(stage: Usd.Stage, parent: Sdf.Path, model: mujoco.MjModel, g: int)
     prim.CreateDisplayColorAttr(Vt.Vec3fArray([Gf.Vec3f(*map(float, model.geom_rgba[g][:3]))]))
     if model.geom_contype[g] or model.geom_conaffinity[g]:
         UsdPhysics.CollisionAPI.Apply(prim.GetPrim())
+        _add_material(stage, prim.GetPrim(), model, g, f"{parent.name}_{path.name}")
 
 
 def _add_camera(stage: Usd.Stage, model: mujoco.MjModel, width: int, height: int) -> None:

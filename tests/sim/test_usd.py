@@ -109,3 +109,40 @@ def test_the_shipped_examples_are_what_their_recipe_generates(name, tmp_path):
     assert ours.keys() == theirs.keys()
     differ = [key for key in ours if len(ours[key]) != len(theirs[key]) or not all(map(_close, ours[key], theirs[key]))]
     assert not differ, f"{shipped.name} is stale; regenerate it with regenerate_example: {differ[:5]}"
+
+
+def test_every_collider_has_a_physics_material_from_its_mujoco_contact(exported):
+    _, sample, path = exported
+    model = sample.sim.model
+    stage = Usd.Stage.Open(str(path))
+    colliders = [p for p in stage.Traverse() if p.HasAPI(UsdPhysics.CollisionAPI)]
+    assert colliders
+    frictions = {round(float(f), 6) for f in model.geom_friction[:, 0]}
+    for prim in colliders:
+        target = prim.GetRelationship("material:binding:physics").GetTargets()
+        assert len(target) == 1, f"{prim.GetPath()} has no physics material bound"
+        material = stage.GetPrimAtPath(target[0])
+        api = UsdPhysics.MaterialAPI(material)
+        assert material.HasAPI(UsdPhysics.MaterialAPI)
+        assert api.GetStaticFrictionAttr().Get() == api.GetDynamicFrictionAttr().Get()
+        assert round(api.GetStaticFrictionAttr().Get(), 6) in frictions  # MuJoCo's sliding friction
+        assert 0.0 <= api.GetRestitutionAttr().Get() < 1.0
+        assert material.GetAttribute("physxMaterial:frictionCombineMode").Get() == "max"  # as MuJoCo combines
+        assert material.GetAttribute("newton:rollingFriction").Get() is not None
+
+
+@pytest.mark.parametrize("damping", [10.0, 20.0, 40.0])
+def test_restitution_is_the_rebound_mujoco_gives(damping):
+    """The bouncing balls' contacts (solref -20000, -damping) against the floor: the coefficient
+    authored is the one a damped spring of that ratio has, zeta = damping / (2 sqrt(stiffness)),
+    within 4% (MuJoCo's impedance makes the rebound a little livelier); the default solref none."""
+    import mujoco
+
+    from cosmos_ros.sim.usd import contact_restitution
+
+    xml = f'<mujoco><worldbody><geom type="sphere" size="0.05" solref="-20000 -{damping}"/></worldbody></mujoco>'
+    zeta = damping / (2 * 20000**0.5)
+    spring = np.exp(-np.pi * zeta / np.sqrt(1 - zeta**2))
+    assert contact_restitution(mujoco.MjModel.from_xml_string(xml), 0) == pytest.approx(spring, rel=0.04)
+    default = mujoco.MjModel.from_xml_string("<mujoco><worldbody><geom size='0.1'/></worldbody></mujoco>")
+    assert contact_restitution(default, 0) == 0.0
