@@ -98,7 +98,9 @@ def _measured_restitution(solref: tuple[float, float]) -> float:
     return math.sqrt(peak / 0.45)
 
 
-def _add_material(stage: Usd.Stage, prim: Usd.Prim, model: mujoco.MjModel, g: int, name: str) -> None:
+def _add_material(
+    stage: Usd.Stage, prim: Usd.Prim, model: mujoco.MjModel, g: int, name: str, restitution: float | None = None
+) -> None:
     """A physics material for collider `g` from MuJoCo's contact values, bound to it:
     static = dynamic friction = MuJoCo's sliding friction, restitution (`contact_restitution`);
     both combined by the larger side, as MuJoCo does (the larger friction; the bouncier solref),
@@ -110,7 +112,7 @@ def _add_material(stage: Usd.Stage, prim: Usd.Prim, model: mujoco.MjModel, g: in
     physics = UsdPhysics.MaterialAPI.Apply(material.GetPrim())
     physics.CreateStaticFrictionAttr(sliding)
     physics.CreateDynamicFrictionAttr(sliding)
-    physics.CreateRestitutionAttr(contact_restitution(model, g))
+    physics.CreateRestitutionAttr(contact_restitution(model, g) if restitution is None else restitution)
     extra = material.GetPrim()
     for schema in ("PhysxMaterialAPI", "NewtonMaterialAPI", "MjcMaterialAPI"):  # read where the importer knows them
         extra.AddAppliedSchema(schema)
@@ -123,7 +125,24 @@ def _add_material(stage: Usd.Stage, prim: Usd.Prim, model: mujoco.MjModel, g: in
     binding.Bind(material, UsdShade.Tokens.weakerThanDescendants, "physics")  # material:binding:physics
 
 
-def _add_geom(stage: Usd.Stage, parent: Sdf.Path, model: mujoco.MjModel, g: int) -> None:
+def _fixed_restitution(model: mujoco.MjModel) -> float | None:
+    """The restitution to give the fixed colliders (floor, walls, the robot): the free bodies'
+    one when they all share one. MuJoCo's bouncy (negative) solref takes over a default one, so a
+    ball rebounds off the floor with its own restitution; an engine that combines the two sides
+    by the larger (PhysX "max") or by their mean (Newton) then gives the same when both sides
+    carry it. None (each its own, 0 for MuJoCo's default) when the free bodies differ: there
+    only the "max" engines match MuJoCo."""
+    free = [
+        g for g in range(model.ngeom)
+        if (model.geom_contype[g] or model.geom_conaffinity[g]) and _body_kind(model, int(model.geom_bodyid[g])) == "dynamic"
+    ]  # fmt: skip
+    values = {round(contact_restitution(model, g), 6) for g in free}
+    return values.pop() if len(values) == 1 else None
+
+
+def _add_geom(
+    stage: Usd.Stage, parent: Sdf.Path, model: mujoco.MjModel, g: int, restitution: float | None = None
+) -> None:
     kind = int(model.geom_type[g])
     size = model.geom_size[g]
     path = parent.AppendChild(_name(model.geom(g).name, f"geom_{g}"))
@@ -153,7 +172,7 @@ def _add_geom(stage: Usd.Stage, parent: Sdf.Path, model: mujoco.MjModel, g: int)
     prim.CreateDisplayColorAttr(Vt.Vec3fArray([Gf.Vec3f(*map(float, model.geom_rgba[g][:3]))]))
     if model.geom_contype[g] or model.geom_conaffinity[g]:
         UsdPhysics.CollisionAPI.Apply(prim.GetPrim())
-        _add_material(stage, prim.GetPrim(), model, g, f"{parent.name}_{path.name}")
+        _add_material(stage, prim.GetPrim(), model, g, f"{parent.name}_{path.name}", restitution)
 
 
 def _add_camera(stage: Usd.Stage, model: mujoco.MjModel, width: int, height: int) -> None:
@@ -202,9 +221,10 @@ def export_usd(
     scene.CreateGravityDirectionAttr(Gf.Vec3f(*map(float, gravity / np.linalg.norm(gravity))))
     scene.CreateGravityMagnitudeAttr(float(np.linalg.norm(gravity)))
 
+    fixed_restitution = _fixed_restitution(model)
     static_root = UsdGeom.Xform.Define(stage, "/World/ground").GetPath()
     for g in np.flatnonzero(model.geom_bodyid == 0):
-        _add_geom(stage, static_root, model, int(g))
+        _add_geom(stage, static_root, model, int(g), fixed_restitution)
     for body in range(1, model.nbody):
         kind = _body_kind(model, body)
         prim = UsdGeom.Xform.Define(
@@ -225,7 +245,7 @@ def export_usd(
                 rigid.CreateVelocityAttr(Gf.Vec3f(*map(float, linear)))
                 rigid.CreateAngularVelocityAttr(Gf.Vec3f(*map(float, np.degrees(angular))))
         for g in np.flatnonzero(model.geom_bodyid == body):
-            _add_geom(stage, prim.GetPath(), model, int(g))
+            _add_geom(stage, prim.GetPath(), model, int(g), None if kind == "dynamic" else fixed_restitution)
     _add_camera(stage, model, width, height)
     stage.GetRootLayer().Save()
     return path

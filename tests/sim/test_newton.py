@@ -58,9 +58,9 @@ def test_newton_starts_from_the_recorded_state(configs, tmp_path, task, variant,
         np.testing.assert_allclose(qd[i, 3:], angular, atol=1e-4)
 
 
-def _simulate(path, seconds: float, body: str, hz: int = 512) -> tuple[np.ndarray, float]:
+def _simulate(path, seconds: float, body: str, hz: int = 512, trace: list | None = None) -> tuple[np.ndarray, float]:
     """(final position, final speed) of `body` after Newton's XPBD (restitution on) runs the stage
-    from its initial state for `seconds`."""
+    from its initial state for `seconds`; `trace` collects its height at every step."""
     builder = newton.ModelBuilder()
     builder.add_usd(str(path))
     index = next(k for k, label in enumerate(builder.body_label) if label.endswith("/" + body))
@@ -74,6 +74,8 @@ def _simulate(path, seconds: float, body: str, hz: int = 512) -> tuple[np.ndarra
         pipeline.collide(state, contacts)
         solver.step(state, following, control, contacts, 1.0 / hz)
         state, following = following, state
+        if trace is not None:
+            trace.append(float(state.body_q.numpy()[index, 2]))
     return state.body_q.numpy()[index, :3], float(np.linalg.norm(state.body_qd.numpy()[index, :3]))
 
 
@@ -90,3 +92,41 @@ def test_newton_replays_rolling_and_scattering_to_mujocos_rest_pose(configs, tmp
     position, speed = _simulate(path, seconds, "object")
     assert np.linalg.norm(position - sample.trajectory.xpos[-1, body]) < tolerance_m
     assert speed < 0.01  # at rest, as in MuJoCo
+
+
+def _peaks(heights, floor: float) -> list[float]:
+    """Heights above `floor` of each local maximum clear of the floor: the rebounds."""
+    z = np.asarray(heights) - floor
+    return [float(z[i]) for i in range(1, len(z) - 1) if z[i] > z[i - 1] and z[i] >= z[i + 1] and z[i] > 1e-3]
+
+
+def _mujoco_heights(sample, body: str) -> list[float]:
+    """The body's height at every MuJoCo step, rerun from the recorded first state."""
+    model, traj = sample.sim.model, sample.trajectory
+    data = mujoco.MjData(model)
+    b = model.body(body).id
+    data.qpos[sample.sim.free_qpos(body)] = np.concatenate([traj.xpos[0, b], traj.xquat[0, b]])
+    data.qvel[:] = traj.qvel[0]
+    heights = []
+    for _ in range(int((len(traj) - 1) / sample.fps / model.opt.timestep)):
+        mujoco.mj_step(model, data)
+        heights.append(float(data.xpos[b, 2]))
+    return heights
+
+
+# Measured (Newton 1.8): rebounds within 5% of MuJoCo's heights (seeds 7, 11); at a quarter of
+# them before the fixed colliders carried the balls' restitution (Newton averages both sides).
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [7, 11])
+def test_newton_bounces_a_ball_as_high_as_mujoco(configs, tmp_path, seed):
+    sample = generate(configs["arrow_of_time"], seed, variant="bouncing")
+    path = export_usd(sample.sim, sample.trajectory, tmp_path / "run.usda", sample.fps)
+    model = sample.sim.model
+    radius = float(model.geom_size[model.body_geomadr[model.body("object").id], 0])
+    ours = _peaks(_mujoco_heights(sample, "object"), radius)
+    newton_heights: list[float] = []
+    _simulate(path, (len(sample.trajectory) - 1) / sample.fps, "object", trace=newton_heights)
+    theirs = _peaks(newton_heights, radius)
+    assert len(ours) >= 3 and len(theirs) >= 3
+    for mujoco_peak, newton_peak in zip(ours[:3], theirs[:3]):
+        assert newton_peak == pytest.approx(mujoco_peak, rel=0.25)  # the issue's goal: within 25%
