@@ -6,6 +6,7 @@ capacity is BUSY."""
 
 from __future__ import annotations
 
+import itertools
 import socket
 import threading
 import time
@@ -111,7 +112,7 @@ def test_a_service_call_and_an_action_goal_are_answered_through_it(rig):
     # server sends a finished reply at once) can overrun the client's feedback history (depth 10),
     # which is why every feedback carries the whole text so far.
     assert feedback and feedback[-1].text
-    for before, after in zip(feedback, feedback[1:]):
+    for before, after in itertools.pairwise(feedback):
         assert after.text.startswith(before.text) and after.num_tokens > before.num_tokens
         if after.num_tokens == before.num_tokens + 1:
             assert after.text == before.text + after.text_delta
