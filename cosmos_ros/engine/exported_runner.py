@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from cosmos_ros.engine.manifest import Manifest
 from cosmos_ros.engine.onnx_graphs import RopeIndex, dense_vision_inputs, qwen3_vision_inputs
+from cosmos_ros.model.families import family_of
 from cosmos_ros.model.hybrid_processor import collate_hybrid_inputs
 from cosmos_ros.model.positions import rope_positions
 from cosmos_ros.model.processor import collate_video_inputs
@@ -28,7 +29,7 @@ from cosmos_ros.model.processor import collate_video_inputs
 class ExportedRunner:
     def __init__(self, manifest: Manifest, config, backend):
         self.family = manifest.family
-        self.dense = manifest.family in ("dense", "qwen3_vl")  # the Qwen-VL layout: mRoPE, video patches
+        self.dense = family_of(manifest.family).mrope  # the Qwen-VL layout: mRoPE, video patches
         self.deepstack = manifest.family == "qwen3_vl"
         self.backend = backend
         self.config = config

@@ -387,7 +387,7 @@ class LanguageGraph(nn.Module):
         config = model.config
         self.step = step
         family = family_of(config)
-        self.dense = family.name in ("dense", "qwen3_vl")  # mRoPE: position_ids are an input
+        self.dense = family.mrope  # mRoPE: position_ids are an input
         vision = getattr(config, "vision_config", None)
         self.deepstack = len(getattr(vision, "deepstack_visual_indexes", ()) or ()) if step == "prefill" else 0
         self.text = model.model.language_model

@@ -26,6 +26,7 @@ from cosmos_ros.model.dense_config import (
     VideoDefaults,
     VisionConfig,
 )
+from cosmos_ros.model.families import family_of
 from cosmos_ros.model.hybrid_config import FrameDefaults, HybridPreset, InternViTConfig, NemotronHTextConfig
 from cosmos_ros.model.qwen3vl_config import Qwen3VLPreset
 
@@ -68,8 +69,6 @@ def get_preset(name: str | Path | Preset) -> Preset:
 
 def model_class(config):
     """transformers' model class for a preset or an HF config, from its family's entry."""
-    from cosmos_ros.model.families import family_of
-
     try:
         return family_of(config).load("model_class")
     except ValueError as exc:
@@ -91,7 +90,7 @@ def model_info(preset: str | Path | Preset) -> dict:
         model = model_class(preset)(preset.to_hf_config())
     total = _count(model)
     info = {"preset": preset.name, "family": preset.family, "parameters": total}
-    if preset.family in ("dense", "qwen3_vl"):
+    if family_of(preset).mrope:
         visual = model.model.visual
         merger = _count(visual.merger) + sum(map(_count, getattr(visual, "deepstack_merger_list", ())))
         vision = _count(visual)

@@ -39,6 +39,9 @@ class Family:
     export_jobs: str | None  # None: not exportable
     media_token: str  # the config / preset token id its media placeholder uses
     tiny_tokenizer: str = "qwen"  # the offline tokenizer's layout for its tiny preset: "qwen" or "internvl"
+    # the Qwen-VL layout: patchified video (pixel_values_videos), a `model.model.visual` tower and
+    # 3-D mRoPE position_ids computed outside the model (the export takes them as an input)
+    mrope: bool = False
     trainable: bool = False
     exportable: bool = True
 
@@ -65,6 +68,7 @@ FAMILIES: dict[str, Family] = {
             runner="cosmos_ros.engine.runners:DenseRunner",
             export_jobs="cosmos_ros.engine.onnx_jobs:dense_jobs",
             media_token="video_token_id",
+            mrope=True,
             trainable=True,
         ),
         Family(
@@ -91,6 +95,7 @@ FAMILIES: dict[str, Family] = {
             runner="cosmos_ros.engine.runners:Qwen3VLRunner",
             export_jobs="cosmos_ros.engine.onnx_jobs:qwen3_vl_jobs",
             media_token="video_token_id",
+            mrope=True,
             trainable=True,
         ),
     )
