@@ -324,6 +324,28 @@ class ReasonProcessor:
 
     answer_format = "tags"  # Cosmos-Reason1: <answer>…</answer> (core.answers)
     single_tokens: tuple[str, ...] = (VIDEO_PAD,)  # must each encode as one token
+    media_class: ClassVar[type] = VideoProcessor  # the family's video processor
+    default_preset: ClassVar[str] = "cosmos-reason1-7b"  # a checkpoint's defaults, under its own configs
+
+    @classmethod
+    def for_preset(cls, preset, tokenizer):
+        """The family's processor of a preset, around `tokenizer`."""
+        return cls(tokenizer, cls.media_class.from_preset(preset), preset.token_ids["video_token_id"])
+
+    @classmethod
+    def for_checkpoint(cls, path: Path, config, tokenizer):
+        """The family's processor of a checkpoint: its patch geometry from config.json, its pixel
+        budget and fps from its processor configs, else the `default_preset` card's."""
+        from cosmos_ros.model.config import get_preset
+
+        vision = config.vision_config
+        base = replace(
+            cls.media_class.from_preset(get_preset(cls.default_preset)),
+            patch_size=vision.patch_size,
+            temporal_patch_size=vision.temporal_patch_size,
+            merge_size=vision.spatial_merge_size,
+        )
+        return cls(tokenizer, cls.media_class.from_pretrained(path, base=base), config.video_token_id)
 
     def __init__(self, tokenizer, video_processor: VideoProcessor, video_token_id: int):
         self.tokenizer = tokenizer
@@ -385,19 +407,9 @@ class ReasonProcessor:
 
 def preset_processor(preset: ModelPreset, tokenizer) -> ReasonProcessor:
     """The dense family's processor of a preset, around `tokenizer`."""
-    return ReasonProcessor(tokenizer, VideoProcessor.from_preset(preset), preset.token_ids["video_token_id"])
+    return ReasonProcessor.for_preset(preset, tokenizer)
 
 
 def checkpoint_processor(path: Path, config, tokenizer) -> ReasonProcessor:
-    """The dense family's processor of a checkpoint: its patch geometry from config.json, its
-    pixel budget and fps from its processor configs, else the 7B defaults."""
-    from cosmos_ros.model.config import get_preset
-
-    vision = config.vision_config
-    base = replace(
-        VideoProcessor.from_preset(get_preset("cosmos-reason1-7b")),
-        patch_size=vision.patch_size,
-        temporal_patch_size=vision.temporal_patch_size,
-        merge_size=vision.spatial_merge_size,
-    )
-    return ReasonProcessor(tokenizer, VideoProcessor.from_pretrained(path, base=base), config.video_token_id)
+    """The dense family's processor of a checkpoint (the 7B card's defaults under its configs)."""
+    return ReasonProcessor.for_checkpoint(path, config, tokenizer)

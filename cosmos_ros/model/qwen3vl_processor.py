@@ -17,7 +17,7 @@ the 3-D positions give every frame the same temporal index (the model's `get_rop
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
@@ -120,6 +120,8 @@ class Qwen3ReasonProcessor(ReasonProcessor):
 
     answer_format = "after_think"
     single_tokens = (VISION_START, VISION_END, VIDEO_PAD)
+    media_class = Qwen3VideoProcessor
+    default_preset = "cosmos-reason2-2b"
 
     def render(self, prompt: Prompt, assistant_prefix: str = "") -> str:
         """The chat text with one bare video placeholder (the template's vision_start/end wrapper
@@ -141,21 +143,9 @@ class Qwen3ReasonProcessor(ReasonProcessor):
 
 def preset_processor(preset: Qwen3VLPreset, tokenizer) -> Qwen3ReasonProcessor:
     """The qwen3_vl family's processor of a preset, around `tokenizer`."""
-    return Qwen3ReasonProcessor(
-        tokenizer, Qwen3VideoProcessor.from_preset(preset), preset.token_ids["video_token_id"]
-    )
+    return Qwen3ReasonProcessor.for_preset(preset, tokenizer)
 
 
 def checkpoint_processor(path: Path, config, tokenizer) -> Qwen3ReasonProcessor:
-    """The qwen3_vl family's processor of a checkpoint: its patch geometry from config.json, its
-    pixel budget and fps from its processor configs, else Cosmos-Reason2-2B's defaults."""
-    from cosmos_ros.model.config import get_preset
-
-    vision = config.vision_config
-    base = replace(
-        Qwen3VideoProcessor.from_preset(get_preset("cosmos-reason2-2b")),
-        patch_size=vision.patch_size,
-        temporal_patch_size=vision.temporal_patch_size,
-        merge_size=vision.spatial_merge_size,
-    )
-    return Qwen3ReasonProcessor(tokenizer, Qwen3VideoProcessor.from_pretrained(path, base=base), config.video_token_id)
+    """The qwen3_vl family's processor of a checkpoint (Cosmos-Reason2-2B's defaults under its configs)."""
+    return Qwen3ReasonProcessor.for_checkpoint(path, config, tokenizer)
