@@ -311,16 +311,12 @@ class ExplicitCache:
         return state
 
 
-def media_rows(is_media: torch.Tensor) -> torch.Tensor:
-    """(B·L,) the media row each token position reads, in row-major order (0 off the media)."""
-    return (is_media.reshape(-1).long().cumsum(0) - 1).clamp(min=0)
-
-
 def scatter_media(embeds: torch.Tensor, is_media: torch.Tensor, media: torch.Tensor, add: bool = False) -> torch.Tensor:
     """`masked_scatter` of media rows over the media tokens, in row-major order, as gather + where
     (`add`: added to them instead, as DeepStack does). embeds (B, L, H), is_media (B, L) bool,
     media (N, H) with N = is_media.sum()."""
-    gathered = media[media_rows(is_media)].reshape(embeds.shape).to(embeds.dtype)
+    index = (is_media.reshape(-1).long().cumsum(0) - 1).clamp(min=0)  # (B·L,) the row each position reads
+    gathered = media[index].reshape(embeds.shape).to(embeds.dtype)
     return torch.where(is_media[..., None], embeds + gathered if add else gathered, embeds)
 
 

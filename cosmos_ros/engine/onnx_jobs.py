@@ -115,16 +115,30 @@ def _vision_example(grids: list[list[int]], vision_config, inputs=dense_vision_i
     return (pixels, *inputs(grid_thw, vision_config).values())
 
 
+def _mrope_prefill_inputs(bundle: ModelBundle, items: tuple, vision, vision_inputs) -> Callable:
+    """`prefill_inputs(rows)` of a Qwen-VL family: the rows' clips through the vision graph (whose
+    outputs after media_embeds, e.g. DeepStack's, follow the positions), 3-D positions from the
+    config alone, and each row's next position."""
+    model = bundle.model
+
+    def prefill_inputs(rows):
+        batch = collate_video_inputs([items[i] for i in rows], bundle.tokenizer.pad_token_id or 0)
+        extra = vision_inputs(batch["video_grid_thw"], model.config.vision_config)
+        with torch.inference_mode():
+            out = vision(batch["pixel_values_videos"].float(), *extra.values())
+        media, *more = out if isinstance(out, tuple) else (out,)
+        positions, deltas = rope_positions(RopeIndex(model.config).get_rope_index, batch)
+        next_position = batch["attention_mask"].sum(dim=1) + deltas.view(-1)
+        return (batch["input_ids"], batch["attention_mask"], media, positions, *more), next_position
+
+    return prefill_inputs
+
+
 def dense_jobs(bundle: ModelBundle) -> list[GraphJob]:
     model, items = bundle.model, _example_items(bundle)
     vision = DenseVisionGraph(model)
     vision_config = model.config.vision_config
     unit = vision_config.spatial_merge_size**2
-
-    def vision_args(rows):
-        batch = collate_video_inputs([items[i] for i in rows], bundle.tokenizer.pad_token_id or 0)
-        extra = dense_vision_inputs(batch["video_grid_thw"], vision_config)
-        return batch, (batch["pixel_values_videos"].float(), *extra.values())
 
     # Grids with several windows per frame, windows cut short at the frame's edge and frames of
     # two sizes, so every block axis is dynamic and differs from every other in the example.
@@ -148,15 +162,7 @@ def dense_jobs(bundle: ModelBundle) -> list[GraphJob]:
          "window_block_mask": {0: "windows", 1: "window_patches"}, "window_unblock_index": {0: "patches"},
          "media_embeds": {0: "merged"}},
     )  # fmt: skip
-
-    def prefill_inputs(rows):
-        batch, args = vision_args(rows)
-        with torch.inference_mode():
-            media = vision(*args)
-        positions, deltas = rope_positions(RopeIndex(model.config).get_rope_index, batch)
-        next_position = batch["attention_mask"].sum(dim=1) + deltas.view(-1)
-        return (batch["input_ids"], batch["attention_mask"], media, positions), next_position
-
+    prefill_inputs = _mrope_prefill_inputs(bundle, items, vision, dense_vision_inputs)
     return [vision_job, *_language_jobs(model, prefill_inputs, 1, dense=True)]
 
 
@@ -179,16 +185,7 @@ def qwen3_vl_jobs(bundle: ModelBundle) -> list[GraphJob]:
          "frame_block_mask": {0: "grid_frames", 1: "frame_patches"}, "frame_unblock_index": {0: "patches"},
          "media_embeds": {0: "merged"}, "deepstack_embeds": {1: "merged"}},
     )  # fmt: skip
-
-    def prefill_inputs(rows):
-        batch = collate_video_inputs([items[i] for i in rows], bundle.tokenizer.pad_token_id or 0)
-        extra = qwen3_vision_inputs(batch["video_grid_thw"], vision_config)
-        with torch.inference_mode():
-            media, deepstack = vision(batch["pixel_values_videos"].float(), *extra.values())
-        positions, deltas = rope_positions(RopeIndex(model.config).get_rope_index, batch)
-        next_position = batch["attention_mask"].sum(dim=1) + deltas.view(-1)
-        return (batch["input_ids"], batch["attention_mask"], media, positions, deepstack), next_position
-
+    prefill_inputs = _mrope_prefill_inputs(bundle, items, vision, qwen3_vision_inputs)
     return [vision_job, *_language_jobs(model, prefill_inputs, 1, dense=True)]
 
 
