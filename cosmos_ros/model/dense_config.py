@@ -24,6 +24,16 @@ QWEN_TOKEN_IDS = {
 TINY_TOKEN_IDS = {name: qwen_id - 151643 for name, qwen_id in QWEN_TOKEN_IDS.items()}
 
 
+def check_qwen_preset(name: str, mrope_section: tuple[int, ...], head_dim: int, token_ids: dict) -> None:
+    """What every Qwen-VL preset must satisfy: mRoPE sections that fill half a head, and Qwen's
+    special token ids all named."""
+    if sum(mrope_section) * 2 != head_dim:
+        raise ValueError(f"preset {name}: mrope_section {mrope_section} must sum to head_dim/2 = {head_dim // 2}")
+    missing = set(QWEN_TOKEN_IDS) - set(token_ids)
+    if missing:
+        raise ValueError(f"preset {name}: token_ids lacks {sorted(missing)}")
+
+
 @dataclass(frozen=True)
 class TextConfig:
     """The language model (Qwen2 decoder with multimodal RoPE)."""
@@ -88,10 +98,7 @@ class ModelPreset:
 
     def __post_init__(self) -> None:
         t, v = self.text, self.vision
-        if sum(t.mrope_section) * 2 != t.head_dim:
-            raise ValueError(
-                f"preset {self.name}: mrope_section {t.mrope_section} must sum to head_dim/2 = {t.head_dim // 2}"
-            )
+        check_qwen_preset(self.name, t.mrope_section, t.head_dim, self.token_ids)
         if t.hidden_size % t.num_heads or t.num_heads % t.num_kv_heads:
             raise ValueError(
                 f"preset {self.name}: hidden {t.hidden_size}, heads {t.num_heads}, kv heads {t.num_kv_heads} do not divide"
@@ -100,9 +107,6 @@ class ModelPreset:
             raise ValueError(
                 f"preset {self.name}: fullatt_block_indexes {v.fullatt_block_indexes} exceed depth {v.depth}"
             )
-        missing = set(QWEN_TOKEN_IDS) - set(self.token_ids)
-        if missing:
-            raise ValueError(f"preset {self.name}: token_ids lacks {sorted(missing)}")
 
     def to_hf_config(self) -> Qwen2_5_VLConfig:
         t, v = self.text, self.vision

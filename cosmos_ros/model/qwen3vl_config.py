@@ -22,7 +22,7 @@ from typing import ClassVar
 
 from transformers import Qwen3VLConfig
 
-from cosmos_ros.model.dense_config import QWEN_TOKEN_IDS
+from cosmos_ros.model.dense_config import QWEN_TOKEN_IDS, check_qwen_preset
 
 
 @dataclass(frozen=True)
@@ -86,10 +86,7 @@ class Qwen3VLPreset:
 
     def __post_init__(self) -> None:
         t, v = self.text, self.vision
-        if sum(t.mrope_section) * 2 != t.head_dim:
-            raise ValueError(
-                f"preset {self.name}: mrope_section {t.mrope_section} must sum to head_dim/2 = {t.head_dim // 2}"
-            )
+        check_qwen_preset(self.name, t.mrope_section, t.head_dim, self.token_ids)
         if t.num_heads % t.num_kv_heads:
             raise ValueError(f"preset {self.name}: heads {t.num_heads} are not a multiple of kv heads {t.num_kv_heads}")
         if v.hidden_size % v.num_heads:
@@ -106,9 +103,6 @@ class Qwen3VLPreset:
         side = round(v.num_position_embeddings**0.5)
         if side * side != v.num_position_embeddings:
             raise ValueError(f"preset {self.name}: num_position_embeddings {v.num_position_embeddings} is not a square grid")
-        missing = set(QWEN_TOKEN_IDS) - set(self.token_ids)
-        if missing:
-            raise ValueError(f"preset {self.name}: token_ids lacks {sorted(missing)}")
 
     def to_hf_config(self) -> Qwen3VLConfig:
         t, v = self.text, self.vision
