@@ -36,6 +36,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cosmos_ros.engine.openai_engine import answer_format_of
+
 VLLM_PYTHON_ENV = "COSMOS_ROS_VLLM_PYTHON"
 SERVER_MODULE = "vllm.entrypoints.openai.api_server"
 INSTALL_HINT = (
@@ -119,8 +121,8 @@ def serve_command(
         family = family_of(config).name if config else None
         path = servable_dir(path, cache, create=not dry_run)
     name = served_model or Path(model).name
-    if family is None and "reason2" in model.lower().replace("-", ""):
-        family = "qwen3_vl"
+    # Cosmos-Reason2 / Qwen3-VL think first: its config says so, else its name (as the client reads it)
+    reasons_first = family == "qwen3_vl" if family else answer_format_of(Path(model).name) == "after_think"
     argv = [
         *(vllm_prefix or vllm_python()),
         "--model", str(path),
@@ -131,7 +133,7 @@ def serve_command(
         "--media-io-kwargs", json.dumps({"video": {"num_frames": -1}}),
         "--limit-mm-per-prompt", json.dumps({"video": 1, "image": 0}),
     ]  # fmt: skip
-    if family == "qwen3_vl":
+    if reasons_first:
         argv += ["--reasoning-parser", "qwen3"]
     env = {}
     if device == "cpu":
