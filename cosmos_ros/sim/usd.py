@@ -107,7 +107,6 @@ def _add_material(
     told to PhysX by its combine modes; torsional and rolling friction, which UsdPhysics has no
     field for, as Newton's and MuJoCo's own attributes."""
     sliding, torsional, rolling = (float(v) for v in model.geom_friction[g])
-    UsdGeom.Scope.Define(stage, MATERIALS)
     material = UsdShade.Material.Define(stage, Sdf.Path(MATERIALS).AppendChild(name))
     physics = UsdPhysics.MaterialAPI.Apply(material.GetPrim())
     physics.CreateStaticFrictionAttr(sliding)
@@ -221,6 +220,7 @@ def export_usd(
     scene.CreateGravityDirectionAttr(Gf.Vec3f(*map(float, gravity / np.linalg.norm(gravity))))
     scene.CreateGravityMagnitudeAttr(float(np.linalg.norm(gravity)))
 
+    UsdGeom.Scope.Define(stage, MATERIALS)
     fixed_restitution = _fixed_restitution(model)
     static_root = UsdGeom.Xform.Define(stage, "/World/ground").GetPath()
     for g in np.flatnonzero(model.geom_bodyid == 0):
