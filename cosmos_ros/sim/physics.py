@@ -31,6 +31,7 @@ class Trajectory:
     xpos: np.ndarray  # (T, B, 3) body positions in the world
     xquat: np.ndarray  # (T, B, 4) body orientations, w x y z
     body_names: tuple[str, ...]
+    ctrl: np.ndarray | None = None  # (T, nu) actuator commands in force at each frame
 
     def __len__(self) -> int:
         return int(self.times.shape[0])
@@ -51,6 +52,7 @@ class Trajectory:
         return Trajectory(
             self.times[frames], self.qpos[frames], self.qvel[frames], self.mocap_pos[frames],
             self.mocap_quat[frames], self.xpos[frames], self.xquat[frames], self.body_names,
+            None if self.ctrl is None else self.ctrl[frames],
         )  # fmt: skip
 
 
@@ -106,7 +108,7 @@ class Simulation:
         m, d = self.model, self.data
         edits = edits or {}
         mujoco.mj_forward(m, d)
-        rows = {key: [] for key in ("times", "qpos", "qvel", "mocap_pos", "mocap_quat", "xpos", "xquat")}
+        rows = {key: [] for key in ("times", "qpos", "qvel", "mocap_pos", "mocap_quat", "xpos", "xquat", "ctrl")}
         for k in range(num_frames):
             target = k / fps
             while d.time < target - 0.5 * m.opt.timestep:
@@ -118,7 +120,7 @@ class Simulation:
                 mujoco.mj_forward(m, d)
             for key, value in (
                 ("times", d.time), ("qpos", d.qpos), ("qvel", d.qvel), ("mocap_pos", d.mocap_pos),
-                ("mocap_quat", d.mocap_quat), ("xpos", d.xpos), ("xquat", d.xquat),
+                ("mocap_quat", d.mocap_quat), ("xpos", d.xpos), ("xquat", d.xquat), ("ctrl", d.ctrl),
             ):  # fmt: skip
                 rows[key].append(np.array(value, copy=True))
         arrays = {key: np.asarray(values) for key, values in rows.items()}
