@@ -2,9 +2,12 @@
 
 The stage: `/World` default prim, Z up, metres and kilograms (metersPerUnit 1,
 kilogramsPerUnit 1), a `UsdPhysics.Scene` with gravity, every body a flat child of /World
-(rigid bodies may not nest) — free bodies dynamic, mocap and robot links kinematic, welded
-bodies static colliders — with collision shapes, masses, the camera, and the recorded poses
-as time samples. Importers read the plain (default) pose rather than the samples, so every
+(rigid bodies may not nest) — free bodies dynamic, mocap bodies and robot bases kinematic,
+welded bodies static colliders — with collision shapes, masses, the camera, and the recorded
+poses as time samples. A robot on slide joints (the gantry gripper: three stacked slides, two
+coupled fingers) is a fixed-base articulation of dynamic links on prismatic joints whose drives
+carry the MuJoCo actuators' gains, force limits and time-sampled commands, so an engine
+reproduces its grasps from the commands (`usd_joints`). Importers read the plain (default) pose rather than the samples, so every
 body also carries its first pose as a plain value, and free bodies their initial velocity (in
 the body's own frame, angular in degrees per second: see `body_frame_velocity`).
 """
@@ -21,6 +24,16 @@ import numpy as np
 from pxr import Gf, Sdf, Usd, UsdGeom, UsdPhysics, UsdShade, UsdValidation, Vt
 
 from cosmos_ros.sim.physics import Simulation, Trajectory
+from cosmos_ros.sim.usd_joints import (
+    JOINTS,
+    add_couplings,
+    add_slide_chain,
+    body_path,
+    disable_gravity,
+    joint_drives,
+    prim_name,
+    slide_joints,
+)
 
 # ints: comparing numpy ints with the enum objects does not work
 _PLANE, _SPHERE, _CYLINDER, _BOX = (
@@ -30,16 +43,14 @@ _FREE = int(mujoco.mjtJoint.mjJNT_FREE)
 VERTICAL_APERTURE = 20.955  # USD's default, in tenths of a scene unit (mm for a metre stage)
 
 
-def _name(text: str, fallback: str) -> str:
-    cleaned = "".join(c if c.isalnum() or c == "_" else "_" for c in text)
-    return cleaned if cleaned and not cleaned[0].isdigit() else fallback
-
-
 def _body_kind(model: mujoco.MjModel, body: int) -> str:
-    """'dynamic' (free joint), 'kinematic' (mocap, or moved by other joints) or 'static'."""
+    """'dynamic' (free joint), 'jointed' (on slide joints only: a gantry, a finger),
+    'kinematic' (mocap, or moved by other joints) or 'static'."""
     joint = model.body_jntadr[body]
     if joint >= 0 and int(model.jnt_type[joint]) == _FREE:
         return "dynamic"
+    if model.body_mocapid[body] < 0 and slide_joints(model, body):
+        return "jointed"
     if (
         model.body_mocapid[body] >= 0
         or model.body_dofnum[body] > 0
@@ -144,7 +155,7 @@ def _add_geom(
 ) -> None:
     kind = int(model.geom_type[g])
     size = model.geom_size[g]
-    path = parent.AppendChild(_name(model.geom(g).name, f"geom_{g}"))
+    path = parent.AppendChild(prim_name(model.geom(g).name, f"geom_{g}"))
     if kind == _SPHERE:
         prim = UsdGeom.Sphere.Define(stage, path)
         prim.CreateRadiusAttr(float(size[0]))
@@ -225,11 +236,11 @@ def export_usd(
     static_root = UsdGeom.Xform.Define(stage, "/World/ground").GetPath()
     for g in np.flatnonzero(model.geom_bodyid == 0):
         _add_geom(stage, static_root, model, int(g), fixed_restitution)
+    drives = joint_drives(model) if trajectory.ctrl is not None else {}
+    joints: dict[int, Usd.Prim] = {}
     for body in range(1, model.nbody):
         kind = _body_kind(model, body)
-        prim = UsdGeom.Xform.Define(
-            stage, Sdf.Path("/World").AppendChild(_name(model.body(body).name, f"body_{body}"))
-        )
+        prim = UsdGeom.Xform.Define(stage, body_path(model, body))
         translate, orient = prim.AddTranslateOp(), prim.AddOrientOp()
         translate.Set(Gf.Vec3d(*map(float, trajectory.xpos[0, body])))  # the plain pose importers read
         orient.Set(Gf.Quatf(*map(float, trajectory.xquat[0, body])))
@@ -240,12 +251,18 @@ def export_usd(
             rigid = UsdPhysics.RigidBodyAPI.Apply(prim.GetPrim())
             rigid.CreateKinematicEnabledAttr(kind == "kinematic")
             UsdPhysics.MassAPI.Apply(prim.GetPrim()).CreateMassAttr(float(model.body_mass[body]))
+            disable_gravity(prim.GetPrim(), model, body)
+            if kind == "jointed":
+                if not joints:
+                    UsdGeom.Scope.Define(stage, JOINTS)
+                joints.update(add_slide_chain(stage, model, trajectory, body, drives))
             if kind == "dynamic":
                 linear, angular = body_frame_velocity(model, trajectory, body)
                 rigid.CreateVelocityAttr(Gf.Vec3f(*map(float, linear)))
                 rigid.CreateAngularVelocityAttr(Gf.Vec3f(*map(float, np.degrees(angular))))
         for g in np.flatnonzero(model.geom_bodyid == body):
             _add_geom(stage, prim.GetPath(), model, int(g), None if kind == "dynamic" else fixed_restitution)
+    add_couplings(stage, model, joints)
     _add_camera(stage, model, width, height)
     stage.GetRootLayer().Save()
     return path

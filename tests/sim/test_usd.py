@@ -43,7 +43,9 @@ def test_physics_parses_with_a_scene_rigid_bodies_and_colliders(exported):
     summary = physics_summary(path)
     assert summary["Scene"] == 1
     assert summary["RigidBody"] >= EXPECTED_BODIES[task]
-    assert sum(v for k, v in summary.items() if k.endswith("Shape")) > summary["RigidBody"]
+    stage = Usd.Stage.Open(str(path))
+    carriages = sum(p.GetName().endswith("_carriage") for p in stage.Traverse())  # bodies with no geometry
+    assert sum(v for k, v in summary.items() if k.endswith("Shape")) > summary["RigidBody"] - carriages
 
 
 def test_bodies_carry_mass_a_plain_initial_pose_and_one_sample_per_frame(exported):
@@ -146,3 +148,106 @@ def test_restitution_is_the_rebound_mujoco_gives(damping):
     assert contact_restitution(mujoco.MjModel.from_xml_string(xml), 0) == pytest.approx(spring, rel=0.04)
     default = mujoco.MjModel.from_xml_string("<mujoco><worldbody><geom size='0.1'/></worldbody></mujoco>")
     assert contact_restitution(default, 0) == 0.0
+
+
+@pytest.fixture(scope="module")
+def pick(configs, tmp_path_factory):
+    sample = generate(configs["manipulation"], 0, variant="pick_success")
+    path = export_usd(sample.sim, sample.trajectory, tmp_path_factory.mktemp("pick") / "pick.usda", sample.fps)
+    return sample, Usd.Stage.Open(str(path))
+
+
+def test_the_gripper_is_a_fixed_base_articulation_of_prismatic_joints(pick):
+    _, stage = pick
+    chain = [("gx", None, "gripper_gx_carriage"), ("gy", "gripper_gx_carriage", "gripper_gy_carriage"),
+             ("gz", "gripper_gy_carriage", "gripper"), ("finger_left", "gripper", "finger_left"),
+             ("finger_right", "gripper", "finger_right")]  # fmt: skip
+    for name, body0, body1 in chain:
+        joint = UsdPhysics.PrismaticJoint(stage.GetPrimAtPath(f"/World/Joints/{name}"))
+        assert joint, f"no prismatic joint {name}"
+        assert [str(p) for p in joint.GetBody0Rel().GetTargets()] == ([f"/World/{body0}"] if body0 else [])
+        assert [str(p) for p in joint.GetBody1Rel().GetTargets()] == [f"/World/{body1}"]
+    root = stage.GetPrimAtPath("/World/Joints/gx")
+    assert root.HasAPI(UsdPhysics.ArticulationRootAPI)  # fixed base: the root joint holds it to the world
+    for name in ("gripper", "finger_left", "finger_right"):  # dynamic links, so PhysX accepts the articulation
+        body = UsdPhysics.RigidBodyAPI(stage.GetPrimAtPath(f"/World/{name}"))
+        assert not body.GetKinematicEnabledAttr().Get()
+        assert stage.GetPrimAtPath(f"/World/{name}").GetAttribute("physxRigidBody:disableGravity").Get()  # gravcomp
+
+
+def test_joint_frames_coincide_at_the_recorded_start(pick):
+    """Each joint's two frames, placed by its bodies' first poses, sit on one line along its axis,
+    apart by the joint's first recorded position (what an importer computes the joint from)."""
+    from pxr import Gf
+
+    sample, stage = pick
+    model = sample.sim.model
+    for name in ("gx", "gy", "gz", "finger_left", "finger_right"):
+        joint = UsdPhysics.PrismaticJoint(stage.GetPrimAtPath(f"/World/Joints/{name}"))
+
+        def frame(rel, pos, rot):
+            targets = rel.GetTargets()
+            world = (
+                UsdGeom.Xformable(stage.GetPrimAtPath(targets[0])).ComputeLocalToWorldTransform(Usd.TimeCode.Default())
+                if targets else Gf.Matrix4d(1.0)
+            )  # fmt: skip
+            local = Gf.Matrix4d().SetRotate(Gf.Rotation(Gf.Quatd(rot.Get()))) * Gf.Matrix4d().SetTranslate(Gf.Vec3d(pos.Get()))
+            return local * world
+
+        a = frame(joint.GetBody0Rel(), joint.GetLocalPos0Attr(), joint.GetLocalRot0Attr())
+        b = frame(joint.GetBody1Rel(), joint.GetLocalPos1Attr(), joint.GetLocalRot1Attr())
+        axis = np.array(a.TransformDir(Gf.Vec3d(1, 0, 0)))
+        travel = np.array(b.ExtractTranslation()) - np.array(a.ExtractTranslation())
+        q0 = sample.trajectory.qpos[0, model.jnt_qposadr[model.joint(name).id]]
+        np.testing.assert_allclose(travel, q0 * axis, atol=1e-5)
+        np.testing.assert_allclose(np.array(b.TransformDir(Gf.Vec3d(1, 0, 0))), axis, atol=1e-5)
+
+
+def test_drives_carry_the_actuators_gains_limits_and_commands(pick):
+    sample, stage = pick
+    traj = sample.trajectory
+    expected = {  # MuJoCo: gantry kp 2000, kv 200 + joint damping 40; the grip kp 200, kv 5, +-15 N on
+        "gx": (2000, 240, np.inf, 0),  # the two coupled fingers, shared half each (+ each one's damping 5)
+        "gz": (2000, 240, np.inf, 2),
+        "finger_left": (100, 7.5, 7.5, 3),
+        "finger_right": (100, 7.5, 7.5, 3),
+    }
+    for name, (stiffness, damping, max_force, column) in expected.items():
+        prim = stage.GetPrimAtPath(f"/World/Joints/{name}")
+        drive = UsdPhysics.DriveAPI(prim, UsdPhysics.Tokens.linear)
+        assert drive.GetTypeAttr().Get() == UsdPhysics.Tokens.force
+        assert drive.GetStiffnessAttr().Get() == pytest.approx(stiffness)
+        assert drive.GetDampingAttr().Get() == pytest.approx(damping)
+        assert drive.GetMaxForceAttr().Get() == pytest.approx(max_force)  # the schema's default: unlimited
+        target = drive.GetTargetPositionAttr()
+        samples = [target.Get(Usd.TimeCode(k)) for k in target.GetTimeSamples()]
+        np.testing.assert_allclose(samples, traj.ctrl[:, column], atol=1e-6)  # the commands, one per frame
+    assert len(set(np.round(traj.ctrl[:, 3], 4))) > 2  # the hand opens and closes
+    follower = stage.GetPrimAtPath("/World/Joints/finger_left")
+    assert "NewtonMimicAPI" in follower.GetMetadata("apiSchemas").GetAddedOrExplicitItems()
+    assert [str(p) for p in follower.GetRelationship("newton:mimicJoint").GetTargets()] == ["/World/Joints/finger_right"]
+    assert follower.GetAttribute("newton:mimicCoef1").Get() == 1.0
+
+
+def test_a_coupled_pair_shares_its_actuator_as_the_coupling_ratio_says():
+    """q1 = 0.01 + 2 q2 with a servo on q1 (kp 100, kv 4, +-10 N): each joint's drive is half
+    the actuator seen from its own coordinate, so under the coupling they sum to MuJoCo's one
+    actuator (stiffness on q2: 2^2 x 50 + 200 = 2^2 x 100), and the partner's target is the
+    driver's through the coupling."""
+    import mujoco
+
+    from cosmos_ros.sim.usd_joints import joint_drives
+
+    model = mujoco.MjModel.from_xml_string("""<mujoco><worldbody><body>
+        <joint name="a" type="slide" axis="1 0 0"/><joint name="b" type="slide" axis="0 1 0" damping="3"/>
+        <geom type="sphere" size="0.1"/></body></worldbody>
+        <equality><joint joint1="a" joint2="b" polycoef="0.01 2 0 0 0"/></equality>
+        <actuator><position joint="a" kp="100" kv="4" forcerange="-10 10"/></actuator></mujoco>""")
+    drives = joint_drives(model)
+    a, b = drives[model.joint("a").id], drives[model.joint("b").id]
+    assert (a.stiffness, a.damping, a.max_force) == pytest.approx((50, 2, 5))
+    assert (b.stiffness, b.damping, b.max_force) == pytest.approx((200, 8 + 3, 10))
+    assert 2**2 * a.stiffness + b.stiffness == pytest.approx(2**2 * 100)
+    ctrl = 0.05
+    assert a.offset + a.scale * ctrl == pytest.approx(ctrl)
+    assert 0.01 + 2 * (b.offset + b.scale * ctrl) == pytest.approx(ctrl)  # b's target keeps q1 = 0.01 + 2 q2
