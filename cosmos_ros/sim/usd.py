@@ -68,8 +68,12 @@ def _body_kind(model: mujoco.MjModel, body: int) -> str:
 def body_frame_velocity(model: mujoco.MjModel, trajectory: Trajectory, body: int) -> tuple[np.ndarray, np.ndarray]:
     """A free body's first-frame (linear m/s, angular rad/s) velocity in its own frame: the space
     UsdPhysics means by "the same space as the node's xform" as Newton's importer reads it (it
-    rotates `physics:velocity` / `physics:angularVelocity` by the body's orientation). MuJoCo's
-    free joint holds the linear velocity in the world frame, the angular one in the body frame."""
+    rotates `physics:velocity` / `physics:angularVelocity` by the body's orientation). Isaac's
+    importer (omni.physx) reads them in the world frame unless the body's customData sets
+    `physics:localSpaceVelocities` (its default comes from the Kit setting
+    /physics/outputVelocitiesLocalSpace, false), so the export sets it on every body it gives a
+    velocity, and both read the same motion. MuJoCo's free joint holds the linear velocity in the
+    world frame, the angular one in the body frame."""
     start = model.jnt_dofadr[model.body_jntadr[body]]
     rotation = np.zeros(9)
     mujoco.mju_quat2Mat(rotation, trajectory.xquat[0, body])
@@ -78,6 +82,7 @@ def body_frame_velocity(model: mujoco.MjModel, trajectory: Trajectory, body: int
 
 
 MATERIALS = "/World/PhysicsMaterials"
+LOCAL_SPACE_VELOCITIES = "physics:localSpaceVelocities"  # omni.physx's per-body customData key
 
 
 def contact_restitution(model: mujoco.MjModel, g: int) -> float:
@@ -260,6 +265,8 @@ def export_usd(
                 linear, angular = body_frame_velocity(model, trajectory, body)
                 rigid.CreateVelocityAttr(Gf.Vec3f(*map(float, linear)))
                 rigid.CreateAngularVelocityAttr(Gf.Vec3f(*map(float, np.degrees(angular))))
+                # omni.physx reads velocities in the world frame unless a body says otherwise
+                prim.GetPrim().SetCustomDataByKey(LOCAL_SPACE_VELOCITIES, True)
         for g in np.flatnonzero(model.geom_bodyid == body):
             _add_geom(stage, prim.GetPath(), model, int(g), None if kind == "dynamic" else fixed_restitution)
     add_couplings(stage, model, joints)

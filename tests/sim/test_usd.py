@@ -70,6 +70,17 @@ def test_the_initial_velocity_of_a_rolling_ball_is_exported(configs, tmp_path):
     assert abs(velocity[0]) > 0.3 and abs(velocity[2]) < 1e-3
 
 
+def test_velocities_are_marked_body_local_for_isaacs_importer(exported):
+    """Authored in each body's frame (as Newton reads them); omni.physx reads world-frame
+    velocities unless the body's customData says physics:localSpaceVelocities."""
+    _, _, path = exported
+    stage = Usd.Stage.Open(str(path))
+    moving = [p for p in stage.Traverse() if p.HasAPI(UsdPhysics.RigidBodyAPI) and p.GetAttribute("physics:velocity").HasAuthoredValue()]
+    assert moving
+    for prim in moving:
+        assert prim.GetCustomDataByKey("physics:localSpaceVelocities") is True, prim.GetPath()
+
+
 @pytest.mark.parametrize("name", ["object_permanence_carried", "manipulation_pick_place"])
 def test_the_shipped_examples_validate(name):
     from cosmos_ros.sim.config import SCENARIO_DIR
@@ -80,9 +91,10 @@ def test_the_shipped_examples_validate(name):
 
 
 def _values(stage: Usd.Stage) -> dict[tuple[str, str], list]:
-    """Every attribute of every prim: its default and time samples, in order."""
+    """Every attribute of every prim: its default and time samples, in order; and its customData."""
     values = {}
     for prim in stage.Traverse():
+        values[(str(prim.GetPath()), "customData")] = [dict(prim.GetCustomData())]
         for attr in prim.GetAttributes():
             samples = [attr.Get(t) for t in attr.GetTimeSamples()]
             values[(str(prim.GetPath()), attr.GetName())] = [attr.Get(), *samples]
