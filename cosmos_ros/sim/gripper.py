@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
-from cosmos_ros.sim.scenarios.common import smoothstep
+from cosmos_ros.sim.scenarios.common import HARD_FRICTION, smoothstep
 
 OPEN, CLOSED = -0.01, 0.03  # finger joint targets; the open hand spans 8.4 cm
 FINGER_REACH = 0.09  # palm origin to fingertip, m
@@ -52,7 +52,7 @@ MODEL = """
 </actuator>
 """
 
-OPTIONS = 'cone="elliptic" impratio="10"'  # firm frictional grasps
+OPTIONS = HARD_FRICTION  # firm frictional grasps
 
 
 @dataclass(frozen=True)

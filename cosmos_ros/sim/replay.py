@@ -255,13 +255,14 @@ def compare(sample, replay: Replay, name: str | None = None) -> dict:
     return row
 
 
-CASES = (  # (task, variant, seed): every physical kind of clip the scenarios make
-    *(("arrow_of_time", v, s) for v, s in [("falling", 0), ("bouncing", 7), ("bouncing", 11), ("rolling", 0),
-                                           ("rolling", 3), ("toppling", 0), ("scattering", 1), ("scattering", 5)]),
-    *(("object_permanence", v, 0) for v in ("occluder_pass", "occluder_stay", "container_stay", "container_carried")),
-    *(("manipulation", v, s) for v, s in [("pick_success", 0), ("pick_success", 1), ("pick_drop", 0),
-                                          ("pick_missed_grasp", 0), ("pick_collision", 0), ("pick_wrong_object", 0),
-                                          ("push_success", 0), ("push_missed_push", 0)]),
+CASES = (  # (task, variant, seed, config overrides): every physical kind of clip the scenarios make
+    *(("arrow_of_time", v, s, {}) for v, s in [("falling", 0), ("bouncing", 7), ("bouncing", 11), ("rolling", 0),
+                                               ("rolling", 3), ("toppling", 0), ("scattering", 1), ("scattering", 5)]),
+    *(("object_permanence", v, 0, {}) for v in ("occluder_pass", "occluder_stay", "container_stay", "container_carried")),
+    *(("object_permanence", v, 0, {"hard_friction": True}) for v in ("occluder_pass", "occluder_stay")),
+    *(("manipulation", v, s, {}) for v, s in [("pick_success", 0), ("pick_success", 1), ("pick_drop", 0),
+                                              ("pick_missed_grasp", 0), ("pick_collision", 0), ("pick_wrong_object", 0),
+                                              ("push_success", 0), ("push_missed_push", 0)]),
 )  # fmt: skip
 
 
@@ -294,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     """python -m cosmos_ros.sim.replay [--out FILE]: export every kind of clip, replay each in
     Newton and print the table; exit 1 if any clip misses its criterion."""
     import argparse
+    import dataclasses
     import tempfile
 
     from cosmos_ros.sim.scenarios import generate, load_config
@@ -305,12 +307,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rows = []
     with tempfile.TemporaryDirectory() as folder:
-        for task, variant, seed in CASES:
-            sample = generate(load_config(task), seed, variant=variant)
-            path = export_usd(
-                sample.sim, sample.trajectory, Path(folder) / f"{task}_{variant}_{seed}.usda", sample.fps
-            )
-            rows.append(compare(sample, replay_in_newton(path, hz=args.hz), f"{task}/{variant} seed {seed}"))
+        for task, variant, seed, overrides in CASES:
+            sample = generate(dataclasses.replace(load_config(task), **overrides), seed, variant=variant)
+            path = export_usd(sample.sim, sample.trajectory, Path(folder) / f"{task}_{variant}_{seed}.usda", sample.fps)
+            name = f"{task}/{variant} seed {seed}" + "".join(f", {k}" for k in overrides)
+            rows.append(compare(sample, replay_in_newton(path, hz=args.hz), name))
             print(rows[-1], flush=True)
     text = table(rows)
     print(text)

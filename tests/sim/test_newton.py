@@ -5,6 +5,8 @@ Newton rotates by the body's orientation."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -70,6 +72,21 @@ def test_newton_replays_rolling_and_scattering_to_mujocos_rest_pose(configs, tmp
     replay = replay_in_newton(path)
     assert np.linalg.norm(replay.position("object")[-1] - sample.trajectory.position("object")[-1]) < tolerance_m
     assert replay.final_speed["object"] < 0.01  # at rest, as in MuJoCo
+
+
+# Measured (Newton 1.8): with hard_friction the occluder's ball ends within 2 mm of MuJoCo's rest
+# pose (0.43 m short under MuJoCo's soft default, where rolling friction is a drag that keeps
+# the ball creeping; sim/README); the cups' carried ball within 0.06 m.
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", ["occluder_stay", "occluder_pass", "container_carried"])
+def test_newton_replays_object_permanence_to_mujocos_final_pose(configs, tmp_path, variant):
+    cfg = dataclasses.replace(configs["object_permanence"], hard_friction=True)
+    sample = generate(cfg, 0, variant=variant)
+    path = export_usd(sample.sim, sample.trajectory, tmp_path / "run.usda", sample.fps)
+    replay = replay_in_newton(path)
+    error = np.linalg.norm(replay.position("ball")[-1] - sample.trajectory.position("ball")[-1])
+    assert error < 0.1  # the issue's goal
+    assert compare(sample, replay)["ok"]
 
 
 # Measured (Newton 1.8): rebounds within 5% of MuJoCo's heights (seeds 7, 11); at a quarter of

@@ -52,6 +52,14 @@ def base_scene(
     )
 
 
+# Hard contact friction: MuJoCo's default (pyramidal cone, impratio 1) keeps a contact's friction
+# soft, so rolling friction below its bound acts as a drag: a rolling ball's speed decays
+# exponentially and it creeps on past where a friction torque would stop it. An elliptic cone
+# with impratio 10 gives the constant-torque rolling resistance (and firm grasps) that PhysX and
+# Newton model, so an exported stage replays the same roll.
+HARD_FRICTION = 'cone="elliptic" impratio="10"'
+
+
 def min_visible_px(render: RenderConfig, px_at_256: int) -> int:
     """A pixel-count threshold given for 256x256, scaled to the render size (at least 2)."""
     return max(2, round(px_at_256 * render.width * render.height / 65536))

@@ -1,8 +1,9 @@
 """Object permanence, occluder set-up: a ball rolls toward a wall, and may hide behind it.
 
-The ball starts rolling (rolling friction slows it at a constant rate); its start speed is
-solved from a calibration run so that it stops where the variant wants it: short of the wall,
-behind it, past it, or out of view. Labels are then read back from the simulation, and a run
+The ball starts rolling (rolling friction slows it: at a constant rate with the config's
+`hard_friction`, more like a drag under MuJoCo's soft default); its start speed is solved from
+calibration runs so that it stops where the variant wants it: short of the wall, behind it,
+past it, or out of view. Labels are then read back from the simulation, and a run
 whose outcome is not what the variant asked for is rejected rather than mislabelled.
 """
 
@@ -17,6 +18,7 @@ from cosmos_ros.sim.physics import Simulation, speeds
 from cosmos_ros.sim.render import render
 from cosmos_ros.sim.sample import Rejected, Sample, scene_key
 from cosmos_ros.sim.scenarios.common import (
+    HARD_FRICTION,
     MocapPath,
     base_scene,
     in_view,
@@ -168,7 +170,7 @@ def simulate(cfg: PermanenceConfig, rng: np.random.Generator, d: Draw) -> Run:
     )
     scene = base_scene(
         cfg, rng, [ball, wall], tracked=("ball",), lookat=(d.wall_x, 0.1, 0.12),
-        floor_friction=friction, floor_condim=6,
+        floor_friction=friction, floor_condim=6, options_xml=HARD_FRICTION if cfg.hard_friction else "",
     )  # fmt: skip
     speed = float(np.sqrt(abs(d.target_x - d.start_x) / max(_stop_distance(scene, d.radius, 1.0), 1e-6)))
     # The ball never touches the wall, so lifting it cannot change the roll: simulate without

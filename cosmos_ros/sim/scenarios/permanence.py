@@ -76,6 +76,12 @@ class PermanenceConfig(TaskConfig):
     reveal_probability: float = 0.4  # plausible runs that also lift the wall / the cups
     visible_px: int = 12  # at 256x256; fewer segmentation pixels count as not visible
     min_hidden_s: float = 0.35  # a ball "hides" when it is out of sight at least this long
+    # Rolling friction as a constant torque (MuJoCo's elliptic cone, impratio 10), as PhysX and
+    # Newton model it, so an exported stage replays the roll (within mm in Newton). Off: MuJoCo's
+    # soft default, where rolling friction acts as a drag and the ball creeps on; the shipped
+    # tiny model learned those clips (on hard-friction ones its location accuracy fell from
+    # 0.92 to 0.66), so it stays the default until a model is trained on the new ones.
+    hard_friction: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
