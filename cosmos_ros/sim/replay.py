@@ -260,6 +260,7 @@ CASES = (  # (task, variant, seed, config overrides): every physical kind of cli
                                                ("rolling", 3), ("toppling", 0), ("scattering", 1), ("scattering", 5)]),
     *(("object_permanence", v, 0, {}) for v in ("occluder_pass", "occluder_stay", "container_stay", "container_carried")),
     *(("object_permanence", v, 0, {"hard_friction": True}) for v in ("occluder_pass", "occluder_stay")),
+    *(("spatial_puzzle", v, s, {}) for v, s in [("moving", 0), ("moving", 1), ("static", 0)]),
     *(("manipulation", v, s, {}) for v, s in [("pick_success", 0), ("pick_success", 1), ("pick_drop", 0),
                                               ("pick_missed_grasp", 0), ("pick_collision", 0), ("pick_wrong_object", 0),
                                               ("push_success", 0), ("push_missed_push", 0)]),

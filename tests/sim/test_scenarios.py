@@ -88,6 +88,24 @@ def test_puzzle_answers_restore_the_rendered_frames_and_distractors_do_not(confi
         assert len(set(question.options)) == 4
 
 
+def test_puzzle_objects_start_clear_of_each_other(configs):
+    """Objects that start inside each other are flung apart when another engine replays the stage."""
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        try:
+            bodies = puzzle.draw(configs["spatial_puzzle"], rng)
+        except Rejected:
+            continue
+        footprints = []
+        for body in bodies:
+            geom = body.geoms[0]
+            radius = {"sphere": geom.size[0], "box": geom.size[0] * np.sqrt(2), "cylinder": geom.size[0]}[geom.shape]
+            footprints.append((np.asarray(body.pos[:2]), radius))
+        for i, (a, ra) in enumerate(footprints):
+            for b, rb in footprints[i + 1 :]:
+                assert np.linalg.norm(a - b) >= ra + rb - 1e-9
+
+
 def test_puzzle_corner_questions_name_the_patch_that_held_the_corner(configs):
     cfg = dataclasses.replace(configs["spatial_puzzle"], question="corner", option_order="sorted")
     asked = set()

@@ -172,17 +172,31 @@ def draw(cfg: PuzzleConfig, rng: np.random.Generator) -> list[Body]:
     """The objects on the floor: count, colours, shapes, sizes, places."""
     count = int(round(cfg.num_objects.sample(rng)))
     colors = sample_colors(cfg.scene, rng, min(count, len(cfg.scene.colors)))
-    bodies = []
+    bodies, placed = [], []  # placed: (xy, footprint radius) of the objects so far
     for i in range(count):
         shape = ("sphere", "box", "cylinder")[int(rng.integers(3))]
         size = cfg.object_size.sample(rng)
         geom_size = {"sphere": (size,), "box": (size, size, size), "cylinder": (size * 0.8, size)}[shape]
-        xy = rng.uniform((cfg.object_x.low, cfg.object_y.low), (cfg.object_x.high, cfg.object_y.high))
+        footprint = {"sphere": size, "box": size * np.sqrt(2), "cylinder": size * 0.8}[shape]
+        xy = _clear_spot(cfg, rng, footprint, placed)
+        placed.append((xy, footprint))
         color = colors[i % len(colors)]
         bodies.append(
             Body(f"object_{i}", [Geom(shape, geom_size, rgba(color))], (*xy, size), color_name=color)
         )
     return bodies
+
+
+def _clear_spot(cfg: PuzzleConfig, rng: np.random.Generator, footprint: float, placed: list) -> np.ndarray:
+    """A place on the floor whose footprint overlaps no object placed before: objects that start
+    inside each other are pushed apart by the contact solver, gently in MuJoCo's soft contacts,
+    violently in a position-based engine replaying the exported stage. A place is drawn again
+    only when it overlaps, so a seed whose layout was clear keeps its clip."""
+    for _ in range(50):
+        xy = rng.uniform((cfg.object_x.low, cfg.object_y.low), (cfg.object_x.high, cfg.object_y.high))
+        if all(np.linalg.norm(xy - other) >= footprint + radius for other, radius in placed):
+            return xy
+    raise Rejected("no place on the floor clear of the other objects")
 
 
 def simulate(cfg: PuzzleConfig, rng: np.random.Generator, bodies: list[Body], variant: str):
