@@ -109,13 +109,13 @@ def replay_in_newton(
     ]
     names = [label.rsplit("/", 1)[-1] for label in bodies]
     steps = round(seconds * hz)
-    per_frame = hz / fps
+    frame_steps = {round(k * hz / fps) for k in range(frames)}  # the steps that land on a frame time
     recorded, heights = [], []
     dt = 1.0 / hz
     for step in range(steps + 1):
         t = step * dt
         q = state.body_q.numpy()
-        if step % per_frame < 1e-9 or abs(step % per_frame - per_frame) < 1e-9:
+        if step in frame_steps:
             recorded.append(q[:, :3].copy())
         heights.append(q[:, 2].copy())
         if step == steps:
@@ -130,7 +130,10 @@ def replay_in_newton(
             for b, poses in kinematic:
                 k = min(t * fps, frames - 1.000001)
                 lo, w = int(k), k - int(k)
-                pose = poses[lo] * (1 - w) + poses[lo + 1] * w
+                after = poses[lo + 1].copy()
+                if np.dot(after[3:], poses[lo, 3:]) < 0:  # the same turn, the short way round
+                    after[3:] *= -1
+                pose = poses[lo] * (1 - w) + after * w
                 pose[3:] /= np.linalg.norm(pose[3:])
                 q[b] = pose
                 qd[b, :3], qd[b, 3:] = (poses[lo + 1, :3] - poses[lo, :3]) * fps, 0.0
@@ -310,7 +313,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as folder:
         for task, variant, seed, overrides in CASES:
             sample = generate(dataclasses.replace(load_config(task), **overrides), seed, variant=variant)
-            path = export_usd(sample.sim, sample.trajectory, Path(folder) / f"{task}_{variant}_{seed}.usda", sample.fps)
+            path = export_usd(
+                sample.sim, sample.trajectory, Path(folder) / f"{task}_{variant}_{seed}.usda", sample.fps
+            )
             name = f"{task}/{variant} seed {seed}" + "".join(f", {k}" for k in overrides)
             rows.append(compare(sample, replay_in_newton(path, hz=args.hz), name))
             print(rows[-1], flush=True)
