@@ -62,7 +62,8 @@ def replay_in_newton(
 ) -> Replay:
     """Simulates the stage in Newton's XPBD solver (restitution on) from its initial state over
     its time range, feeding every drive its time-sampled target and every kinematic body its
-    time-sampled pose; records each body's position at the stage's frame times.
+    time-sampled pose (blended linearly between frames; moved, not spun: the project's props
+    do not rotate); records each body's position at the stage's frame times.
 
     XPBD iterations, unless given: GRASP_ITERATIONS for a stage with joints, else Newton's
     default 2. At 2, fingers driven into a block squeeze through the friction that holds it and
@@ -74,6 +75,8 @@ def replay_in_newton(
     wp.config.quiet = True
     stage = Usd.Stage.Open(str(path))
     fps = stage.GetTimeCodesPerSecond()
+    if hz < fps:
+        raise ValueError(f"replay rate {hz} Hz is below the stage's {fps} frames per second")
     frames = int(stage.GetEndTimeCode() - stage.GetStartTimeCode()) + 1
     seconds = (frames - 1) / fps if seconds is None else seconds
     builder = newton.ModelBuilder()

@@ -43,7 +43,9 @@ def slide_joints(model: mujoco.MjModel, body: int) -> list[int]:
 
 @dataclass(frozen=True)
 class Drive:
-    """A joint's share of a MuJoCo position actuator: target = offset + scale * ctrl[column]."""
+    """A joint's share of a MuJoCo position actuator: target = offset + scale * ctrl[column],
+    with ctrl clamped to the actuator's control range as MuJoCo clamps it. Targets, like every
+    joint position in the stage, are displacements from the joint's reference (qpos0)."""
 
     stiffness: float
     damping: float
@@ -51,6 +53,12 @@ class Drive:
     column: int
     offset: float = 0.0
     scale: float = 1.0
+    ctrl_range: tuple[float, float] = (-math.inf, math.inf)
+
+
+def _reference(model: mujoco.MjModel, joint: int) -> float:
+    """The joint's reference position (qpos0): where its body sits at body_pos, the stage's zero."""
+    return float(model.qpos0[model.jnt_qposadr[joint]])
 
 
 def _is_position_servo(model: mujoco.MjModel, a: int) -> bool:
@@ -69,10 +77,10 @@ def _joint_couplings(model: mujoco.MjModel) -> list[tuple[int, int, float, float
     for e in range(model.neq):
         if int(model.eq_type[e]) != int(mujoco.mjtEq.mjEQ_JOINT) or not model.eq_active0[e]:
             continue
-        c = model.eq_data[e, :5]
-        if np.any(c[2:] != 0) or model.eq_obj2id[e] < 0:
+        c = model.eq_data[e, :5]  # on displacements from qpos0, as the stage's joint positions are
+        if np.any(c[2:] != 0) or c[1] == 0 or model.eq_obj2id[e] < 0:
             raise ValueError(
-                f"equality {e}: only linear joint couplings have a USD export, got polycoef {list(c)}"
+                f"equality {e}: only linear couplings of two joints have a USD export, got polycoef {list(c)}"
             )
         couplings.append((int(model.eq_obj1id[e]), int(model.eq_obj2id[e]), float(c[0]), float(c[1])))
     return couplings
@@ -84,7 +92,8 @@ def joint_drives(model: mujoco.MjModel) -> dict[int, Drive]:
     force limit (the coupled joint's share scaled by the coupling's ratio), so an engine that
     honours the coupling (a mimic joint) sums them back to MuJoCo's one actuator, and an engine
     that does not still pushes each finger as hard as MuJoCo does. The joint's own passive
-    damping is added to its drive's."""
+    damping is added to its drive's (so maxForce caps it too, where MuJoCo's force range caps
+    the actuator alone: a difference of the damping force, 5 N·s/m on the fingers)."""
     drives: dict[int, Drive] = {}
     couplings = _joint_couplings(model)
 
@@ -101,15 +110,20 @@ def joint_drives(model: mujoco.MjModel) -> dict[int, Drive]:
             )
         kp, kv = float(model.actuator_gainprm[a, 0]), -float(model.actuator_biasprm[a, 2])
         force = float(model.actuator_forcerange[a, 1]) if model.actuator_forcelimited[a] else math.inf
-        # partners as (joint, alpha, beta) with q_j = alpha + beta * q_partner
+        unlimited = (-math.inf, math.inf)
+        limits = (
+            tuple(map(float, model.actuator_ctrlrange[a])) if model.actuator_ctrllimited[a] else unlimited
+        )
+        reference = _reference(model, j)  # ctrl is a joint position; the stage's targets are displacements
+        # partners as (joint, alpha, beta) with d_j = alpha + beta * d_partner (displacements)
         partners = [(lead, c0, c1) for follow, lead, c0, c1 in couplings if follow == j]
         partners += [(follow, -c0 / c1, 1 / c1) for follow, lead, c0, c1 in couplings if lead == j]
         share = 1.0 / (1 + len(partners))
-        drives[j] = Drive(share * kp, share * kv + damping(j), share * force, a)
+        drives[j] = Drive(share * kp, share * kv + damping(j), share * force, a, -reference, 1.0, limits)
         for partner, alpha, beta in partners:
             drives[partner] = Drive(
                 share * beta**2 * kp, share * beta**2 * kv + damping(partner), share * abs(beta) * force, a,
-                offset=-alpha / beta, scale=1 / beta,
+                offset=(-reference - alpha) / beta, scale=1 / beta, ctrl_range=limits,
             )  # fmt: skip
     return drives
 
@@ -167,8 +181,8 @@ def add_slide_chain(
         joint.CreateLocalRot1Attr(Gf.Quatf(*map(float, turn)))
         joint.CreateAxisAttr(UsdPhysics.Tokens.x)
         if model.jnt_limited[j]:
-            joint.CreateLowerLimitAttr(float(model.jnt_range[j, 0]))
-            joint.CreateUpperLimitAttr(float(model.jnt_range[j, 1]))
+            joint.CreateLowerLimitAttr(float(model.jnt_range[j, 0]) - _reference(model, j))
+            joint.CreateUpperLimitAttr(float(model.jnt_range[j, 1]) - _reference(model, j))
         if j in drives:
             _add_drive(joint.GetPrim(), drives[j], trajectory)
         if i == 0 and parent_path is None:  # a fixed-base articulation: its root joint holds it to the world
@@ -183,7 +197,8 @@ def _add_carriage(
 ) -> Sdf.Path:
     """The light body between two stacked slide joints of `body`, where the first `joints` have
     moved it: the body's pose less the later joints' travel, at every frame."""
-    name = f"{model.body(body).name}_{model.joint(joints[-1]).name}_carriage"
+    joint_name = model.joint(joints[-1]).name or f"joint{joints[-1]}"
+    name = f"{model.body(body).name}_{joint_name}_carriage"
     path = Sdf.Path("/World").AppendChild(prim_name(name, f"body_{body}_carriage_{len(joints)}"))
     prim = UsdGeom.Xform.Define(stage, path)
     later = slide_joints(model, body)[len(joints) :]
@@ -195,7 +210,7 @@ def _add_carriage(
             step = np.zeros(3)
             mujoco.mju_rotVecQuat(
                 step,
-                model.jnt_axis[j] * trajectory.qpos[frame, model.jnt_qposadr[j]],
+                model.jnt_axis[j] * (trajectory.qpos[frame, model.jnt_qposadr[j]] - _reference(model, j)),
                 trajectory.xquat[frame, body],
             )
             offset += step
@@ -226,7 +241,8 @@ def _add_drive(prim: Usd.Prim, drive: Drive, trajectory: Trajectory) -> None:
     api.CreateDampingAttr(drive.damping)
     if math.isfinite(drive.max_force):
         api.CreateMaxForceAttr(drive.max_force)
-    targets = drive.offset + drive.scale * trajectory.ctrl[:, drive.column]  # (T,)
+    commands = np.clip(trajectory.ctrl[:, drive.column], *drive.ctrl_range)  # (T,) as MuJoCo clamps them
+    targets = drive.offset + drive.scale * commands
     target = api.CreateTargetPositionAttr(float(targets[0]))  # the plain value importers read
     for k, value in enumerate(targets):
         target.Set(float(value), Usd.TimeCode(k))

@@ -210,7 +210,8 @@ def test_joint_frames_coincide_at_the_recorded_start(pick):
         b = frame(joint.GetBody1Rel(), joint.GetLocalPos1Attr(), joint.GetLocalRot1Attr())
         axis = np.array(a.TransformDir(Gf.Vec3d(1, 0, 0)))
         travel = np.array(b.ExtractTranslation()) - np.array(a.ExtractTranslation())
-        q0 = sample.trajectory.qpos[0, model.jnt_qposadr[model.joint(name).id]]
+        address = model.jnt_qposadr[model.joint(name).id]
+        q0 = sample.trajectory.qpos[0, address] - model.qpos0[address]  # displacement from the reference
         np.testing.assert_allclose(travel, q0 * axis, atol=1e-5)
         np.testing.assert_allclose(np.array(b.TransformDir(Gf.Vec3d(1, 0, 0))), axis, atol=1e-5)
 
@@ -263,3 +264,26 @@ def test_a_coupled_pair_shares_its_actuator_as_the_coupling_ratio_says():
     ctrl = 0.05
     assert a.offset + a.scale * ctrl == pytest.approx(ctrl)
     assert 0.01 + 2 * (b.offset + b.scale * ctrl) == pytest.approx(ctrl)  # b's target keeps q1 = 0.01 + 2 q2
+
+
+def test_a_servo_on_the_leader_shares_it_with_its_follower_and_targets_are_displacements():
+    """The servo on q2 (the leader of q1 = 0.01 + 2 q2), q2 with ref 0.1 and a control range:
+    q1's drive is half the actuator seen from q1 (stiffness / 2^2), its target what the coupling
+    makes of q2's; targets are displacements from the reference, commands clamped to the range."""
+    import mujoco
+
+    from cosmos_ros.sim.usd_joints import joint_drives
+
+    model = mujoco.MjModel.from_xml_string("""<mujoco><worldbody><body>
+        <joint name="a" type="slide" axis="1 0 0"/><joint name="b" type="slide" axis="0 1 0" ref="0.1"/>
+        <geom type="sphere" size="0.1"/></body></worldbody>
+        <equality><joint joint1="a" joint2="b" polycoef="0.01 2 0 0 0"/></equality>
+        <actuator><position joint="b" kp="100" ctrlrange="-0.2 0.2"/></actuator></mujoco>""")
+    drives = joint_drives(model)
+    a, b = drives[model.joint("a").id], drives[model.joint("b").id]
+    assert b.stiffness == pytest.approx(50) and a.stiffness == pytest.approx(50 / 4)
+    assert b.stiffness + 2**2 * a.stiffness == pytest.approx(100)  # on q2, the actuator's kp again
+    ctrl = 0.15
+    assert b.offset + b.scale * ctrl == pytest.approx(ctrl - 0.1)  # the displacement from ref
+    assert a.offset + a.scale * ctrl == pytest.approx(0.01 + 2 * (ctrl - 0.1))  # the coupling's
+    assert b.ctrl_range == (-0.2, 0.2)
