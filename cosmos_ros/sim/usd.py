@@ -219,7 +219,9 @@ def export_usd(
     model = sim.model
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    stage = Usd.Stage.CreateNew(str(path))
+    # Built in memory and exported: CreateNew refuses a path whose layer this process still holds
+    # (a stage exported, opened and exported again), and a stage is not always gone when dropped.
+    stage = Usd.Stage.CreateInMemory()
     UsdGeom.SetStageUpAxis(stage, UsdGeom.Tokens.z)
     UsdGeom.SetStageMetersPerUnit(stage, 1.0)
     UsdPhysics.SetStageKilogramsPerUnit(stage, 1.0)
@@ -271,7 +273,10 @@ def export_usd(
             _add_geom(stage, prim.GetPath(), model, int(g), None if kind == "dynamic" else fixed_restitution)
     add_couplings(stage, model, joints)
     _add_camera(stage, model, width, height)
-    stage.GetRootLayer().Save()
+    stage.GetRootLayer().Export(str(path))
+    held = Sdf.Layer.Find(str(path))
+    if held is not None:  # a stage this process opened before reads the new file, not the old one
+        held.Reload(force=True)
     return path
 
 

@@ -287,3 +287,15 @@ def test_a_servo_on_the_leader_shares_it_with_its_follower_and_targets_are_displ
     assert b.offset + b.scale * ctrl == pytest.approx(ctrl - 0.1)  # the displacement from ref
     assert a.offset + a.scale * ctrl == pytest.approx(0.01 + 2 * (ctrl - 0.1))  # the coupling's
     assert b.ctrl_range == (-0.2, 0.2)
+
+
+def test_a_path_can_be_exported_again_while_its_stage_is_open(configs, tmp_path):
+    """Re-exporting a clip in one process (a regenerated example, a replay sweep) must not fail on
+    the layer USD still holds for the first export."""
+    sample = generate(configs["arrow_of_time"], 0, variant="rolling")
+    path = export_usd(sample.sim, sample.trajectory, tmp_path / "run.usda", sample.fps)
+    opened = Usd.Stage.Open(str(path))
+    again = export_usd(sample.sim, sample.trajectory, tmp_path / "run.usda", sample.fps, metadata={"task": "again"})
+    assert validate_usd(again) == []
+    assert Usd.Stage.Open(str(again)).GetRootLayer().customLayerData["task"] == "again"
+    assert opened.GetDefaultPrim().GetPath() == "/World"
