@@ -127,12 +127,20 @@ class Simulation:
         return Trajectory(body_names=self.body_names, **arrays)
 
 
+def free_bodies(model: mujoco.MjModel) -> list[int]:
+    """The bodies on a free joint: the ones physics moves on its own."""
+    return [
+        body
+        for body in range(1, model.nbody)
+        if model.body_jntadr[body] >= 0
+        and int(model.jnt_type[model.body_jntadr[body]]) == int(mujoco.mjtJoint.mjJNT_FREE)
+    ]
+
+
 def speeds(trajectory: Trajectory, model: mujoco.MjModel) -> np.ndarray:
     """(T,) largest linear speed (m/s) of any free body at each frame."""
     columns = []
-    for body in range(1, model.nbody):
-        joint = model.body_jntadr[body]
-        if joint >= 0 and int(model.jnt_type[joint]) == int(mujoco.mjtJoint.mjJNT_FREE):
-            start = model.jnt_dofadr[joint]
-            columns.append(np.linalg.norm(trajectory.qvel[:, start : start + 3], axis=1))
+    for body in free_bodies(model):
+        start = model.jnt_dofadr[model.body_jntadr[body]]
+        columns.append(np.linalg.norm(trajectory.qvel[:, start : start + 3], axis=1))
     return np.max(columns, axis=0) if columns else np.zeros(len(trajectory))

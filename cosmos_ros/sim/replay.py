@@ -18,6 +18,9 @@ from pathlib import Path
 import numpy as np
 from pxr import Usd, UsdGeom, UsdPhysics
 
+from cosmos_ros.sim.physics import free_bodies, speeds
+from cosmos_ros.sim.usd_joints import DISABLE_GRAVITY
+
 DRIVE_TARGET = "drive:linear:physics:targetPosition"
 
 
@@ -42,7 +45,11 @@ def _samples(attr: Usd.Attribute, fps: float) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(times, float) / fps, np.array([float(attr.Get(Usd.TimeCode(t))) for t in times])
 
 
-def _kinematic_poses(stage: Usd.Stage, path: str, frames: int) -> np.ndarray:
+def _frame_count(stage: Usd.Stage) -> int:
+    return int(stage.GetEndTimeCode() - stage.GetStartTimeCode()) + 1
+
+
+def _world_poses(stage: Usd.Stage, path: str, frames: int) -> np.ndarray:
     """(frames, 7) world pose (x, y, z, qx, qy, qz, qw: Warp's layout) of a prim at each frame."""
     xformable = UsdGeom.Xformable(stage.GetPrimAtPath(path))
     poses = np.zeros((frames, 7))
@@ -77,7 +84,7 @@ def replay_in_newton(
     fps = stage.GetTimeCodesPerSecond()
     if hz < fps:
         raise ValueError(f"replay rate {hz} Hz is below the stage's {fps} frames per second")
-    frames = int(stage.GetEndTimeCode() - stage.GetStartTimeCode()) + 1
+    frames = _frame_count(stage)
     seconds = (frames - 1) / fps if seconds is None else seconds
     builder = newton.ModelBuilder()
     builder.add_usd(str(path))
@@ -101,12 +108,12 @@ def replay_in_newton(
     weightless = np.zeros((len(bodies), 6), np.float32)  # cancels gravity on bodies that disable it
     masses, gravity = model.body_mass.numpy(), np.asarray(model.gravity.numpy()).reshape(-1, 3)[0]
     for b, label in enumerate(bodies):
-        attr = stage.GetPrimAtPath(label).GetAttribute("physxRigidBody:disableGravity")
+        attr = stage.GetPrimAtPath(label).GetAttribute(DISABLE_GRAVITY)
         if attr and attr.Get():
             weightless[b, :3] = -masses[b] * gravity
     flags = model.body_flags.numpy()
     kinematic = [
-        (b, _kinematic_poses(stage, label, frames))
+        (b, _world_poses(stage, label, frames))
         for b, label in enumerate(bodies)
         if flags[b] & int(newton.BodyFlags.KINEMATIC)
     ]
@@ -163,20 +170,12 @@ def recorded_positions(path: Path) -> dict[str, np.ndarray]:
     """{body name: (T, 3) world positions} the stage records for its non-kinematic bodies, one
     per frame: what a replay of the stage alone is compared with."""
     stage = Usd.Stage.Open(str(path))
-    frames = int(stage.GetEndTimeCode() - stage.GetStartTimeCode()) + 1
-    recorded = {}
-    for prim in stage.Traverse():
-        body = UsdPhysics.RigidBodyAPI(prim)
-        if not body or body.GetKinematicEnabledAttr().Get():
-            continue
-        xformable = UsdGeom.Xformable(prim)
-        recorded[prim.GetName()] = np.array(
-            [
-                xformable.ComputeLocalToWorldTransform(Usd.TimeCode(k)).ExtractTranslation()
-                for k in range(frames)
-            ]
-        )
-    return recorded
+    frames = _frame_count(stage)
+    return {
+        prim.GetName(): _world_poses(stage, str(prim.GetPath()), frames)[:, :3]
+        for prim in stage.Traverse()
+        if UsdPhysics.RigidBodyAPI(prim) and not UsdPhysics.RigidBodyAPI(prim).GetKinematicEnabledAttr().Get()
+    }
 
 
 def stage_errors(path: Path, replay: Replay) -> dict[str, tuple[float, float]]:
@@ -199,18 +198,6 @@ BOUNCE_TOLERANCE = 0.25
 CHAOTIC = {"arrow_of_time/toppling", "arrow_of_time/falling"}
 REST_SPEED = 0.02  # m/s
 LIE_TOLERANCE_M = 0.02  # final height: fallen, standing or on its side alike
-
-
-def free_bodies(sample) -> list[str]:
-    import mujoco
-
-    model = sample.sim.model
-    return [
-        model.body(b).name
-        for b in range(1, model.nbody)
-        if model.body_jntadr[b] >= 0
-        and int(model.jnt_type[model.body_jntadr[b]]) == int(mujoco.mjtJoint.mjJNT_FREE)
-    ]
 
 
 def rebounds(heights: np.ndarray, floor: float) -> list[float]:
@@ -257,15 +244,13 @@ def compare(sample, replay: Replay, name: str | None = None) -> dict:
     by the clip kind's criterion."""
     kind = f"{sample.task}/{sample.variant}"
     traj = sample.trajectory
-    bodies = free_bodies(sample)
-    errors = [float(np.linalg.norm(replay.position(b)[-1] - traj.position(b)[-1])) for b in bodies]
     model = sample.sim.model
-    dofs = {b: int(model.jnt_dofadr[model.body_jntadr[model.body(b).id]]) for b in bodies}
-    speeds = [float(np.linalg.norm(traj.qvel[-1, d : d + 3])) for d in dofs.values()]
+    bodies = [model.body(b).name for b in free_bodies(model)]
+    errors = [float(np.linalg.norm(replay.position(b)[-1] - traj.position(b)[-1])) for b in bodies]
     row = {
         "clip": name or f"{kind} seed {sample.seed}",
         "final_error_m": max(errors),
-        "mujoco_at_rest": max(speeds) < REST_SPEED,
+        "mujoco_at_rest": bool(speeds(traj, model)[-1] < REST_SPEED),
         "newton_at_rest": max(replay.final_speed[b] for b in bodies) < REST_SPEED,
     }
     if sample.task == "manipulation":

@@ -7,9 +7,10 @@ welded bodies static colliders — with collision shapes, masses, the camera, an
 poses as time samples. A robot on slide joints (the gantry gripper: three stacked slides, two
 coupled fingers) is a fixed-base articulation of dynamic links on prismatic joints whose drives
 carry the MuJoCo actuators' gains, force limits and time-sampled commands, so an engine
-reproduces its grasps from the commands (`usd_joints`). Importers read the plain (default) pose rather than the samples, so every
-body also carries its first pose as a plain value, and free bodies their initial velocity (in
-the body's own frame, angular in degrees per second: see `body_frame_velocity`).
+reproduces its grasps from the commands (`usd_joints`). Importers read the plain (default) pose
+rather than the samples, so every body also carries its first pose as a plain value, and free
+bodies their initial velocity (in the body's own frame, angular in degrees per second: see
+`body_frame_velocity`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from cosmos_ros.sim.usd_joints import (
     JOINTS,
     add_couplings,
     add_slide_chain,
+    author_poses,
     body_path,
     disable_gravity,
     joint_drives,
@@ -248,13 +250,8 @@ def export_usd(
     for body in range(1, model.nbody):
         kind = _body_kind(model, body)
         prim = UsdGeom.Xform.Define(stage, body_path(model, body))
-        translate, orient = prim.AddTranslateOp(), prim.AddOrientOp()
-        translate.Set(Gf.Vec3d(*map(float, trajectory.xpos[0, body])))  # the plain pose importers read
-        orient.Set(Gf.Quatf(*map(float, trajectory.xquat[0, body])))
+        author_poses(prim, trajectory.xpos[:, body], trajectory.xquat[:, body], animated=kind != "static")
         if kind != "static":
-            for k in range(len(trajectory)):
-                translate.Set(Gf.Vec3d(*map(float, trajectory.xpos[k, body])), Usd.TimeCode(k))
-                orient.Set(Gf.Quatf(*map(float, trajectory.xquat[k, body])), Usd.TimeCode(k))
             rigid = UsdPhysics.RigidBodyAPI.Apply(prim.GetPrim())
             rigid.CreateKinematicEnabledAttr(kind == "kinematic")
             UsdPhysics.MassAPI.Apply(prim.GetPrim()).CreateMassAttr(float(model.body_mass[body]))

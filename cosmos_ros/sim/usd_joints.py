@@ -22,6 +22,7 @@ from pxr import Gf, Sdf, Usd, UsdGeom, UsdPhysics
 from cosmos_ros.sim.physics import Trajectory
 
 JOINTS = "/World/Joints"
+DISABLE_GRAVITY = "physxRigidBody:disableGravity"  # PhysX's; Newton's importer does not read it
 _SLIDE = int(mujoco.mjtJoint.mjJNT_SLIDE)
 
 
@@ -33,6 +34,21 @@ def prim_name(text: str, fallback: str) -> str:
 def body_path(model: mujoco.MjModel, body: int) -> Sdf.Path:
     """Every body is a flat child of /World (rigid bodies may not nest)."""
     return Sdf.Path("/World").AppendChild(prim_name(model.body(body).name, f"body_{body}"))
+
+
+def author_poses(
+    prim: UsdGeom.Xformable, positions: np.ndarray, quats: np.ndarray, animated: bool = True
+) -> None:
+    """A body's pose: the first one as the plain value importers read, and with `animated` one
+    time sample per frame. positions (T, 3), quats (T, 4) w x y z, in the world."""
+    translate, orient = prim.AddTranslateOp(), prim.AddOrientOp()
+    translate.Set(Gf.Vec3d(*map(float, positions[0])))
+    orient.Set(Gf.Quatf(*map(float, quats[0])))
+    if not animated:
+        return
+    for k in range(len(positions)):
+        translate.Set(Gf.Vec3d(*map(float, positions[k])), Usd.TimeCode(k))
+        orient.Set(Gf.Quatf(*map(float, quats[k])), Usd.TimeCode(k))
 
 
 def slide_joints(model: mujoco.MjModel, body: int) -> list[int]:
@@ -202,21 +218,13 @@ def _add_carriage(
     path = Sdf.Path("/World").AppendChild(prim_name(name, f"body_{body}_carriage_{len(joints)}"))
     prim = UsdGeom.Xform.Define(stage, path)
     later = slide_joints(model, body)[len(joints) :]
-    translate, orient = prim.AddTranslateOp(), prim.AddOrientOp()
-    for k in [None, *range(len(trajectory))]:  # None: the plain pose importers read (the first frame's)
-        frame = 0 if k is None else k
-        offset = np.zeros(3)
-        for j in later:  # the later joints' travel, in the world
-            step = np.zeros(3)
-            mujoco.mju_rotVecQuat(
-                step,
-                model.jnt_axis[j] * (trajectory.qpos[frame, model.jnt_qposadr[j]] - _reference(model, j)),
-                trajectory.xquat[frame, body],
-            )
-            offset += step
-        time = Usd.TimeCode.Default() if k is None else Usd.TimeCode(k)
-        translate.Set(Gf.Vec3d(*map(float, trajectory.xpos[frame, body] - offset)), time)
-        orient.Set(Gf.Quatf(*map(float, trajectory.xquat[frame, body])), time)
+    travel = np.zeros((len(trajectory), 3))  # the later joints' travel, in the body's frame
+    for j in later:
+        travel += np.outer(trajectory.qpos[:, model.jnt_qposadr[j]] - _reference(model, j), model.jnt_axis[j])
+    offsets = np.zeros_like(travel)  # ... and in the world
+    for k in range(len(trajectory)):
+        mujoco.mju_rotVecQuat(offsets[k], travel[k], trajectory.xquat[k, body])
+    author_poses(prim, trajectory.xpos[:, body] - offsets, trajectory.xquat[:, body])
     UsdPhysics.RigidBodyAPI.Apply(prim.GetPrim())
     mass = UsdPhysics.MassAPI.Apply(prim.GetPrim())
     share = CARRIAGE_MASS_SHARE * float(model.body_mass[body])
@@ -231,7 +239,7 @@ def disable_gravity(prim: Usd.Prim, model: mujoco.MjModel, body: int) -> None:
     """MuJoCo's full gravity compensation (a robot holding itself up) as PhysX's disableGravity."""
     if model.body_gravcomp[body] == 1:
         prim.AddAppliedSchema("PhysxRigidBodyAPI")
-        prim.CreateAttribute("physxRigidBody:disableGravity", Sdf.ValueTypeNames.Bool).Set(True)
+        prim.CreateAttribute(DISABLE_GRAVITY, Sdf.ValueTypeNames.Bool).Set(True)
 
 
 def _add_drive(prim: Usd.Prim, drive: Drive, trajectory: Trajectory) -> None:

@@ -17,6 +17,7 @@ pytest.importorskip("newton_usd_schemas", reason="newton-usd-schemas is not inst
 import mujoco
 import warp as wp
 
+from cosmos_ros.sim.physics import free_bodies
 from cosmos_ros.sim.replay import compare, mujoco_heights, rebounds, replay_in_newton, stage_errors
 from cosmos_ros.sim.scenarios import generate
 from cosmos_ros.sim.usd import export_usd
@@ -31,11 +32,8 @@ def _mujoco_start(sample) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]
     """{body name: (position, world linear velocity, world angular velocity)} of each free body."""
     model, traj = sample.sim.model, sample.trajectory
     start = {}
-    for body in range(1, model.nbody):
-        joint = model.body_jntadr[body]
-        if joint < 0 or model.jnt_type[joint] != mujoco.mjtJoint.mjJNT_FREE:
-            continue
-        dof = model.jnt_dofadr[joint]
+    for body in free_bodies(model):
+        dof = model.jnt_dofadr[model.body_jntadr[body]]
         rotation = np.zeros(9)
         mujoco.mju_quat2Mat(rotation, traj.xquat[0, body])
         angular = rotation.reshape(3, 3) @ traj.qvel[0, dof + 3 : dof + 6]
