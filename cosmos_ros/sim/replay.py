@@ -315,12 +315,26 @@ def table(rows: list[dict]) -> str:
 
 
 def check_stages(paths: list[Path], hz: int) -> int:
-    """Each stage replayed in Newton against its own time samples, a line per body."""
+    """Each stage replayed in Newton against its own time samples, a line per body. A stage that
+    cannot be opened or simulated is reported and skipped; the exit code counts them (0: none)."""
+    from pxr import Tf
+
+    failed = 0
     for path in paths:
         print(f"{path}:")
-        for body, (final, largest) in stage_errors(path, replay_in_newton(path, hz=hz)).items():
+        if not Path(path).is_file():
+            failed += 1
+            print("  cannot replay it: no such file")
+            continue
+        try:
+            errors = stage_errors(path, replay_in_newton(path, hz=hz))
+        except (Tf.ErrorException, ValueError) as exc:
+            failed += 1
+            print(f"  cannot replay it: {str(exc).strip().splitlines()[-1].strip()}")
+            continue
+        for body, (final, largest) in errors.items():
             print(f"  {body:<28} final {final:.3f} m, largest {largest:.3f} m")
-    return 0
+    return min(failed, 1)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,6 +6,7 @@ Newton rotates by the body's orientation."""
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -18,7 +19,14 @@ import mujoco
 import warp as wp
 
 from cosmos_ros.sim.physics import free_bodies
-from cosmos_ros.sim.replay import compare, mujoco_heights, rebounds, replay_in_newton, stage_errors
+from cosmos_ros.sim.replay import (
+    check_stages,
+    compare,
+    mujoco_heights,
+    rebounds,
+    replay_in_newton,
+    stage_errors,
+)
 from cosmos_ros.sim.scenarios import generate
 from cosmos_ros.sim.usd import export_usd
 
@@ -133,3 +141,15 @@ def test_newton_reproduces_the_grasp_from_the_commands(configs, tmp_path, varian
         final, largest = stage_errors(path, replay)["block_0"]  # the stage alone tells the same
         assert final < 0.01 and largest < 0.05  # a held block slips about 1 cm in Newton's fingers
     assert row["ok"]
+
+
+def test_a_stage_that_cannot_be_read_is_reported_and_the_others_still_checked(configs, tmp_path, capsys):
+    sample = generate(configs["arrow_of_time"], 0, variant="rolling")
+    good = export_usd(sample.sim, sample.trajectory, tmp_path / "good.usda", sample.fps)
+    broken = tmp_path / "broken.usda"
+    broken.write_text("not a stage")
+    assert check_stages([tmp_path / "missing.usda", broken, good], hz=64) == 1
+    out = capsys.readouterr().out
+    assert "missing.usda:\n  cannot replay it: no such file" in out
+    assert "broken.usda:\n  cannot replay it:" in out and "broken.usda" in out.split("cannot replay it:")[2]
+    assert re.search(r"good\.usda:\n(?:.*\n)*?  object +final", out)  # checked after the two bad ones
