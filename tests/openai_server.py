@@ -39,7 +39,9 @@ def decode_video_url(url: str, fps: float) -> Clip:
 class ChatServer:
     """`ChatServer(engine, "served-name").start()` → serving on http://127.0.0.1:<port>/v1.
 
-    mode: "ok", "429", "503" or "stall" (never answers), switchable while it runs. Each request
+    mode: "ok", "429", "503", "stall" (never answers) or "no_media_kwargs" (refuses per-request
+    media settings with HTTP 400, as vLLM does unless started with --trust-request-mm-kwargs),
+    switchable while it runs. Each request
     it answered is kept in `requests` (the parsed JSON body)."""
 
     def __init__(self, engine, served_model: str, *, api_key: str | None = None, port: int = 0,
@@ -49,6 +51,7 @@ class ChatServer:
         self.engine, self.served_model, self.api_key = engine, served_model, api_key
         self.reasoning_parser = reasoning_parser
         self.mode = "ok"
+        self.max_model_len = 4096
         self.attempts = 0  # chat requests received, answered or not
         self.errors: list[BaseException] = []  # what went wrong handling a request (tests assert none)
         self.requests: list[dict] = []
@@ -126,8 +129,16 @@ class ChatServer:
         if self.mode == "stall":
             threading.Event().wait(60)
             return None
+        if self.mode == "no_media_kwargs" and "media_io_kwargs" in body:  # vLLM without --trust-request-mm-kwargs
+            message = ("Per-request media_io_kwargs are disabled by default because they can change multimodal "
+                       "media loading resource usage. Start the server with --trust-request-mm-kwargs only when "
+                       "clients are trusted. (parameter=media_io_kwargs)")  # fmt: skip
+            return self._json(handler, 400, {"error": {"message": message, "type": "BadRequestError"}})
         if body.get("model") != self.served_model:
             return self._json(handler, 404, {"error": {"message": f"The model `{body.get('model')}` does not exist."}})
+        if body.get("max_tokens", 0) > self.max_model_len:  # vLLM's check of the context length
+            message = f"max_tokens ({body['max_tokens']}) is larger than the model's context ({self.max_model_len})"
+            return self._json(handler, 400, {"error": {"message": message, "type": "BadRequestError"}})
         self.requests.append(body)
         system, user = body["messages"][0], body["messages"][1]
         video = next(p for p in user["content"] if p["type"] == "video_url")

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import os
 import re
 import threading
@@ -39,6 +40,8 @@ from cosmos_ros.core.prompts import for_answer_format
 from cosmos_ros.core.types import Clip, Prompt, Reasoning
 from cosmos_ros.engine.base import Engine, EngineBusyError
 from cosmos_ros.engine.decoding import answer_confidence
+
+_log = logging.getLogger(__name__)
 
 DEFAULT_API_KEY_ENV = "OPENAI_API_KEY"
 VIDEO_FORMATS = ("jpeg", "mp4")
@@ -155,6 +158,7 @@ class OpenAIEngine(Engine):
         )
         self._api_key_env = api_key_env
         self._lock = threading.Lock()
+        self._media_kwargs = True  # per-request media settings (the clip's fps); off once a server refuses them
         digest = hashlib.sha256(f"{self.server_url} {self.served_model}".encode()).hexdigest()[:8]
         self._model_id = f"{self.served_model or 'served'}@{digest}"
 
@@ -210,6 +214,27 @@ class OpenAIEngine(Engine):
             cause = exc.__cause__ or exc
             raise RemoteEngineError(f"cannot reach {self.server_url}: {cause}") from exc
 
+    def _open_stream(self, request: dict, fps: float):
+        """The streamed completion. A server that refuses per-request media settings (vLLM
+        started without --trust-request-mm-kwargs answers HTTP 400 naming media_io_kwargs) is
+        asked again without them, from then on: it then times each clip at its own video fps
+        (`cosmos-ros serve` sets Cosmos-Reason's 4), which is said once in the log."""
+        try:
+            return self._call(lambda: self._client.chat.completions.create(**request))
+        except RemoteEngineError as exc:
+            if "extra_body" not in request or "HTTP 400" not in str(exc) or "media_io_kwargs" not in str(exc):
+                raise
+        self._media_kwargs = False
+        _log.warning(
+            "%s refuses per-request media settings: clips go without their fps (%.3g), so the server "
+            "times them at its own default; start it with --trust-request-mm-kwargs (cosmos-ros serve does) "
+            "to send each clip's rate",
+            self.server_url,
+            fps,
+        )
+        request = {k: v for k, v in request.items() if k != "extra_body"}
+        return self._call(lambda: self._client.chat.completions.create(**request))
+
     def _chunks(self, stream):
         """The stream's chunks as they arrive; a connection lost mid-stream is a RemoteEngineError."""
         iterator = iter(stream)
@@ -256,13 +281,14 @@ class OpenAIEngine(Engine):
             "stream_options": {"include_usage": True},
             "logprobs": True,
             **({"stop": list(stop)} if stop else {}),
-            # every frame, at the clip's own rate: no resampling or re-timing on the server
-            "extra_body": {"media_io_kwargs": {"video": {"fps": fps, "num_frames": -1}}},
         }
+        if self._media_kwargs:
+            # every frame, at the clip's own rate: no resampling or re-timing on the server
+            request["extra_body"] = {"media_io_kwargs": {"video": {"fps": fps, "num_frames": -1}}}
         text, spans, probs = "", [], []
         finish, usage, first_token, matched = "length", None, None, None
         thinking = ThinkTags()
-        stream = self._call(lambda: self._client.chat.completions.create(**request))
+        stream = self._open_stream(request, fps)
         with stream:
             for chunk in self._chunks(stream):
                 if chunk.usage is not None:

@@ -80,6 +80,28 @@ def test_the_request_is_in_cosmos_conventions_with_every_frame_at_the_clips_rate
     assert request["temperature"] == 0.0 and request["stream"] is True and request["logprobs"] is True
 
 
+def test_a_server_that_refuses_per_request_media_settings_is_asked_without_them(server, caplog):
+    server.mode = "no_media_kwargs"
+    engine = engine_for(server)
+    prompt = next_subtask_prompt("stack the blocks", ["grasp the red block", "place it"])
+    with caplog.at_level("WARNING", logger="cosmos_ros.engine.openai_engine"):
+        first = engine.reason(clip_of(fps=5.0), prompt, max_new_tokens=24)
+        second = engine.reason(clip_of(seed=1, fps=5.0), prompt, max_new_tokens=24)
+    assert first.text and second.text
+    assert server.attempts == 3  # refused once, then asked without them, and so on
+    assert all("media_io_kwargs" not in request for request in server.requests)
+    warnings = [r.getMessage() for r in caplog.records if "per-request media settings" in r.getMessage()]
+    assert len(warnings) == 1 and server.url.rstrip("/") in warnings[0] and "(5)" in warnings[0]
+
+
+def test_other_bad_requests_are_not_retried_without_media_settings(server, monkeypatch):
+    engine = engine_for(server)
+    prompt = next_subtask_prompt("stack the blocks", ["grasp the red block", "place it"])
+    with pytest.raises(RemoteEngineError, match="HTTP 400"):
+        engine.reason(clip_of(), prompt, max_new_tokens=10**9)  # the server's own refusal, named
+    assert server.attempts == 1
+
+
 def test_a_reason2_model_is_asked_and_read_in_its_own_format(local):
     assert answer_format_of("nvidia/Cosmos-Reason2-8B") == answer_format_of("qwen3-vl") == "after_think"
     assert answer_format_of("nvidia/Cosmos-Reason1-7B") == "tags"
