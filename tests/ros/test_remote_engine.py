@@ -6,6 +6,7 @@ capacity is BUSY."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import socket
 import threading
@@ -56,32 +57,57 @@ class Camera:
         self._thread.join(timeout=2)
 
 
-@pytest.fixture(scope="module")
-def rig():
-    port = _free_port()
-    server = ChatServer(TorchEngine(str(data_dirs("model")[0] / "cosmos-reason1-tiny")), "cosmos-tiny", port=port).start()
+@contextlib.contextmanager
+def remote_reasoner(url: str, served_model: str, env: dict | None = None, *params: str):
+    """A reasoner on engine:=openai against `url`, a camera, a probe: yields (probe, Reason
+    client, the next_subtask messages) once a periodic answer that is not STALE has come."""
     domain = unique_domain_id()
     probe = Probe(domain)
     predictions = probe.collect(SubtaskPrediction, "/reasoner/next_subtask")
     reasoner = start_node(
-        "cosmos_ros.nodes.reasoner", child_env(domain),
-        "-p", "cameras:=[cam]", "-p", "engine:=openai", "-p", f"server_url:={server.url}",
-        "-p", "served_model:=cosmos-tiny", "-p", "task:=put the red block on the green pad",
+        "cosmos_ros.nodes.reasoner", {**child_env(domain), **(env or {})},
+        "-p", "cameras:=[cam]", "-p", "engine:=openai", "-p", f"server_url:={url}",
+        "-p", f"served_model:={served_model}", "-p", "task:=put the red block on the green pad",
         "-p", "subtask_options:=[grasp the red block, place it on the green pad]",
-        "-p", "rate_hz:=1.0", "-p", "max_new_tokens:=24", "-p", "window_s:=2.0",
+        "-p", "rate_hz:=1.0", "-p", "max_new_tokens:=24", "-p", "window_s:=2.0", *params,
     )  # fmt: skip
     camera = Camera(probe)
     client = probe.node.create_client(ReasonService, "/reasoner/reason")
     try:
         assert client.wait_for_service(timeout_sec=20), reasoner.output
-        wait_for(lambda: any(p.status != SubtaskPrediction.STATUS_STALE for p in predictions), 40, "a periodic answer")
-        yield server, probe, client, predictions
+        wait_for(lambda: any(p.status != SubtaskPrediction.STATUS_STALE for p in predictions), 60, "a periodic answer")
+        yield probe, client, predictions
     finally:
         camera.close()
         probe.close()
-        server.stop()
         code = reasoner.stop()
         assert code == 0, reasoner.output[-3000:]
+
+
+@pytest.fixture(scope="module")
+def rig():
+    port = _free_port()
+    server = ChatServer(TorchEngine(str(data_dirs("model")[0] / "cosmos-reason1-tiny")), "cosmos-tiny", port=port).start()
+    try:
+        with remote_reasoner(server.url, "cosmos-tiny") as (probe, client, predictions):
+            yield server, probe, client, predictions
+    finally:
+        server.stop()
+
+
+def stream_goal(probe) -> tuple[list, object]:
+    """A Reason action goal: (its feedback messages, its result); feedback text only grows."""
+    action = ActionClient(probe.node, ReasonAction, "/reasoner/reason")
+    assert action.wait_for_server(timeout_sec=10)
+    feedback = []
+    goal = ReasonAction.Goal(question="What is the robot doing?", max_new_tokens=12)
+    handle = wait_future(action.send_goal_async(goal, feedback_callback=lambda fb: feedback.append(fb.feedback)), 30, "goal")
+    result = wait_future(handle.get_result_async(), 60, "the action result").result
+    for before, after in itertools.pairwise(feedback):
+        assert after.text.startswith(before.text) and after.num_tokens > before.num_tokens
+        if after.num_tokens == before.num_tokens + 1:
+            assert after.text == before.text + after.text_delta
+    return feedback, result
 
 
 def ask(client, **fields) -> ReasonService.Response:
@@ -102,20 +128,11 @@ def test_a_service_call_and_an_action_goal_are_answered_through_it(rig):
     response = ask(client)
     assert response.status in (Status.STATUS_OK, Status.STATUS_UNCERTAIN, Status.STATUS_NONE), response.status_message
     assert response.model_id.startswith("cosmos-tiny@")
-    action = ActionClient(probe.node, ReasonAction, "/reasoner/reason")
-    assert action.wait_for_server(timeout_sec=10)
-    feedback = []
-    goal = ReasonAction.Goal(question="What is the robot doing?", max_new_tokens=12)
-    handle = wait_future(action.send_goal_async(goal, feedback_callback=lambda fb: feedback.append(fb.feedback)), 30, "goal")
-    result = wait_future(handle.get_result_async(), 60, "the action result").result
+    feedback, result = stream_goal(probe)
     # streamed from the server: growing text, each delta what it added. A burst of deltas (this
     # server sends a finished reply at once) can overrun the client's feedback history (depth 10),
     # which is why every feedback carries the whole text so far.
     assert feedback and feedback[-1].text
-    for before, after in itertools.pairwise(feedback):
-        assert after.text.startswith(before.text) and after.num_tokens > before.num_tokens
-        if after.num_tokens == before.num_tokens + 1:
-            assert after.text == before.text + after.text_delta
     assert result.status != ReasonAction.Result.STATUS_ERROR, result.status_message
 
 

@@ -6,12 +6,9 @@ restart. Skipped, with the reason, where there is no vLLM environment (see tests
 
 from __future__ import annotations
 
-import itertools
-
 import pytest
-from rclpy.action import ActionClient
-from rosharness import Probe, child_env, start_node, unique_domain_id, wait_for, wait_future
-from test_remote_engine import Camera, ask
+from rosharness import wait_for
+from test_remote_engine import ask, remote_reasoner, stream_goal
 from vllm_server import KEY, KEY_ENV, NAME
 
 from cosmos_ros.action import Reason as ReasonAction
@@ -25,28 +22,9 @@ ANSWERED = (Status.STATUS_OK, Status.STATUS_UNCERTAIN, Status.STATUS_NONE)
 
 @pytest.fixture(scope="module")
 def rig(vllm_server):
-    domain = unique_domain_id()
-    probe = Probe(domain)
-    predictions = probe.collect(SubtaskPrediction, "/reasoner/next_subtask")
-    reasoner = start_node(
-        "cosmos_ros.nodes.reasoner", {**child_env(domain), KEY_ENV: KEY},
-        "-p", "cameras:=[cam]", "-p", "engine:=openai", "-p", f"server_url:={vllm_server.url}",
-        "-p", f"served_model:={NAME}", "-p", f"api_key_env:={KEY_ENV}",
-        "-p", "task:=put the red block on the green pad",
-        "-p", "subtask_options:=[grasp the red block, place it on the green pad]",
-        "-p", "rate_hz:=1.0", "-p", "max_new_tokens:=24", "-p", "window_s:=2.0",
-    )  # fmt: skip
-    camera = Camera(probe)
-    client = probe.node.create_client(ReasonService, "/reasoner/reason")
-    try:
-        assert client.wait_for_service(timeout_sec=20), reasoner.output
+    with remote_reasoner(vllm_server.url, NAME, {KEY_ENV: KEY}, "-p", f"api_key_env:={KEY_ENV}") as (probe, client, predictions):
         wait_for(lambda: any(p.status in ANSWERED for p in predictions), 60, "a periodic answer through vLLM")
         yield vllm_server, probe, client, predictions
-    finally:
-        camera.close()
-        probe.close()
-        code = reasoner.stop()
-        assert code == 0, reasoner.output[-3000:]
 
 
 def test_periodic_answers_come_through_vllm(rig):
@@ -61,16 +39,9 @@ def test_a_service_call_and_an_action_goal_stream_through_vllm(rig):
     response = ask(client)
     assert response.status in ANSWERED, response.status_message
     assert response.model_id.startswith(f"{NAME}@") and response.num_frames > 0
-    action = ActionClient(probe.node, ReasonAction, "/reasoner/reason")
-    assert action.wait_for_server(timeout_sec=10)
-    feedback = []
-    goal = ReasonAction.Goal(question="What is the robot doing?", max_new_tokens=12)
-    handle = wait_future(action.send_goal_async(goal, feedback_callback=lambda fb: feedback.append(fb.feedback)), 30, "goal")
-    result = wait_future(handle.get_result_async(), 60, "the action result").result
+    feedback, result = stream_goal(probe)
     assert result.status != ReasonAction.Result.STATUS_ERROR, result.status_message
     assert len(feedback) >= 2 and feedback[-1].text  # vLLM streams token by token
-    for before, after in itertools.pairwise(feedback):
-        assert after.text.startswith(before.text) and after.num_tokens > before.num_tokens
 
 
 def test_a_killed_server_is_an_error_and_the_node_recovers_when_it_returns(rig):
