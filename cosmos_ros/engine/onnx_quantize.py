@@ -7,8 +7,8 @@
 Decoding one token reads every weight once, so an fp32 model decodes at most at the machine's
 memory bandwidth divided by four bytes per parameter. In the decode graph every MatMul whose
 second input is a weight becomes onnxruntime's `MatMulNBits` with 8-bit weights: symmetric, one
-fp32 scale per block of 32 input features (finer than one per output channel, so an outlier
-costs only its block), and int8 activations inside the kernel (accuracy level 4; level 1, fp32
+fp32 scale per block of BLOCK_SIZE input features (no coarser than one per output channel of a
+128-wide layer, so an outlier costs only its block), and int8 activations inside the kernel (accuracy level 4; level 1, fp32
 compute, dequantizes every weight each step and decoded 6x slower). What is not a weight MatMul
 (embedding lookup, norms, attention over the cache, the Mamba scan) stays fp32, the vision and
 prefill graphs stay fp32 (see QUANTIZED_GRAPHS), and so does everything the graphs take and
@@ -38,7 +38,10 @@ from cosmos_ros.engine.manifest import GRAPHS, MANIFEST_FILE, Manifest
 
 PRECISIONS = ENGINE_PRECISIONS["onnxruntime"]
 BITS = 8
-BLOCK_SIZE = 32
+# One fp32 scale per 128 input features. Blocks of 32 kept an outlier's cost smaller but made the
+# kernel rescale four times as often: on the 2-core Xeon (VNNI) the decode ran 1.72x fp32 with
+# blocks of 32, 1.92x with 128 and 1.93x with 256 (bench/engines.py's model, interleaved runs).
+BLOCK_SIZE = 128
 ACCURACY_LEVEL = 4  # int8 activations in the kernel (onnxruntime's CompMinimum = int8)
 # Decoding a token reads every weight for one row of activations: bandwidth-bound, where 8-bit
 # weights pay. Vision and prefill multiply hundreds of rows per weight: compute-bound, and on a
