@@ -70,6 +70,8 @@ class OrtGraphs:
     def __init__(self, sessions: dict, device_type: str, device_id: int):
         self.sessions, self.device_type, self.device_id = sessions, device_type, device_id
         self.input_types = {graph: {i.name: i.type for i in s.get_inputs()} for graph, s in sessions.items()}
+        # asked once: onnxruntime builds the NodeArg list anew on every get_outputs() call
+        self.output_names = {graph: [o.name for o in s.get_outputs()] for graph, s in sessions.items()}
 
     def run(self, graph: str, feeds: dict) -> dict:
         import onnxruntime as ort
@@ -84,12 +86,12 @@ class OrtGraphs:
                 if self.input_types[graph][name] == "tensor(int64)":
                     array = array.astype(np.int64, copy=False)
                 binding.bind_cpu_input(name, np.ascontiguousarray(array))
-        for output in session.get_outputs():
+        names = self.output_names[graph]
+        for name in names:
             # The logits go to the host for sampling; states stay where the next step reads them.
-            device = "cpu" if output.name == "logits" else self.device_type
-            binding.bind_output(output.name, device, self.device_id if device != "cpu" else 0)
+            device = "cpu" if name == "logits" else self.device_type
+            binding.bind_output(name, device, self.device_id if device != "cpu" else 0)
         session.run_with_iobinding(binding)
-        names = [o.name for o in session.get_outputs()]
         return dict(zip(names, binding.get_outputs()))
 
     @staticmethod
