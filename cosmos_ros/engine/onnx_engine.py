@@ -127,13 +127,30 @@ def resolve_export(
     return ensure_int8_export(path, root=cache_dir, progress=progress) if precision == "int8" else path
 
 
+# A small model's 8-bit decode step is hundreds of small kernels over a quarter of fp32's bytes;
+# with workers that sleep between kernels (no spinning, see open_session), waking a second one
+# for each costs more than it gives: one thread decoded 236 tok/s, two 200, on the 2-core Xeon
+# (bench/engines.py's model: 50 MB of decode graph), while fp32's bandwidth-bound step needs both
+# cores (104 tok/s with two, 82 with one). A large model's step (7.6 GB for a 7B in 8 bits) needs
+# every core to draw the memory bandwidth, so one thread only below SMALL_DECODE_BYTES (not
+# measured between the two).
+SMALL_DECODE_BYTES = 256 * 2**20
+
+
+def graph_bytes(path: Path) -> int:
+    """Bytes of a graph file and its external data (`<graph>.onnx.data` beside it)."""
+    return sum(p.stat().st_size for p in path.parent.glob(path.name + "*") if p.is_file())
+
+
 class OnnxRuntimeEngine(DecodingEngine):
     """`model`: an export directory (`cosmos-ros export`), a preset name / YAML card or a
     checkpoint directory (exported into the cache on first use). device: 'cpu' or 'cuda[:N]'.
     seed: a preset's weights and the sampling generator. num_threads: onnxruntime intra-op
     threads per session (None: its default). cache_dir: overrides $COSMOS_ROS_CACHE.
     precision: 'fp32', or 'int8' for 8-bit weights (`onnx_quantize`: about a quarter of the bytes
-    per decoded token); None runs an export directory as it was saved, a model in fp32."""
+    per decoded token); None runs an export directory as it was saved, a model in fp32.
+    decode_threads: intra-op threads of the decode graph (None: one for a small model's 8-bit
+    weights on a CPU, see SMALL_DECODE_BYTES; else num_threads)."""
 
     family: str
 
@@ -147,6 +164,7 @@ class OnnxRuntimeEngine(DecodingEngine):
         cache_dir: str | Path | None = None,
         precision: str | None = None,
         progress=None,
+        decode_threads: int | None = None,
     ):
         from transformers import AutoConfig
 
@@ -162,12 +180,16 @@ class OnnxRuntimeEngine(DecodingEngine):
         config = AutoConfig.from_pretrained(str(self.export_dir), local_files_only=True)
         self.tokenizer = load_tokenizer(self.export_dir, self.family)
         self.processor = checkpoint_processor(self.export_dir, config, self.tokenizer)
+        if decode_threads is None:
+            small = graph_bytes(self.manifest.graph_path(self.export_dir, "decode")) <= SMALL_DECODE_BYTES
+            decode_threads = 1 if self.precision == "int8" and device_type == "cpu" and small else num_threads
         sessions = {
             graph: open_session(
-                self.manifest.graph_path(self.export_dir, graph), spec, graph, providers, num_threads
+                self.manifest.graph_path(self.export_dir, graph), spec, graph, providers,
+                decode_threads if graph == "decode" else num_threads,
             )
             for graph, spec in self.manifest.graphs.items()
-        }
+        }  # fmt: skip
         self.providers = sessions["decode"].get_providers()
         self.device = torch.device("cpu")  # where logits are sampled
         self.runner = ExportedRunner(self.manifest, config, OrtGraphs(sessions, device_type, device_id))

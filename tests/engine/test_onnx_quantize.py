@@ -177,3 +177,20 @@ def test_gemm_rewrite_computes_the_same_function():
     assert [n.op_type for n in model.graph.node] == ["MatMul", "Add"]
     assert [i.name for i in model.graph.initializer] == ["b", "fc.weight"]
     np.testing.assert_allclose(run(model), want, rtol=1e-6, atol=1e-6)
+
+
+def test_a_small_int8_decode_runs_on_one_thread_and_a_large_one_on_all(int8, monkeypatch):
+    import cosmos_ros.engine.onnx_engine as onnx_engine
+
+    fp32, quantized = int8
+
+    def threads(export, **kw) -> dict[str, int]:
+        engine = onnx_engine.OnnxRuntimeEngine(export, num_threads=2, **kw)
+        sessions = engine.runner.backend.sessions
+        return {graph: s.get_session_options().intra_op_num_threads for graph, s in sessions.items()}
+
+    assert threads(quantized) == {"vision": 2, "prefill": 2, "decode": 1}  # a few MB of 8-bit weights
+    assert threads(fp32) == {"vision": 2, "prefill": 2, "decode": 2}  # fp32's step is bandwidth-bound
+    assert threads(quantized, decode_threads=2)["decode"] == 2
+    monkeypatch.setattr(onnx_engine, "SMALL_DECODE_BYTES", 1024)  # as if the model were large
+    assert threads(quantized)["decode"] == 2
