@@ -57,6 +57,14 @@ class Clip:
     def num_frames(self) -> int:
         return int(self.frames.shape[0])
 
+    def rate(self, default: float) -> float:
+        """The nominal frame rate when the clip has one (`fps`), else the rate its stamps imply;
+        `default` for a single frame or a zero-length span."""
+        if self.fps is not None:
+            return float(self.fps)
+        span = float(self.stamps[-1] - self.stamps[0]) if len(self.stamps) > 1 else 0.0
+        return (len(self.stamps) - 1) / span if span > 0 else default
+
 
 class OutcomeStatus(IntEnum):
     """What became of a question — the STATUS_* constants of every cosmos_ros message, service

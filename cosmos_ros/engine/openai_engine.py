@@ -91,9 +91,7 @@ def encode_mp4(frames: np.ndarray, fps: float) -> str:
 
 def video_part(clip: Clip, video_format: str = "jpeg") -> tuple[dict, float]:
     """The clip as an OpenAI `video_url` content part, and the frame rate it is sent at."""
-    from cosmos_ros.model.processor import clip_fps
-
-    fps = clip_fps(clip, 4.0)
+    fps = clip.rate(4.0)  # Clip.rate, not the processors' module: a remote robot needs no torch
     if video_format == "jpeg":
         url = "data:video/jpeg;base64," + ",".join(encode_jpeg_frames(clip.frames))
     elif video_format == "mp4":

@@ -298,13 +298,8 @@ def collate_video_inputs(items: list[VideoInputs], pad_token_id: int) -> dict[st
 
 
 def clip_fps(clip: Clip, default: float) -> float:
-    """The clip's nominal frame rate when it has one (Clip.fps), else the rate its stamps imply;
-    `default` for a single frame or a zero-length span."""
-    if clip.fps is not None:
-        return float(clip.fps)
-    stamps = clip.stamps
-    span = float(stamps[-1] - stamps[0]) if len(stamps) > 1 else 0.0
-    return (len(stamps) - 1) / span if span > 0 else default
+    """The clip's frame rate as the processors tell it to the model (`Clip.rate`)."""
+    return clip.rate(default)
 
 
 def render_chat(tokenizer, prompt: Prompt) -> str:

@@ -202,3 +202,33 @@ def test_bad_settings_are_refused_before_any_request():
         create_engine("openai", "m", server_url="gpu-box:8000")
     with pytest.raises(ValueError, match="video_format"):
         OpenAIEngine("m", server_url="http://127.0.0.1:1/v1", video_format="gif")
+
+
+def test_a_robot_on_the_remote_engine_loads_no_torch():
+    """A robot that cannot hold a model should not hold torch either (≈ 200 MB of it)."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+import numpy as np
+from cosmos_ros.nodes import reasoner  # the node, as a robot runs it
+from cosmos_ros.core.answers import parse_answer
+from cosmos_ros.core.prompts import failure_prompt
+from cosmos_ros.core.types import Clip
+from cosmos_ros.engine.base import create_engine
+from cosmos_ros.engine.openai_engine import RemoteEngineError
+
+engine = create_engine("openai", "cosmos-reason1-tiny", server_url="http://127.0.0.1:9/v1", max_retries=0)
+clip = Clip(frames=np.zeros((4, 32, 32, 3), np.uint8), stamps=np.arange(4) / 4.0, fps=4.0)
+try:
+    engine.reason(clip, failure_prompt("put the red block on the green pad"), max_new_tokens=8)
+except RemoteEngineError:
+    pass  # nothing listens there: the request was built and sent all the same
+parse_answer("<think>\\n</think>\\n\\n<answer>\\nA\\n</answer>", ["yes", "no"])
+loaded = sorted(m for m in ("torch", "transformers") if m in sys.modules)
+print(" ".join(loaded) or "none")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-1] == "none", done.stdout
