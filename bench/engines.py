@@ -10,7 +10,9 @@ CPU (default), on one ≈55M-parameter dense model (Qwen2.5-VL architecture, ran
 - vision + projector latency, onnxruntime fp32 and int8 vs torch eager, for an 8-frame clip;
 - held-out accuracy of the shipped model (model/cosmos-reason1-tiny) through onnxruntime fp32
   and int8 on simulated episodes from a seed no training used (generated once into the cache,
-  or `--heldout DIR,...`); `--no-accuracy` skips it.
+  or `--heldout DIR,...`); `--no-accuracy` skips it. Also through the Q/DQ graphs TensorRT
+  builds its int8 and fp8 engines from (`qdq_quantize`, default calibration), emulated on the
+  CPU by onnxruntime: their accuracy, not their speed, is what a CPU can tell.
 GPU (--device cuda), on the 7B-shaped preset (random init):
 - vision + projector, TensorRT (bf16) vs torch eager bf16, 8 frames 448²;
 - clip → answer latency (preprocess + prefill + --new-tokens decode), TensorRT vs transformers
@@ -195,16 +197,23 @@ def heldout_dirs(args) -> list[Path]:
 
 
 def accuracy_runs(args) -> dict:
-    """Held-out accuracy of the shipped model through onnxruntime, fp32 and int8 weights."""
+    """Held-out accuracy of the shipped model through onnxruntime: fp32 and int8 weights, and
+    TensorRT's int8 and fp8 Q/DQ graphs (emulated)."""
     from cosmos_ros.engine.onnx_engine import OnnxRuntimeEngine
+    from cosmos_ros.engine.onnx_export import ensure_export
+    from cosmos_ros.engine.qdq_quantize import ensure_qdq_export
     from cosmos_ros.training.data import read_records
     from cosmos_ros.training.evaluate import engine_answers, summarize
 
     records = [r for d in heldout_dirs(args) for r in read_records(d / "test.jsonl")]
     model = Path(__file__).resolve().parents[1] / "model" / "cosmos-reason1-tiny"
     results = {"heldout_questions": len(records)}
-    for precision in ("fp32", "int8"):
-        engine = OnnxRuntimeEngine(model, precision=precision)
+    for precision in ("fp32", "int8", "qdq_int8", "qdq_fp8"):
+        if precision.startswith("qdq"):
+            export = ensure_qdq_export(ensure_export(model), precision.replace("_", "-"))
+            engine = OnnxRuntimeEngine(export)
+        else:
+            engine = OnnxRuntimeEngine(model, precision=precision)
         answered, texts = engine_answers(
             engine, records, fps=engine.processor.video.default_fps, max_new_tokens=24
         )
@@ -332,10 +341,11 @@ def metrics_of(cpu: dict, gpu: dict) -> dict:
         metrics["ort_int8_vs_torch_vision_speedup"] = round(
             cpu["torch_vision_ms"] / cpu["ort_int8_vision_ms"], 3
         )
-        if "heldout_int8_accuracy" in cpu:
-            metrics["int8_vs_fp32_heldout_accuracy_points"] = round(
-                100 * (cpu["heldout_int8_accuracy"] - cpu["heldout_fp32_accuracy"]), 2
-            )
+        for precision in ("int8", "qdq_int8", "qdq_fp8"):
+            if f"heldout_{precision}_accuracy" in cpu:
+                metrics[f"{precision}_vs_fp32_heldout_accuracy_points"] = round(
+                    100 * (cpu[f"heldout_{precision}_accuracy"] - cpu["heldout_fp32_accuracy"]), 2
+                )
     if gpu:
         metrics["trt_vs_torch_bf16_vision_speedup"] = round(
             gpu["torch_bf16_vision_ms"] / gpu["trt_vision_ms"], 3

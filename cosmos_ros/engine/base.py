@@ -120,7 +120,7 @@ def create_engine(
 
 
 PRECISIONS = {"torch": ("fp32", "bf16", "fp16"), "onnxruntime": ("fp32", "int8"),
-              "tensorrt": ("fp16", "bf16", "fp32")}  # fmt: skip
+              "tensorrt": ("fp16", "bf16", "fp32", "int8", "fp8")}  # fmt: skip
 
 
 def _with_precision(kind: str, precision: str | None, kw: dict) -> dict:

@@ -3,6 +3,7 @@
     $COSMOS_ROS_CACHE (default ~/.cache/cosmos_ros)
       onnx/<name>-<hash>-opset18/          manifest.json + vision/prefill/decode .onnx (+ .data)
       onnx/<name>-<hash>-opset18-int8/     the same graphs with int8 weights (`onnx_quantize`)
+      onnx/<name>-<hash>-opset18-qdq-fp8/  ... with Q/DQ int8 or fp8 MatMuls, for TensorRT (`qdq_quantize`)
       tensorrt/<name>-<hash>-<gpu>-trt<version>-<precision>-<key>/
                                            engine.json + vision/prefill/decode .engine
       tensorrt/timing-<gpu>-trt<version>.cache   TensorRT's timing cache, shared by builds
@@ -87,8 +88,11 @@ def exporter_version() -> str:
     return _code_version("onnx_graphs.py", "onnx_export.py")
 
 
-def quantizer_version() -> str:
-    """8 hex digits over the code that makes an int8 export from an fp32 one."""
+def quantizer_version(precision: str = "int8") -> str:
+    """8 hex digits over the code that makes a quantized export (`precision`: 'int8' for
+    onnxruntime's, 'qdq-int8' / 'qdq-fp8' for TensorRT's) from an fp32 one."""
+    if precision.startswith("qdq-"):
+        return _code_version("onnx_quantize.py", "qdq_quantize.py")
     return _code_version("onnx_quantize.py")
 
 
@@ -108,7 +112,7 @@ def export_is_reusable(
     versions = manifest.get("versions") or {}
     if versions.get("exporter") != (exporter or exporter_version()):
         return False
-    if precision != "fp32" and versions.get("quantizer") != quantizer_version():
+    if precision != "fp32" and versions.get("quantizer") != quantizer_version(precision):
         return False
     graphs = manifest.get("graphs") or {}
     return all(name in graphs and (Path(directory) / graphs[name]["file"]).is_file() for name in GRAPHS)

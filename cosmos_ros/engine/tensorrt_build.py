@@ -3,7 +3,9 @@
     directory = build_engines("exports/cosmos-reason1-7b", precision="bf16")
 
 One engine per graph (vision, prefill, decode), parsed from the same ONNX files onnxruntime runs,
-built with fp16 or bf16 enabled (the export is fp32; TensorRT picks lower precision per layer),
+built with fp16 or bf16 enabled (the export is fp32; TensorRT picks lower precision per layer) —
+or, for int8 and fp8, parsed from the Q/DQ export (`qdq_quantize`: every weight MatMul quantized
+explicitly, calibrated), with int8 or fp8 enabled beside fp16 for the layers Q/DQ leaves out —
 one optimization profile per engine whose ranges cover the clip lengths and prompt / cache
 lengths in `Profiles`, and a timing cache shared by every build on the same GPU + TensorRT.
 Engines land in `engine_cache.tensorrt_engine_dir(...)` keyed by model hash + GPU name +
@@ -35,6 +37,30 @@ from cosmos_ros.engine.engine_cache import (
 from cosmos_ros.engine.manifest import GRAPHS, GraphSpec, Manifest
 
 PRECISIONS = ENGINE_PRECISIONS["tensorrt"]
+QUANTIZED = ("int8", "fp8")  # built from a Q/DQ export, not from the fp32 one
+FP8_MIN_CAPABILITY = (8, 9)  # fp8 tensor cores: Ada, Hopper and newer
+
+
+def builder_flags(precision: str) -> tuple[str, ...]:
+    """Names of the `trt.BuilderFlag`s a build of `precision` sets. The quantized precisions run
+    their Q/DQ MatMuls in 8 bits and everything else in fp16."""
+    flags = {"fp32": (), "fp16": ("FP16",), "bf16": ("BF16",), "int8": ("FP16", "INT8"), "fp8": ("FP16", "FP8")}
+    if precision not in flags:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    return flags[precision]
+
+
+def check_export_precision(export_precision: str, precision: str) -> None:
+    """An engine of `precision` is built from an export of the matching kind: fp32 for fp32 /
+    fp16 / bf16, 'qdq-int8' for int8, 'qdq-fp8' for fp8 (onnxruntime's 'int8' export uses an
+    operator TensorRT does not parse)."""
+    wanted = f"qdq-{precision}" if precision in QUANTIZED else "fp32"
+    if export_precision != wanted:
+        raise ValueError(
+            f"a TensorRT {precision} engine is built from a {wanted} export, not a {export_precision} one"
+            + ("; give the fp32 export or the model and the Q/DQ export is made and cached"
+               if precision in QUANTIZED else "; give the fp32 export")
+        )  # fmt: skip
 INSTALL_HINT = (
     "pip install 'cosmos_ros[tensorrt]' (tensorrt-cu12) on a machine with an NVIDIA GPU and CUDA torch"
 )
@@ -65,6 +91,19 @@ def missing_for_tensorrt(device: str) -> list[str]:
     if not str(device).startswith("cuda"):
         missing.append(f"device='cuda[:N]' (got {device!r}): TensorRT engines run on NVIDIA GPUs only")
     return missing
+
+
+def require_fp8(device: str) -> None:
+    """fp8 engines need fp8 tensor cores (compute capability 8.9 or newer)."""
+    import torch
+
+    capability = torch.cuda.get_device_capability(torch.device(device))
+    if tuple(capability) < FP8_MIN_CAPABILITY:
+        name = torch.cuda.get_device_name(torch.device(device))
+        raise EngineUnavailableError(
+            f"precision fp8 needs a GPU of compute capability {FP8_MIN_CAPABILITY[0]}.{FP8_MIN_CAPABILITY[1]} "
+            f"or newer (Ada, Hopper, Blackwell); {name} is {capability[0]}.{capability[1]}: use int8 or fp16"
+        )
 
 
 def require_tensorrt(device: str) -> None:
@@ -225,6 +264,8 @@ def build_engines(
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     require_tensorrt(device)
+    if precision == "fp8":
+        require_fp8(device)
     import tensorrt as trt
 
     profiles = profiles or Profiles()
@@ -232,6 +273,7 @@ def build_engines(
 
     export_dir = Path(export_dir)
     manifest = Manifest.load(export_dir)
+    check_export_precision(manifest.precision, precision)
     directory, key, ranges = engine_dir_for(export_dir, precision, profiles, device, root)
     if engines_are_reusable(directory, key):
         return directory
@@ -255,8 +297,8 @@ def build_engines(
         config = builder.create_builder_config()
         if workspace_gb:
             config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gb * 2**30))
-        if precision != "fp32":
-            config.set_flag(trt.BuilderFlag.FP16 if precision == "fp16" else trt.BuilderFlag.BF16)
+        for flag in builder_flags(precision):
+            config.set_flag(getattr(trt.BuilderFlag, flag))
         timing = config.create_timing_cache(timing_file.read_bytes() if timing_file.is_file() else b"")
         config.set_timing_cache(timing, ignore_mismatch=False)
         profile = builder.create_optimization_profile()

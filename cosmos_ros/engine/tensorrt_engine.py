@@ -1,6 +1,7 @@
 """The TensorRT backend: engines built from the ONNX export, the shared decode loop, CUDA streams.
 
     engine = create_engine("tensorrt", "ckpt/", device="cuda", precision="bf16")
+    engine = create_engine("tensorrt", "ckpt/", device="cuda", precision="fp8")   # Q/DQ, calibrated
     engine = create_engine("tensorrt", "ckpt/", device="cuda", fallback="onnxruntime")
 
 `model` is an export directory, or a preset / checkpoint (exported into the cache first, as the
@@ -23,7 +24,7 @@ import torch
 
 from cosmos_ros.engine.exported_runner import ExportedRunner
 from cosmos_ros.engine.generation import DecodingEngine
-from cosmos_ros.engine.manifest import GRAPHS, Manifest
+from cosmos_ros.engine.manifest import GRAPHS, MANIFEST_FILE, Manifest
 from cosmos_ros.engine.tensorrt_build import Profiles, build_engines, require_tensorrt
 
 
@@ -83,8 +84,30 @@ class TensorRTGraphs:
         return value.float()
 
 
+def resolve_tensorrt_export(model: str | Path, precision: str, seed: int, root: Path | None, progress=None) -> Path:
+    """The export a TensorRT `precision` engine is built from: fp16 / bf16 / fp32 from the fp32
+    graphs (TensorRT lowers precision itself); int8 / fp8 from a Q/DQ export — the directory
+    given when it is one, else the fp32 export's, made and cached on first use."""
+    from cosmos_ros.engine.onnx_engine import resolve_export
+    from cosmos_ros.engine.qdq_quantize import QDQ_PRECISIONS, ensure_qdq_export
+    from cosmos_ros.engine.tensorrt_build import QUANTIZED, check_export_precision
+
+    if (Path(model) / MANIFEST_FILE).is_file():
+        saved = Manifest.load(model).precision
+        if saved in QDQ_PRECISIONS:
+            check_export_precision(saved, precision)
+            return Path(model)
+    # an fp32 export (onnxruntime's int8 one is refused: TensorRT does not parse MatMulNBits)
+    fp32 = resolve_export(model, seed, root, progress, precision="fp32")
+    if precision in QUANTIZED:
+        return ensure_qdq_export(fp32, precision, root=root, progress=progress)
+    return fp32
+
+
 class TensorRTEngine(DecodingEngine):
-    """`model`: an export directory, preset or checkpoint. precision: 'fp16' | 'bf16' | 'fp32'.
+    """`model`: an export directory, preset or checkpoint. precision: 'fp16' | 'bf16' | 'fp32', or
+    'int8' | 'fp8' (8-bit MatMuls from the model's Q/DQ export, `qdq_quantize`, made with the
+    default calibration and cached; or give a Q/DQ export directory made with your own clips).
     profiles: the batch / frame / sequence ranges the engines are built for. cache_dir overrides
     $COSMOS_ROS_CACHE."""
 
@@ -105,13 +128,11 @@ class TensorRTEngine(DecodingEngine):
         profiles = profiles or Profiles()
         from transformers import AutoConfig
 
-        from cosmos_ros.engine.onnx_engine import resolve_export
         from cosmos_ros.model.bundle import checkpoint_processor, read_generation_defaults
         from cosmos_ros.model.tokenizer import load_tokenizer
 
         root = Path(cache_dir) if cache_dir else None
-        # TensorRT lowers precision itself, from the fp32 graphs (an int8 export is refused)
-        self.export_dir = resolve_export(model, seed, root, progress, precision="fp32")
+        self.export_dir = resolve_tensorrt_export(model, precision, seed, root, progress)
         self.manifest = Manifest.load(self.export_dir)
         self.family = self.manifest.family
         self.engine_dir = build_engines(

@@ -36,7 +36,8 @@ PARAMETERS = {
     "precision": (
         "",
         "the weights' precision; '' = the engine's default. torch: fp32, bf16, fp16; onnxruntime: "
-        "fp32, int8 (8-bit weights, quantized once and cached); tensorrt: fp16, bf16, fp32",
+        "fp32, int8 (8-bit weights, quantized once and cached); tensorrt: fp16, bf16, fp32, int8, fp8 "
+        "(8-bit MatMuls from a calibrated Q/DQ export, cached; fp8 on compute capability 8.9+)",
         True,
     ),
     "max_new_tokens": (256, "generation budget per answer", False),

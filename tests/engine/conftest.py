@@ -30,3 +30,19 @@ def exports(engine_cache):
         preset: ensure_export(preset, root=engine_cache)
         for preset in ("tiny-dense", "tiny-hybrid", "cosmos-reason2-tiny")
     }
+
+
+@pytest.fixture(scope="session")
+def step_logits():
+    """logits_of(engine, inputs): the first decode step's logits after the prefill's greedy token."""
+    import torch
+
+    def logits_of(engine, inputs):
+        runner = engine.runner
+        batch = runner.collate([inputs], engine.pad_token_id)
+        logits, state = runner.prefill(batch, runner.new_cache(), logits_to_keep=1)
+        token = logits[:, -1].argmax(dim=-1)
+        mask = torch.cat([batch["attention_mask"], batch["attention_mask"].new_ones(1, 1)], dim=1)
+        return runner.decode(token, mask, None, state)[0]
+
+    return logits_of

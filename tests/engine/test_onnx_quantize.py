@@ -5,7 +5,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from cosmos_ros.core.types import Clip, Prompt
 from cosmos_ros.engine.base import create_engine
@@ -37,16 +36,6 @@ def op_counts(path) -> dict[str, int]:
     return counts
 
 
-def step_logits(engine, inputs):
-    """Logits of the first decode step after the prefill's greedy token."""
-    runner = engine.runner
-    batch = runner.collate([inputs], engine.pad_token_id)
-    logits, state = runner.prefill(batch, runner.new_cache(), logits_to_keep=1)
-    token = logits[:, -1].argmax(dim=-1)
-    mask = torch.cat([batch["attention_mask"], batch["attention_mask"].new_ones(1, 1)], dim=1)
-    return runner.decode(token, mask, None, state)[0]
-
-
 @pytest.fixture(scope="module", params=["tiny-dense", "tiny-hybrid"])
 def int8(request, exports, engine_cache):
     """(fp32 export, int8 export) of a preset."""
@@ -72,7 +61,7 @@ def test_every_weight_matmul_of_decode_is_8_bit_and_the_compute_bound_graphs_sta
     assert decode_after < 0.6 * decode_before  # embeddings stay fp32 in these tiny models
 
 
-def test_int8_logits_follow_fp32_closely_but_are_not_fp32(int8):
+def test_int8_logits_follow_fp32_closely_but_are_not_fp32(int8, step_logits):
     fp32, quantized = int8
     reference, engine = create_engine("onnxruntime", str(fp32)), create_engine("onnxruntime", str(quantized))
     assert engine.precision == "int8" and reference.precision == "fp32"
@@ -121,10 +110,10 @@ def test_the_cached_int8_export_is_reused_and_redone_when_the_quantizer_changes(
     assert ensure_int8_export(exports["tiny-dense"], root=tmp_path) == first
     assert (first / "decode.onnx").stat().st_mtime_ns == stamp
     assert first.name.endswith("-int8") and not list(tmp_path.glob("onnx/*.*"))  # no staging left
-    monkeypatch.setattr(onnx_quantize, "quantizer_version", lambda: "0badc0de")
+    monkeypatch.setattr(onnx_quantize, "quantizer_version", lambda *_: "0badc0de")
     import cosmos_ros.engine.engine_cache as cache
 
-    monkeypatch.setattr(cache, "quantizer_version", lambda: "0badc0de")
+    monkeypatch.setattr(cache, "quantizer_version", lambda *_: "0badc0de")
     again = ensure_int8_export(exports["tiny-dense"], root=tmp_path)
     assert (
         again == first
