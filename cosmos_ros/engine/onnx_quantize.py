@@ -118,6 +118,24 @@ def quantize_graph(source: Path, target: Path) -> int:
     return count
 
 
+def copy_beside_graphs(source_dir: Path, out: Path, manifest: Manifest) -> None:
+    """Copies what an export holds beside its graphs and manifest (tokenizer, configs, processor
+    files) into `out`, made if missing."""
+    out.mkdir(parents=True, exist_ok=True)
+    graph_files = {manifest.graph_path(source_dir, g).name for g in GRAPHS}
+    for path in source_dir.iterdir():
+        is_graph = any(path.name == f or path.name.startswith(f + ".") for f in graph_files)
+        if path.is_file() and not is_graph and path.name != MANIFEST_FILE:
+            shutil.copy2(path, out / path.name)
+
+
+def quantized_spec(spec, target: Path, start: float):
+    """A quantized graph's manifest entry: its size on disk (graph and external data), the time
+    since `start`, and no max |Δ| against torch: quantized graphs are compared in accuracy."""
+    size = sum(p.stat().st_size for p in target.parent.glob(f"{target.name}*"))
+    return dataclasses.replace(spec, size_bytes=size, export_s=time.perf_counter() - start, max_abs_diff=None)
+
+
 def quantize_export(source_dir: str | Path, out_dir: str | Path, *, progress=None) -> Manifest:
     """Writes the int8 export of the fp32 export in `source_dir` to `out_dir`: the quantized
     graphs, the same tokenizer, configs and processor files, and its manifest."""
@@ -127,12 +145,7 @@ def quantize_export(source_dir: str | Path, out_dir: str | Path, *, progress=Non
         raise ValueError(f"{source_dir} is already a {manifest.precision} export; quantize the fp32 export")
     if out.resolve() == source_dir.resolve():
         raise ValueError("the int8 export needs its own directory, not the fp32 export's")
-    out.mkdir(parents=True, exist_ok=True)
-    graph_files = {manifest.graph_path(source_dir, g).name for g in GRAPHS}
-    for path in source_dir.iterdir():
-        is_graph = any(path.name == f or path.name.startswith(f + ".") for f in graph_files)
-        if path.is_file() and not is_graph and path.name != MANIFEST_FILE:
-            shutil.copy2(path, out / path.name)
+    copy_beside_graphs(source_dir, out, manifest)
     graphs = {}
     task = progress.add_task(f"{manifest.model_id} int8", total=len(GRAPHS)) if progress else None
     for name in GRAPHS:
@@ -145,11 +158,7 @@ def quantize_export(source_dir: str | Path, out_dir: str | Path, *, progress=Non
         else:
             start = time.perf_counter()
             quantize_graph(source, target)
-            size = sum(p.stat().st_size for p in out.glob(f"{target.name}*"))
-            # not verified against torch to the fp32 tolerance: int8 is compared in accuracy instead
-            graphs[name] = dataclasses.replace(
-                spec, size_bytes=size, export_s=time.perf_counter() - start, max_abs_diff=None
-            )
+            graphs[name] = quantized_spec(spec, target, start)
         if progress is not None:
             progress.advance(task)
     quantized = dataclasses.replace(

@@ -33,7 +33,6 @@ CPU provider, which emulates the rounding, so their accuracy is testable without
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import tempfile
 import time
 from collections.abc import Iterable, Sequence
@@ -48,8 +47,8 @@ from cosmos_ros.engine.engine_cache import (
     onnx_export_dir,
     quantizer_version,
 )
-from cosmos_ros.engine.manifest import GRAPHS, MANIFEST_FILE, Manifest
-from cosmos_ros.engine.onnx_quantize import gemm_as_matmul
+from cosmos_ros.engine.manifest import GRAPHS, Manifest
+from cosmos_ros.engine.onnx_quantize import copy_beside_graphs, gemm_as_matmul, quantized_spec
 
 QDQ_PRECISIONS = ("qdq-int8", "qdq-fp8")  # an export's precision; TensorRT's names: int8, fp8
 CALIBRATION_CLIPS = 8
@@ -332,21 +331,13 @@ def qdq_export(source_dir: str | Path, out_dir: str | Path, precision: str, *, c
     feeds = record_calibration_feeds(source_dir, calibration)
     if progress is not None:
         progress.advance(task)
-    out.mkdir(parents=True, exist_ok=True)
-    graph_files = {manifest.graph_path(source_dir, g).name for g in GRAPHS}
-    for path in source_dir.iterdir():
-        is_graph = any(path.name == f or path.name.startswith(f + ".") for f in graph_files)
-        if path.is_file() and not is_graph and path.name != MANIFEST_FILE:
-            shutil.copy2(path, out / path.name)
+    copy_beside_graphs(source_dir, out, manifest)
     graphs = {}
     for name in GRAPHS:
         spec = manifest.graphs[name]
         start = time.perf_counter()
         quantize_graph_qdq(manifest.graph_path(source_dir, name), out / spec.file, feeds[name], precision)
-        size = sum(p.stat().st_size for p in out.glob(f"{spec.file}*"))
-        graphs[name] = dataclasses.replace(
-            spec, size_bytes=size, export_s=time.perf_counter() - start, max_abs_diff=None
-        )
+        graphs[name] = quantized_spec(spec, out / spec.file, start)
         if progress is not None:
             progress.advance(task)
     quantized = dataclasses.replace(
