@@ -181,13 +181,13 @@ def heldout_dirs(args) -> list[Path]:
 
     root = cache_root() / "bench" / f"heldout-seed9700-{args.heldout_episodes}"
     sims = Path(__file__).resolve().parents[1] / "sim" / "tiny"
-    sets = {"robot112": "manipulation.yaml", "easy56": "object_permanence.yaml,arrow_of_time.yaml"}
+    sets = {"robot168": "manipulation.yaml", "easy56": "object_permanence.yaml,arrow_of_time.yaml"}
     dirs = []
     for name, tasks in sets.items():
         out = root / name
         if not (out / "test.jsonl").is_file():
             console.print(f"generating held-out episodes into {out} (once; later runs reuse them)")
-            count = args.heldout_episodes if name == "robot112" else max(1, args.heldout_episodes // 3)
+            count = args.heldout_episodes if name == "robot168" else max(1, args.heldout_episodes // 3)
             tasks = ",".join(str(sims / t) for t in tasks.split(","))
             subprocess.run([sys.executable, "-m", "cosmos_ros.cli", "gen-data", "--no-usd", "--workers", "2",
                             "--tasks", tasks, "--n", str(count), "--seed", "9700", "--splits", "0,0,1",

@@ -1,7 +1,7 @@
 """Held-out accuracy by scenario variant (e.g. manipulation/failure × pick_drop), from the
 per-question samples `cosmos-ros eval --out DIR` writes and the datasets' clip annotations.
 
-    python training/breakdown.py runs/tiny/eval --data runs/tiny/data/robot112 [--data ...]
+    python training/breakdown.py runs/tiny/eval --data runs/tiny/data/robot168 [--data ...]
 """
 
 from __future__ import annotations

@@ -60,3 +60,13 @@ def test_the_planner_listens_to_the_answers_and_the_task(graph):
 def test_demo_refuses_a_scenario_it_has_no_graph_for(capsys):
     assert main(["demo", "scenario:=juggling", "--duration", "1"]) == 2
     assert "juggling" in capsys.readouterr().err
+
+
+def test_the_shipped_model_takes_the_demo_camera_s_frames_at_full_size():
+    """The model was trained on the scenario's frames unshrunk: its processor's pixel budget must
+    hold them, or the demo would answer about smaller frames than the model learned from."""
+    import json
+
+    scenario = load_config("sim/tiny/manipulation.yaml")
+    processor = json.loads(open("model/cosmos-reason1-tiny/video_preprocessor_config.json").read())
+    assert scenario.render.width * scenario.render.height <= processor["size"]["longest_edge"]
