@@ -92,7 +92,7 @@ CHOICES = {
     "image_transport": ("raw", "compressed"),
     "camera_reliability": ("best_effort", "reliable"),
     "ingest_mode": ("auto", "latest", "stamp", "all"),
-    "precision": ("", "fp32", "bf16", "fp16", "int8"),
+    "precision": ("", "fp32", "bf16", "fp16", "int8", "fp8"),
 }
 
 
