@@ -83,10 +83,17 @@ def gemm_as_matmul(model) -> int:
         for offset, new in enumerate(replacement):
             graph.node.insert(position + offset, new)
         rewritten += 1
-    used = {i for n in graph.node for i in n.input}
-    for init in [i for i in graph.initializer if i.name not in used]:
-        graph.initializer.remove(init)
+    drop_unused_initializers(graph)
     return rewritten
+
+
+def drop_unused_initializers(graph) -> None:
+    """Removes the initializers no node reads (weights a rewrite replaced)."""
+    used = {i for n in graph.node for i in n.input}
+    kept = [init for init in graph.initializer if init.name in used]
+    if len(kept) < len(graph.initializer):
+        del graph.initializer[:]
+        graph.initializer.extend(kept)
 
 
 def quantize_graph(source: Path, target: Path) -> int:

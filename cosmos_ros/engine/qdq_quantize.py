@@ -48,7 +48,12 @@ from cosmos_ros.engine.engine_cache import (
     quantizer_version,
 )
 from cosmos_ros.engine.manifest import GRAPHS, Manifest
-from cosmos_ros.engine.onnx_quantize import copy_beside_graphs, gemm_as_matmul, quantized_spec
+from cosmos_ros.engine.onnx_quantize import (
+    copy_beside_graphs,
+    drop_unused_initializers,
+    gemm_as_matmul,
+    quantized_spec,
+)
 
 QDQ_PRECISIONS = ("qdq-int8", "qdq-fp8")  # an export's precision; TensorRT's names: int8, fp8
 CALIBRATION_CLIPS = 8
@@ -176,10 +181,15 @@ class _Feeds:
         self._next = 0
 
 
+def weight_matmul_nodes(model) -> list:
+    """The MatMul nodes whose second input is an initializer (a weight)."""
+    weights = {init.name for init in model.graph.initializer}
+    return [n for n in model.graph.node if n.op_type == "MatMul" and n.input[1] in weights]
+
+
 def weight_matmuls(model) -> list[str]:
     """Names of the MatMul nodes whose second input is an initializer (a weight)."""
-    weights = {init.name for init in model.graph.initializer}
-    return [n.name for n in model.graph.node if n.op_type == "MatMul" and n.input[1] in weights]
+    return [n.name for n in weight_matmul_nodes(model)]
 
 
 # The largest magnitude each type holds: int8 symmetric as TensorRT requires ([-127, 127]), fp8
@@ -270,9 +280,7 @@ def insert_qdq(model, amax: dict[str, float], precision: str) -> list[str]:
         done.append(node.name)
     del model.graph.node[:]
     model.graph.node.extend(new_nodes)
-    used = {i for n in model.graph.node for i in n.input}
-    for init in [i for i in model.graph.initializer if i.name not in used]:
-        model.graph.initializer.remove(init)
+    drop_unused_initializers(model.graph)
     if precision == "qdq-fp8":  # float8 QuantizeLinear / DequantizeLinear are opset 19
         for opset in model.opset_import:
             if opset.domain in ("", "ai.onnx") and opset.version < 19:
@@ -290,8 +298,7 @@ def quantize_graph_qdq(source: Path, target: Path, feeds: list[dict[str, np.ndar
         raise ValueError(f"precision must be one of {QDQ_PRECISIONS}, got {precision!r}")
     model = onnx.load(str(source))
     gemm_as_matmul(model)
-    weights = {init.name for init in model.graph.initializer}
-    inputs = {n.input[0] for n in model.graph.node if n.op_type == "MatMul" and n.input[1] in weights}
+    inputs = {n.input[0] for n in weight_matmul_nodes(model)}
     with tempfile.TemporaryDirectory(prefix="cosmos_ros_qdq.") as scratch:
         # the calibrator reads a file: a model proto over 2 GB cannot be passed whole
         staged = Path(scratch) / source.name
