@@ -61,7 +61,26 @@ def add_parsers(subparsers) -> None:
 
 
 def _cli_class():
+    from lightning.pytorch.callbacks import Callback
     from lightning.pytorch.cli import LightningCLI
+
+    class ValidatedStep(Callback):
+        """The global step of the fit's last validation round, kept in checkpoints: a run stopped
+        after its last training step but before that step's validation, then resumed, still knows
+        its final weights were never validated (`validate_final_weights`)."""
+
+        def __init__(self) -> None:
+            self.step = -1
+
+        def on_validation_end(self, trainer, pl_module) -> None:
+            if not trainer.sanity_checking and trainer.state.fn == "fit":
+                self.step = trainer.global_step
+
+        def state_dict(self) -> dict:
+            return {"step": self.step}
+
+        def load_state_dict(self, state_dict: dict) -> None:
+            self.step = int(state_dict.get("step", -1))
 
     class TrainCLI(LightningCLI):
         def add_arguments_to_parser(self, parser) -> None:
@@ -94,6 +113,7 @@ def _cli_class():
             if select:
                 callbacks.append(ModelCheckpoint(root / "best", monitor=select, mode="max", save_top_k=1,
                                                  filename="best", auto_insert_metric_name=False))  # fmt: skip
+            callbacks.append(ValidatedStep())
             kwargs["callbacks"] = callbacks
             return super().instantiate_trainer(**kwargs)
 
@@ -123,7 +143,9 @@ def train(stage: str, args: list[str]) -> int:
     ckpt = resume_path(cli.config.get("resume"), root)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt)
     skipped = dict(cli.datamodule.skips)
-    selected = select_best(cli.trainer, cli.model, cli.config.get("select"))
+    metric = cli.config.get("select")
+    final = validate_final_weights(cli.trainer, cli.model, cli.datamodule, metric)
+    selected = select_best(cli.trainer, cli.model, metric, final)
     if cli.trainer.is_global_zero:
         export = Path(cli.config.get("export") or root / "export")
         cli.model.export(export)
@@ -132,8 +154,38 @@ def train(stage: str, args: list[str]) -> int:
     return 0
 
 
-def select_best(trainer, module, metric: str | None) -> dict:
-    """Load the weights of the best validation round of `metric` into `module` (no-op without one)."""
+def validate_final_weights(trainer, module, datamodule, metric: str | None) -> float | None:
+    """`metric` for the weights the fit ended with when no validation round saw them (the last step
+    fell between rounds, or the run was stopped during that step's round); None when one did."""
+    if not metric or trainer.global_step == 0:
+        return None
+    seen = next((c.step for c in trainer.callbacks if type(c).__name__ == "ValidatedStep"), None)
+    if seen is None or seen == trainer.global_step:
+        return None
+    results = trainer.validate(module, datamodule=datamodule, verbose=False)
+    value = results[0].get(metric) if results else None
+    return None if value is None else float(value)
+
+
+def _best_score(checkpoint, path: str, metric: str) -> float | None:
+    """The callback's best score; read back from the checkpoint file when the callback lost it (a run
+    directory moved or copied since: Lightning then restores only the path)."""
+    if checkpoint.best_model_score is not None:
+        return float(checkpoint.best_model_score)
+    import torch
+
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    saved = [s for s in state.get("callbacks", {}).values() if isinstance(s, dict) and s.get("monitor") == metric]
+    score = next((s["best_model_score"] for s in saved if s.get("best_model_score") is not None), None)
+    return None if score is None else float(score)
+
+
+def select_best(trainer, module, metric: str | None, final: float | None = None) -> dict:
+    """Load the weights of the best validation round of `metric` into `module` (no-op without one).
+
+    `final` is the metric of the weights the fit ended with when no round saw them
+    (`validate_final_weights`): they are kept if they beat every round.
+    """
     import torch
     from lightning.pytorch.callbacks import ModelCheckpoint
 
@@ -141,15 +193,22 @@ def select_best(trainer, module, metric: str | None) -> dict:
         return {}
     best = next((c for c in trainer.checkpoint_callbacks
                  if isinstance(c, ModelCheckpoint) and c.monitor == metric), None)  # fmt: skip
-    if best is None or not best.best_model_path:
+    path = best.best_model_path if best is not None else ""
+    if path and not Path(path).is_file() and best.dirpath:  # the run directory was moved since
+        path = str(Path(best.dirpath) / Path(path).name)
+        path = path if Path(path).is_file() else ""
+    score = _best_score(best, path, metric) if path else None
+    final_selected = {"selected": {"metric": metric, "value": final, "step": int(trainer.global_step)}}
+    if final is not None and (score is None or final > score):
+        return final_selected
+    if not path:
         print(f"cosmos-ros train: no validation round logged {metric!r}; exporting the last weights",
               file=sys.stderr)  # fmt: skip
         return {"selected": None}
     # This run's own checkpoint; tensors only (weights_only), never arbitrary objects.
-    state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)
+    state = torch.load(path, map_location="cpu", weights_only=True)
     module.load_state_dict(state["state_dict"])
-    return {"selected": {"metric": metric, "value": float(best.best_model_score),
-                         "step": int(state.get("global_step", -1))}}  # fmt: skip
+    return {"selected": {"metric": metric, "value": score, "step": int(state.get("global_step", -1))}}
 
 
 def evaluate(ns: argparse.Namespace) -> int:
