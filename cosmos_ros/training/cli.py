@@ -175,7 +175,9 @@ def _best_score(checkpoint, path: str, metric: str) -> float | None:
     import torch
 
     state = torch.load(path, map_location="cpu", weights_only=True)
-    saved = [s for s in state.get("callbacks", {}).values() if isinstance(s, dict) and s.get("monitor") == metric]
+    saved = [
+        s for s in state.get("callbacks", {}).values() if isinstance(s, dict) and s.get("monitor") == metric
+    ]
     score = next((s["best_model_score"] for s in saved if s.get("best_model_score") is not None), None)
     return None if score is None else float(score)
 
