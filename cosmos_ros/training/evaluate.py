@@ -80,12 +80,9 @@ def summarize(records: list[Record], texts: list[str], depth: int = 1, answer_fo
             row["format"] += fmt
             row["none"] += none
             row["n"] += 1
-        if tuple(record.options) == FAILURE_OPTIONS:
-            failed = answer_text(record) == FAILURE_OPTIONS[FAILED_CHOICE]
-            said = parsed.status is AnswerStatus.OK and parsed.choice_index == FAILED_CHOICE
-            detections[category_of(record, depth)][
-                "tp" if failed and said else "fn" if failed else "fp" if said else "tn"
-            ] += 1
+        outcome = detection_outcome(record, parsed)
+        if outcome:
+            detections[category_of(record, depth)][outcome] += 1
     results = {
         k: {**{m: v[m] / v["n"] for m in ("accuracy", "format", "none")}, "n": v["n"]}
         for k, v in rows.items()
@@ -93,6 +90,90 @@ def summarize(records: list[Record], texts: list[str], depth: int = 1, answer_fo
     for key, counts in detections.items():
         results[key].update(detection_scores(counts["tp"], counts["fp"], counts["fn"]))
     return results
+
+
+def detection_outcome(record: Record, parsed) -> str | None:
+    """ "tp", "fn", "fp" or "tn" of a "did the robot fail?" question's parsed answer ("Yes, the robot
+    failed" is the positive); None for any other question."""
+    if tuple(record.options) != FAILURE_OPTIONS:
+        return None
+    failed = answer_text(record) == FAILURE_OPTIONS[FAILED_CHOICE]
+    said = parsed.status is AnswerStatus.OK and parsed.choice_index == FAILED_CHOICE
+    return "tp" if failed and said else "fn" if failed else "fp" if said else "tn"
+
+
+def paired_differences(
+    records: list[Record], base: list[str], new: list[str], depth: int = 1, *, resamples: int = 1000,
+    seed: int = 0, answer_format: str = "tags",
+) -> dict:  # fmt: skip
+    """How `new` answers differ from `base` on the same questions, per category and "all":
+    {n, base, new, difference, se, changed}, the standard error that of the mean per-question
+    difference (paired: much smaller than two binomial errors when the models mostly agree). Failure
+    categories also get failure_f1 {base, new, difference, se}, the error from a paired bootstrap
+    (`resamples` draws of the category's questions with replacement)."""
+    import random
+
+    scores: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    outcomes: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for record, a, b in zip(records, base, new, strict=True):
+        pair = (accuracy_reward(a, record.answer, record.options, answer_format),
+                accuracy_reward(b, record.answer, record.options, answer_format))  # fmt: skip
+        for key in (category_of(record, depth), ALL):
+            scores[key].append(pair)
+        first = detection_outcome(record, parse_answer(a, record.options, answer_format))
+        if first:
+            second = detection_outcome(record, parse_answer(b, record.options, answer_format))
+            outcomes[category_of(record, depth)].append((first, second))
+    results = {}
+    for key, pairs in scores.items():
+        n = len(pairs)
+        diffs = [b - a for a, b in pairs]
+        mean = sum(diffs) / n
+        var = sum((d - mean) ** 2 for d in diffs) / (n - 1) if n > 1 else float("nan")
+        results[key] = {
+            "n": n, "base": sum(a for a, _ in pairs) / n, "new": sum(b for _, b in pairs) / n,
+            "difference": mean, "se": math.sqrt(var / n), "changed": sum(1 for d in diffs if d),
+        }  # fmt: skip
+    rng = random.Random(seed)
+
+    def f1(sample: list[tuple[str, str]], which: int) -> float:
+        counts = Counter(pair[which] for pair in sample)
+        return detection_scores(counts["tp"], counts["fp"], counts["fn"])["failure_f1"]
+
+    for key, pairs in outcomes.items():
+        draws = []
+        for _ in range(resamples):
+            sample = rng.choices(pairs, k=len(pairs))
+            draws.append(f1(sample, 1) - f1(sample, 0))
+        draws = [d for d in draws if not math.isnan(d)]
+        mean = sum(draws) / len(draws) if draws else float("nan")
+        se = (
+            math.sqrt(sum((d - mean) ** 2 for d in draws) / (len(draws) - 1))
+            if len(draws) > 1
+            else float("nan")
+        )
+        results[key]["failure_f1"] = {"base": f1(pairs, 0), "new": f1(pairs, 1),
+                                      "difference": f1(pairs, 1) - f1(pairs, 0), "se": se}  # fmt: skip
+    return results
+
+
+def paired_table(results: dict, base: str, new: str) -> str:
+    """Markdown: per category n, both accuracies, the difference ± its paired standard error."""
+    lines = [
+        f"| category | n | {base} | {new} | {new} − {base} | answers changed |",
+        "|---|---|---|---|---|---|",
+    ]
+    keys = sorted(k for k in results if k != ALL) + [ALL]
+    for key in keys:
+        r = results[key]
+        lines.append(f"| {key} | {r['n']} | {r['base']:.3f} | {r['new']:.3f} | "
+                     f"{r['difference']:+.3f} ± {r['se']:.3f} | {r['changed']} |")  # fmt: skip
+    for key in keys:
+        f = results[key].get("failure_f1")
+        if f:
+            lines.append(f"| {key}: failure F1 (paired bootstrap) | | {f['base']:.3f} | {f['new']:.3f} | "
+                         f"{f['difference']:+.3f} ± {f['se']:.3f} | |")  # fmt: skip
+    return "\n".join(lines) + "\n"
 
 
 def detection_scores(tp: int, fp: int, fn: int) -> dict:

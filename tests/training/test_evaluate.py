@@ -8,7 +8,15 @@ import pytest
 
 from cosmos_ros.core.prompts import FAILURE_OPTIONS
 from cosmos_ros.training.data import Record
-from cosmos_ros.training.evaluate import chance, majority, markdown_table, summarize, write_report
+from cosmos_ros.training.evaluate import (
+    chance,
+    majority,
+    markdown_table,
+    paired_differences,
+    paired_table,
+    summarize,
+    write_report,
+)
 
 
 def _record(category: str, answer: str = "A", options=("x", "y")) -> Record:
@@ -106,3 +114,38 @@ def test_eval_through_a_serving_engine_scores_what_the_training_model_scores(toy
     assert outputs("engine") == outputs("batched") and len(outputs("engine")) == 4
     assert main([*common, "--precision", "int8", "--out", str(tmp_path / "x")]) == 2  # needs --engine
     capsys.readouterr()
+
+
+def _says(letter: str) -> str:
+    return f"<think>\n\n</think>\n\n<answer>\n{letter}\n</answer>"
+
+
+def test_paired_differences_score_each_question_twice_and_give_the_paired_error():
+    quiz = [_record("quiz/a", "A")] * 10
+    base = [_says("A")] * 6 + [_says("B")] * 4  # 0.6
+    new = [_says("A")] * 5 + [_says("B")] + [_says("A")] * 3 + [_says("B")]  # 0.8: 3 gained, 1 lost
+    row = paired_differences(quiz, base, new)["quiz"]
+    assert row["n"] == 10 and row["base"] == pytest.approx(0.6) and row["new"] == pytest.approx(0.8)
+    assert row["difference"] == pytest.approx(0.2) and row["changed"] == 4
+    diffs = [0] * 5 + [-1] + [1] * 3 + [0]
+    mean = sum(diffs) / 10
+    assert row["se"] == pytest.approx((sum((d - mean) ** 2 for d in diffs) / 9 / 10) ** 0.5)
+    same = paired_differences(quiz, base, base)["quiz"]
+    assert same["difference"] == 0 and same["se"] == 0 and same["changed"] == 0
+
+
+def test_paired_failure_f1_difference_and_its_bootstrap_error():
+    robot = [_record("robot/failure", "A", FAILURE_OPTIONS)] * 4 + [
+        _record("robot/failure", "B", FAILURE_OPTIONS)
+    ] * 4
+    base = [_says(x) for x in "ABBB" + "ABBB"]  # tp 1, fn 3, fp 1: F1 2/6
+    new = [_says(x) for x in "AAAB" + "BBBB"]  # tp 3, fn 1, fp 0: F1 6/7
+    rows = paired_differences(robot, base, new, resamples=300)
+    f1 = rows["robot"]["failure_f1"]
+    assert f1["base"] == pytest.approx(1 / 3) and f1["new"] == pytest.approx(6 / 7)
+    assert f1["difference"] == pytest.approx(6 / 7 - 1 / 3)
+    assert 0 < f1["se"] < 0.5
+    assert "failure_f1" not in rows["all"]
+    table = paired_table(rows, "sft", "grpo")
+    assert "| robot | 8 | 0.500 | 0.875 | +0.375 ±" in table
+    assert "| robot: failure F1 (paired bootstrap) | | 0.333 | 0.857 | +0.524 ±" in table
