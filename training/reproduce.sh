@@ -2,7 +2,7 @@
 # Reproduce model/cosmos-reason1-tiny: sim data -> stage 1 (physics SFT from random init) ->
 # stage 2 (the robot's questions, physics replayed) -> GRPO on episodes SFT never saw -> eval.
 #   training/reproduce.sh [ROOT]            (default runs/tiny; about 3 h on 2 CPU cores, of which
-#                                           data 60 min, stage 2 100 min, GRPO 10 min, eval 10 min)
+#                                           data 60 min, stage 2 100 min, GRPO 12 min, eval 10 min)
 #   PHYSICS_INIT=DIR training/reproduce.sh  starts stage 2 from a physics checkpoint instead of
 #                                           training stage 1 (the shipped run started from the
 #                                           previous card's model; see the card)
@@ -69,3 +69,5 @@ cosmos-ros eval --model "$ROOT/sft_robot/export" --name sft --model "$ROOT/grpo/
     --data "$ROOT/data/robot168" --data "$ROOT/data/easy56" --data "$ROOT/data/puzzle84" \
     --split test --depth 2 --max-new-tokens 24 --out "$ROOT/eval"
 python training/breakdown.py "$ROOT/eval" --data "$ROOT/data/robot168"   # by variant
+python training/paired.py "$ROOT/eval" sft grpo --data "$ROOT/data/robot168" --data "$ROOT/data/easy56" \
+    --data "$ROOT/data/puzzle84"   # GRPO - SFT on the same questions, with paired standard errors
