@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -26,16 +27,66 @@ KEY_ENV = "COSMOS_ROS_TEST_VLLM_KEY"  # the server's key and its robots' (engine
 KEY = "fleet-test-key"
 
 
-def python_or_skip() -> str:
+def vllm_python() -> tuple[str | None, str]:
+    """(the vLLM environment's python, "") or (None, why there is none that can serve here)."""
     python = os.environ.get("COSMOS_ROS_VLLM_PYTHON") or str(ROOT / ".vllm" / "bin" / "python")
     if not Path(python).is_file():
-        pytest.skip(f"no vLLM environment (set COSMOS_ROS_VLLM_PYTHON or run .ci/vllm_env to create {ROOT / '.vllm'})")
+        return (
+            None,
+            f"no vLLM environment (set COSMOS_ROS_VLLM_PYTHON or run .ci/vllm_env to create {ROOT / '.vllm'})",
+        )
     check = subprocess.run([python, "-c", "import vllm, torchvision.transforms.v2"], capture_output=True, text=True,
                            timeout=300, check=False)  # fmt: skip
     if check.returncode != 0:
         last = (check.stderr.strip().splitlines() or ["?"])[-1]
-        pytest.skip(f"vLLM at {python} cannot run a video model here: {last}")
+        return None, f"vLLM at {python} cannot run a video model here: {last}"
+    return python, ""
+
+
+def python_or_skip() -> str:
+    python, why = vllm_python()
+    if python is None:
+        pytest.skip(why)
     return python
+
+
+class EarlyServer:
+    """A server started in the background as soon as the run knows a test will need it, so that
+    vLLM's minute or more of start-up overlaps the tests before that one. `result()` waits for it:
+    the server, or that test's skip (no vLLM here) or failure (it did not come up)."""
+
+    def __init__(self, log_dir: Path):
+        self.log_dir = log_dir
+        self.server: VllmServer | None = None
+        self.why = self.error = ""
+        self.stopping = False
+        self.thread = threading.Thread(target=self._start, name="vllm-start", daemon=True)
+        self.thread.start()
+
+    def _start(self) -> None:
+        python, self.why = vllm_python()
+        if python is None or self.stopping:
+            return
+        self.server = VllmServer(python, self.log_dir)
+        try:
+            self.server.start()
+        except (OSError, pytest.fail.Exception) as e:  # start() fails the test with the server's log
+            self.error = str(e)
+
+    def result(self) -> VllmServer:
+        self.thread.join()
+        if self.why:
+            pytest.skip(self.why)
+        if self.error:
+            pytest.fail(self.error)
+        return self.server
+
+    def stop(self) -> None:
+        """Stops the server, also one still starting (a run that ended before any test used it)."""
+        self.stopping = True
+        if self.server is not None:
+            self.server.stop()
+        self.thread.join(timeout=60)
 
 
 class VllmServer:
@@ -62,7 +113,9 @@ class VllmServer:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                request = urllib.request.Request(f"{self.url}/models", headers={"Authorization": f"Bearer {KEY}"})
+                request = urllib.request.Request(
+                    f"{self.url}/models", headers={"Authorization": f"Bearer {KEY}"}
+                )
                 urllib.request.urlopen(request, timeout=2).read()
                 return self
             except OSError:

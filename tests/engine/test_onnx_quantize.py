@@ -73,10 +73,13 @@ def test_int8_logits_follow_fp32_closely_but_are_not_fp32(int8, step_logits):
         assert float(np.corrcoef(got.numpy(), want.numpy())[0, 1]) > 0.999
 
 
-def test_int8_answers_what_fp32_answers_on_the_shipped_model():
+def test_int8_answers_what_fp32_answers_on_the_shipped_model(engine_cache, monkeypatch):
     """The trained model's answers (not near-tied random logits) survive 8-bit weights."""
     from cosmos_ros.core.answers import parse_answer
     from cosmos_ros.core.prompts import failure_prompt, next_subtask_prompt
+    from cosmos_ros.engine.engine_cache import CACHE_ENV
+
+    monkeypatch.setenv(CACHE_ENV, str(engine_cache))  # the fp32 export the Q/DQ tests reuse
 
     model = "model/cosmos-reason1-tiny"
     fp32 = create_engine("onnxruntime", model)

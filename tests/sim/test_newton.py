@@ -127,7 +127,7 @@ def test_newton_bounces_a_ball_as_high_as_mujoco(configs, tmp_path, seed):
 # in MuJoCo; placed blocks 0.1-1.9 mm from MuJoCo's final pose, pushed ones 8-22 mm. Before the
 # gripper was an articulation its recorded poses were replayed kinematically and no pick lifted.
 @pytest.mark.slow
-@pytest.mark.parametrize(("variant", "seed"), [("pick_success", 0), ("pick_success", 1), ("pick_drop", 0), ("push_success", 0)])
+@pytest.mark.parametrize(("variant", "seed"), [("pick_success", 0), ("pick_drop", 0), ("push_success", 0)])
 def test_newton_reproduces_the_grasp_from_the_commands(configs, tmp_path, variant, seed):
     """The gripper's drives get their time-sampled targets, nothing else: Newton's fingers
     squeeze the block, lift it and carry it, and the episode ends as MuJoCo's did."""
