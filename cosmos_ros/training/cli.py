@@ -13,7 +13,9 @@ are restored). After fitting, the weights are exported as an HF-layout directory
 `<trainer.default_root_dir>/export`) that `create_engine("torch", DIR)` and the reasoner node load.
 `--select val/answer_acc` (SFT) or `--select val/accuracy` (GRPO) exports the weights of the
 validation round where that metric was highest instead of the last ones: held-out accuracy as the
-stopping rule, since on these tasks it plateaus and jumps while the loss tells little.
+stopping rule, since on these tasks it plateaus and jumps while the loss tells little. Weights no
+round saw (the last step fell between rounds, or a run stopped during its last round was resumed)
+are validated after the fit and compete too.
 """
 
 from __future__ import annotations
