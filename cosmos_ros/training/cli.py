@@ -169,14 +169,11 @@ def validate_final_weights(trainer, module, datamodule, metric: str | None) -> f
     return None if value is None else float(value)
 
 
-def _best_score(checkpoint, path: str, metric: str) -> float | None:
-    """The callback's best score; read back from the checkpoint file when the callback lost it (a run
-    directory moved or copied since: Lightning then restores only the path)."""
+def _best_score(checkpoint, state: dict, metric: str) -> float | None:
+    """The callback's best score; read back from the best checkpoint's own state when the callback
+    lost it (a run directory moved or copied since: Lightning then restores only the path)."""
     if checkpoint.best_model_score is not None:
         return float(checkpoint.best_model_score)
-    import torch
-
-    state = torch.load(path, map_location="cpu", weights_only=True)
     saved = [
         s for s in state.get("callbacks", {}).values() if isinstance(s, dict) and s.get("monitor") == metric
     ]
@@ -201,16 +198,15 @@ def select_best(trainer, module, metric: str | None, final: float | None = None)
     if path and not Path(path).is_file() and best.dirpath:  # the run directory was moved since
         path = str(Path(best.dirpath) / Path(path).name)
         path = path if Path(path).is_file() else ""
-    score = _best_score(best, path, metric) if path else None
-    final_selected = {"selected": {"metric": metric, "value": final, "step": int(trainer.global_step)}}
+    # This run's own checkpoint; tensors only (weights_only), never arbitrary objects.
+    state = torch.load(path, map_location="cpu", weights_only=True) if path else None
+    score = _best_score(best, state, metric) if state is not None else None
     if final is not None and (score is None or final > score):
-        return final_selected
-    if not path:
+        return {"selected": {"metric": metric, "value": final, "step": int(trainer.global_step)}}
+    if state is None:
         print(f"cosmos-ros train: no validation round logged {metric!r}; exporting the last weights",
               file=sys.stderr)  # fmt: skip
         return {"selected": None}
-    # This run's own checkpoint; tensors only (weights_only), never arbitrary objects.
-    state = torch.load(path, map_location="cpu", weights_only=True)
     module.load_state_dict(state["state_dict"])
     return {"selected": {"metric": metric, "value": score, "step": int(state.get("global_step", -1))}}
 

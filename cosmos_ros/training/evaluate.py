@@ -128,11 +128,10 @@ def paired_differences(
     for key, pairs in scores.items():
         n = len(pairs)
         diffs = [b - a for a, b in pairs]
-        mean = sum(diffs) / n
-        var = sum((d - mean) ** 2 for d in diffs) / (n - 1) if n > 1 else float("nan")
+        mean, sd = _mean_and_sd(diffs)
         results[key] = {
             "n": n, "base": sum(a for a, _ in pairs) / n, "new": sum(b for _, b in pairs) / n,
-            "difference": mean, "se": math.sqrt(var / n), "changed": sum(1 for d in diffs if d),
+            "difference": mean, "se": sd / math.sqrt(n), "changed": sum(1 for d in diffs if d),
         }  # fmt: skip
     rng = random.Random(seed)
 
@@ -145,16 +144,18 @@ def paired_differences(
         for _ in range(resamples):
             sample = rng.choices(pairs, k=len(pairs))
             draws.append(f1(sample, 1) - f1(sample, 0))
-        draws = [d for d in draws if not math.isnan(d)]
-        mean = sum(draws) / len(draws) if draws else float("nan")
-        se = (
-            math.sqrt(sum((d - mean) ** 2 for d in draws) / (len(draws) - 1))
-            if len(draws) > 1
-            else float("nan")
-        )
+        _, se = _mean_and_sd([d for d in draws if not math.isnan(d)])  # the bootstrap's spread
         results[key]["failure_f1"] = {"base": f1(pairs, 0), "new": f1(pairs, 1),
                                       "difference": f1(pairs, 1) - f1(pairs, 0), "se": se}  # fmt: skip
     return results
+
+
+def _mean_and_sd(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (nan where there are too few values)."""
+    n = len(values)
+    mean = sum(values) / n if n else float("nan")
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else float("nan")
+    return mean, sd
 
 
 def paired_table(results: dict, base: str, new: str) -> str:
