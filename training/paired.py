@@ -33,6 +33,12 @@ def main() -> int:
     parser.add_argument("--depth", type=int, default=2, help="category path parts to group by (0: full)")
     parser.add_argument("--resamples", type=int, default=1000)
     ns = parser.parse_args()
+    lacking = [n for n in (ns.base, ns.new) if not (ns.eval_dir / f"samples_{n}.jsonl").is_file()]
+    if lacking:
+        found = sorted(p.stem.removeprefix("samples_") for p in ns.eval_dir.glob("samples_*.jsonl"))
+        print(f"paired: {ns.eval_dir} has no samples for {', '.join(lacking)} (it has: {', '.join(found) or 'none'})",
+              file=sys.stderr)  # fmt: skip
+        return 2
     base, new = samples(ns.eval_dir, ns.base), samples(ns.eval_dir, ns.new)
     records = [r for r in read_split(ns.data, ns.split) if r.id in base and r.id in new]
     if not records:
